@@ -1,0 +1,252 @@
+//! The LP (Dantzig) upper bound for the classes not merged yet, and the greedy incumbent.
+//!
+//! For one class, the LP relaxation may mix options; its best mixtures lie on the upper
+//! convex hull of `{none} ∪ options` in the (weight, value) plane. The LP relaxation of the
+//! whole multiple-choice problem is solved greedily (Sinha and Zoltners): walk the hull
+//! segments of all classes in order of decreasing slope, taking each whole while it fits and
+//! a fraction of the first one that does not. For plain items each hull is one segment and
+//! this is Dantzig's bound for items sorted by value/weight.
+//!
+//! The solver merges classes one at a time and needs, for every partial selection, the bound
+//! over the classes still to come. The segments are sorted by slope once and kept in a
+//! Fenwick tree of (weight, value) sums; merging a class deletes its segments, and the bound
+//! for a residual capacity is one `O(log S)` descent of the tree.
+
+use crate::instance::{Group, Instance};
+
+/// Hull segments of one group: indices of the options at the hull's vertices after the start.
+#[derive(Debug, Clone)]
+struct Hull {
+    /// Value of the hull's start (0 for "none", else the weightless first option).
+    base: f64,
+    /// Option indices (into `Group::options`) of the vertices after the start.
+    vertices: Vec<usize>,
+}
+
+fn hull(group: &Group) -> Hull {
+    let opts = &group.options;
+    let (start, base, first) = if group.none_allowed {
+        ((0u64, 0.0), 0.0, 0)
+    } else {
+        ((opts[0].w, opts[0].v), opts[0].v, 1)
+    };
+    let point = |stack: &[usize], k: usize| stack.get(k).map_or(start, |&i| (opts[i].w, opts[i].v));
+    let mut vertices: Vec<usize> = Vec::new();
+    for i in first..opts.len() {
+        let p = (opts[i].w, opts[i].v);
+        // Pop the last vertex while it lies on or below the segment from its predecessor to p.
+        while let Some(&last) = vertices.last() {
+            let len = vertices.len();
+            let a = if len >= 2 {
+                point(&vertices, len - 2)
+            } else {
+                start
+            };
+            let b = (opts[last].w, opts[last].v);
+            let slope_ab = (b.1 - a.1) / (b.0 - a.0) as f64;
+            let slope_bp = (p.1 - b.1) / (p.0 - b.0) as f64;
+            if slope_ab <= slope_bp {
+                vertices.pop();
+            } else {
+                break;
+            }
+        }
+        vertices.push(i);
+    }
+    Hull { base, vertices }
+}
+
+/// One hull segment: moving group `group` from hull vertex `step` to `step + 1`.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    w: u64,
+    v: f64,
+    slope: f64,
+    group: u32,
+    step: u32,
+}
+
+/// The LP bound over a shrinking set of groups.
+#[derive(Debug, Clone)]
+pub(crate) struct LpBound {
+    hulls: Vec<Hull>,
+    segments: Vec<Segment>,
+    /// Positions (in `segments`) of each group's segments.
+    positions: Vec<Vec<u32>>,
+    tree_w: Vec<u128>,
+    tree_v: Vec<f64>,
+    top: usize,
+    base: f64,
+}
+
+impl LpBound {
+    /// The bound over all groups of `inst` (the base picks are not included).
+    pub fn new(inst: &Instance) -> Self {
+        let hulls: Vec<Hull> = inst.groups.iter().map(hull).collect();
+        let mut segments = Vec::new();
+        for (g, (group, h)) in inst.groups.iter().zip(&hulls).enumerate() {
+            let mut prev = if group.none_allowed {
+                (0u64, 0.0)
+            } else {
+                (0, h.base)
+            };
+            for (step, &i) in h.vertices.iter().enumerate() {
+                let o = group.options[i];
+                let (w, v) = (o.w - prev.0, o.v - prev.1);
+                segments.push(Segment {
+                    w,
+                    v,
+                    slope: v / w as f64,
+                    group: g as u32,
+                    step: step as u32,
+                });
+                prev = (o.w, o.v);
+            }
+        }
+        // Stable: a group's own segments already have decreasing slopes and keep their order.
+        segments.sort_by(|a, b| b.slope.total_cmp(&a.slope));
+        let mut positions = vec![Vec::new(); hulls.len()];
+        for (p, s) in segments.iter().enumerate() {
+            positions[s.group as usize].push(p as u32);
+        }
+        let n = segments.len();
+        let mut tree_w = vec![0u128; n + 1];
+        let mut tree_v = vec![0.0; n + 1];
+        for (p, s) in segments.iter().enumerate() {
+            tree_w[p + 1] += s.w as u128;
+            tree_v[p + 1] += s.v;
+            let parent = (p + 1) + ((p + 1) & (p + 1).wrapping_neg());
+            if parent <= n {
+                tree_w[parent] += tree_w[p + 1];
+                tree_v[parent] += tree_v[p + 1];
+            }
+        }
+        let top = if n == 0 {
+            0
+        } else {
+            1usize << (usize::BITS - 1 - n.leading_zeros())
+        };
+        let base = hulls.iter().map(|h| h.base).sum();
+        Self {
+            hulls,
+            segments,
+            positions,
+            tree_w,
+            tree_v,
+            top,
+            base,
+        }
+    }
+
+    /// Removes a group from the bound (it has been merged).
+    pub fn remove(&mut self, group: usize) {
+        self.base -= self.hulls[group].base;
+        let n = self.segments.len();
+        for &p in &self.positions[group] {
+            let s = self.segments[p as usize];
+            let mut i = p as usize + 1;
+            while i <= n {
+                self.tree_w[i] -= s.w as u128;
+                self.tree_v[i] -= s.v;
+                i += i & i.wrapping_neg();
+            }
+        }
+    }
+
+    /// Bounds on the value the remaining groups can add within `residual` weight:
+    /// `(lower, upper)`. `upper` is the LP bound; `lower` is the value of its integer part
+    /// (the whole segments taken before the fractional one), which is a feasible selection.
+    #[inline]
+    pub fn bounds(&self, residual: u64) -> (f64, f64) {
+        let r = residual as u128;
+        let n = self.segments.len();
+        let (mut pos, mut acc_w, mut acc_v) = (0usize, 0u128, 0.0);
+        let mut step = self.top;
+        while step > 0 {
+            let next = pos + step;
+            if next <= n && acc_w + self.tree_w[next] <= r {
+                pos = next;
+                acc_w += self.tree_w[next];
+                acc_v += self.tree_v[next];
+            }
+            step >>= 1;
+        }
+        // The maximal prefix that fits: the next segment is live (a removed one weighs 0 and
+        // would have fitted) and is taken fractionally.
+        let frac = if pos < n {
+            (r - acc_w) as f64 * self.segments[pos].slope
+        } else {
+            0.0
+        };
+        let lower = self.base + acc_v;
+        (lower, lower + frac)
+    }
+
+    /// The LP bound alone; see [`LpBound::bounds`].
+    #[cfg(test)]
+    pub fn upper_bound(&self, residual: u64) -> f64 {
+        self.bounds(residual).1
+    }
+
+    /// Greedy feasible selection within `capacity` along the hull segments: take each
+    /// segment in slope order if it fits and is its group's next one, else freeze that group.
+    /// Returns, per group, the chosen option index (`None` for nothing).
+    pub fn greedy(&self, inst: &Instance, capacity: u64) -> Vec<Option<usize>> {
+        let mut reached = vec![0u32; self.hulls.len()];
+        let mut frozen = vec![false; self.hulls.len()];
+        let mut residual = capacity;
+        for s in &self.segments {
+            let g = s.group as usize;
+            if frozen[g] || reached[g] != s.step {
+                continue;
+            }
+            if s.w <= residual {
+                residual -= s.w;
+                reached[g] += 1;
+            } else {
+                frozen[g] = true;
+            }
+        }
+        inst.groups
+            .iter()
+            .zip(&self.hulls)
+            .zip(reached)
+            .map(|((group, h), k)| match k {
+                0 if group.none_allowed => None,
+                0 => Some(0),
+                k => Some(h.vertices[k as usize - 1]),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Class, Item};
+
+    #[test]
+    fn dantzig_bound_for_items() {
+        let items = [Item::new(10, 10.0), Item::new(10, 5.0), Item::new(20, 4.0)];
+        let inst = Instance::from_items(&items, Some(100)).unwrap();
+        let mut lp = LpBound::new(&inst);
+        assert_eq!(lp.upper_bound(0), 0.0);
+        assert_eq!(lp.upper_bound(15), 12.5);
+        assert_eq!(lp.upper_bound(25), 16.0);
+        assert_eq!(lp.upper_bound(1000), 19.0);
+        lp.remove(0);
+        assert_eq!(lp.upper_bound(15), 6.0);
+        assert_eq!(lp.upper_bound(1000), 9.0);
+    }
+
+    #[test]
+    fn hull_skips_options_below_it() {
+        // (10, 1) lies below the chord from (0, 0) to (20, 10).
+        let classes = [Class::new(vec![Item::new(10, 1.0), Item::new(20, 10.0)])];
+        let inst = Instance::from_classes(&classes, Some(100)).unwrap();
+        let lp = LpBound::new(&inst);
+        assert_eq!(lp.upper_bound(10), 5.0);
+        assert_eq!(lp.greedy(&inst, 15), vec![None]);
+        assert_eq!(lp.greedy(&inst, 20), vec![Some(1)]);
+    }
+}

@@ -1,0 +1,342 @@
+//! Nemhauser-Ullmann list merging: the engine behind the fronts and the exact solvers.
+//!
+//! The state is a list of non-dominated (weight, value) points, sorted by strictly increasing
+//! weight and strictly increasing value, each with the arena node of a subset achieving it.
+//! Merging a group replaces the list `L` by the non-dominated points of
+//! `L ∪ (L + option_1) ∪ ... ∪ (L + option_m)` (without `L` itself when the group's first
+//! option is weightless and so beats taking nothing). Every shifted list is still sorted, so
+//! the union is a k-way merge by weight, and dominance pruning is a single pass that keeps a
+//! point only when its value beats the last kept one.
+//!
+//! Three optional prunings ride on the same pass:
+//! - a capacity drops points heavier than it (the exact solvers and bounded fronts);
+//! - trimming with a factor `delta > 0` also drops a point whose value is within a factor
+//!   `1 - delta` of the last kept one, which bounds the list's length (approximate fronts; see
+//!   [`crate::trim`] for when and by how much);
+//! - with the LP bound, a point whose value plus the bound of the groups still to come cannot
+//!   reach the best value known to be feasible is dropped (the exact solvers).
+
+use crate::arena::{Arena, ROOT};
+use crate::bound::LpBound;
+use crate::error::KnapsackError;
+use crate::instance::Instance;
+use crate::trim::Schedule;
+
+/// How to merge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MergeOptions {
+    /// Drop points heavier than this.
+    pub capacity: Option<u64>,
+    /// Approximation guarantee of the result, as in `FrontOptions` (0 = exact).
+    pub epsilon: f64,
+    /// Prune with the LP bound (requires a capacity and `epsilon == 0`).
+    pub bound: bool,
+}
+
+/// The final list of a merge run.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Merged {
+    pub w: Vec<u64>,
+    pub v: Vec<f64>,
+    pub node: Vec<u32>,
+    pub arena: Arena,
+    /// Whether trimming dropped any point.
+    pub trimmed: bool,
+}
+
+/// The arena is compacted once it holds at least this many links and twice as many as the
+/// last compaction kept, which keeps compaction's cost amortised `O(1)` per link.
+const GC_MIN: usize = 1 << 20;
+
+/// Merges all groups of `inst`, starting from the base selection.
+pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, KnapsackError> {
+    debug_assert!(!opts.bound || (opts.capacity.is_some() && opts.epsilon == 0.0));
+    let mut arena = Arena::default();
+    let mut base = ROOT;
+    for &pick in &inst.base_picks {
+        base = arena.push(base, pick)?;
+    }
+    let mut cur = Merged {
+        w: vec![0],
+        v: vec![inst.base_value],
+        node: vec![base],
+        arena,
+        trimmed: false,
+    };
+    let (mut next_w, mut next_v, mut next_node) = (Vec::new(), Vec::new(), Vec::new());
+
+    let mut lp = opts.bound.then(|| LpBound::new(inst));
+    let mut prune = lp.as_ref().map(|lp| Prune {
+        capacity: opts.capacity.unwrap_or(0),
+        incumbent: inst.base_value + greedy_value(inst, lp, opts.capacity.unwrap_or(0)),
+        slack: 1e-9 * (inst.base_value + total_value(inst)),
+    });
+    let order = merge_order(inst, lp.is_some());
+    let mut schedule = Schedule::new(opts.epsilon, inst.groups.len());
+    let mut gc_at = GC_MIN;
+
+    for (step, g) in order.into_iter().enumerate() {
+        let scale = schedule.scale(step, cur.w.len());
+        let group = &inst.groups[g];
+        if let Some(lp) = lp.as_mut() {
+            lp.remove(g);
+        }
+        next_w.clear();
+        next_v.clear();
+        next_node.clear();
+        let mut sink = Sink {
+            w: &mut next_w,
+            v: &mut next_v,
+            node: &mut next_node,
+            arena: &mut cur.arena,
+            last_v: f64::NEG_INFINITY,
+            threshold: f64::NEG_INFINITY,
+            scale,
+            trimmed: false,
+            bound: lp.as_ref().zip(prune.as_mut()),
+        };
+        let list = List {
+            w: &cur.w,
+            v: &cur.v,
+            node: &cur.node,
+        };
+        match group.options.as_slice() {
+            [o] if group.none_allowed => {
+                merge_one(list, (o.w, o.v, o.flat), opts.capacity, &mut sink)?
+            }
+            _ => {
+                let mut shifts: Vec<(u64, f64, u32)> = Vec::with_capacity(group.options.len() + 1);
+                if group.none_allowed {
+                    shifts.push((0, 0.0, ROOT));
+                }
+                shifts.extend(group.options.iter().map(|o| (o.w, o.v, o.flat)));
+                merge_many(list, &shifts, opts.capacity, &mut sink)?;
+            }
+        }
+        cur.trimmed |= sink.trimmed;
+        if scale > 1.0 {
+            schedule.trimmed(next_w.len());
+        }
+        std::mem::swap(&mut cur.w, &mut next_w);
+        std::mem::swap(&mut cur.v, &mut next_v);
+        std::mem::swap(&mut cur.node, &mut next_node);
+        if cur.arena.len() >= gc_at {
+            cur.arena.compact(&mut cur.node);
+            gc_at = cur.arena.len().saturating_mul(2).max(GC_MIN);
+        }
+    }
+    cur.trimmed |= trim_list(&mut cur, schedule.final_scale());
+    cur.arena.compact(&mut cur.node);
+    Ok(cur)
+}
+
+/// The current list, read-only.
+#[derive(Clone, Copy)]
+struct List<'a> {
+    w: &'a [u64],
+    v: &'a [f64],
+    node: &'a [u32],
+}
+
+impl List<'_> {
+    /// Number of points that stay within `capacity` after a shift by `shift` (the list is
+    /// sorted by weight; every point is within the capacity itself).
+    fn fitting(&self, shift: u64, capacity: Option<u64>) -> usize {
+        match capacity {
+            Some(c) => self.w.partition_point(|&w| w <= c - shift),
+            None => self.w.len(),
+        }
+    }
+}
+
+/// State of the LP-bound pruning.
+#[derive(Debug)]
+struct Prune {
+    capacity: u64,
+    /// The best value known to be feasible.
+    incumbent: f64,
+    /// Absorbs rounding in the bound, so that ties with the incumbent are never pruned.
+    slack: f64,
+}
+
+/// Receives merged points in order of weight and keeps the ones that survive pruning.
+struct Sink<'a> {
+    w: &'a mut Vec<u64>,
+    v: &'a mut Vec<f64>,
+    node: &'a mut Vec<u32>,
+    arena: &'a mut Arena,
+    last_v: f64,
+    /// `last_v / (1 - delta)`: a point must beat it to survive trimming.
+    threshold: f64,
+    scale: f64,
+    trimmed: bool,
+    bound: Option<(&'a LpBound, &'a mut Prune)>,
+}
+
+impl Sink<'_> {
+    /// Offers the point `(w, v)`: the subset of `parent` plus `pick` (none if `ROOT`).
+    #[inline(always)]
+    fn offer(&mut self, w: u64, v: f64, parent: u32, pick: u32) -> Result<(), KnapsackError> {
+        if v <= self.last_v {
+            return Ok(()); // dominated
+        }
+        if v <= self.threshold {
+            self.trimmed = true;
+            return Ok(());
+        }
+        if let Some((lp, prune)) = self.bound.as_mut() {
+            let (lower, upper) = lp.bounds(prune.capacity - w);
+            if v + upper < prune.incumbent - prune.slack {
+                // Hopeless, and so is everything it dominates.
+                self.last_v = v;
+                self.threshold = v;
+                return Ok(());
+            }
+            // Completing the point with the whole LP segments that fit is feasible.
+            prune.incumbent = prune.incumbent.max(v + lower);
+        }
+        let node = if pick == ROOT {
+            parent
+        } else {
+            self.arena.push(parent, pick)?
+        };
+        self.w.push(w);
+        self.v.push(v);
+        self.node.push(node);
+        self.last_v = v;
+        self.threshold = v * self.scale;
+        Ok(())
+    }
+}
+
+/// Trims a list in place with the given scale `1 / (1 - delta)`; returns whether it dropped
+/// any point.
+fn trim_list(list: &mut Merged, scale: f64) -> bool {
+    if scale <= 1.0 {
+        return false;
+    }
+    let mut kept = 0;
+    let mut threshold = f64::NEG_INFINITY;
+    for i in 0..list.w.len() {
+        if list.v[i] > threshold {
+            list.w[kept] = list.w[i];
+            list.v[kept] = list.v[i];
+            list.node[kept] = list.node[i];
+            kept += 1;
+            threshold = list.v[i] * scale;
+        }
+    }
+    let dropped = kept < list.w.len();
+    list.w.truncate(kept);
+    list.v.truncate(kept);
+    list.node.truncate(kept);
+    dropped
+}
+
+/// Merges `L ∪ (L + option)`: the common case of a plain item, as a two-way merge.
+fn merge_one(
+    list: List<'_>,
+    (sw, sv, pick): (u64, f64, u32),
+    capacity: Option<u64>,
+    sink: &mut Sink<'_>,
+) -> Result<(), KnapsackError> {
+    let (n, m) = (list.w.len(), list.fitting(sw, capacity));
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        let (wa, va) = (list.w[i], list.v[i]);
+        let (wb, vb) = (list.w[j] + sw, list.v[j] + sv);
+        if wa < wb || (wa == wb && va >= vb) {
+            sink.offer(wa, va, list.node[i], ROOT)?;
+            i += 1;
+        } else {
+            sink.offer(wb, vb, list.node[j], pick)?;
+            j += 1;
+        }
+    }
+    for i in i..n {
+        sink.offer(list.w[i], list.v[i], list.node[i], ROOT)?;
+    }
+    for j in j..m {
+        sink.offer(list.w[j] + sw, list.v[j] + sv, list.node[j], pick)?;
+    }
+    Ok(())
+}
+
+/// Merges the list shifted by each of `shifts` (`pick == ROOT` for the unshifted list): a
+/// k-way merge with a linear scan of the heads, fine for the few options a class has.
+fn merge_many(
+    list: List<'_>,
+    shifts: &[(u64, f64, u32)],
+    capacity: Option<u64>,
+    sink: &mut Sink<'_>,
+) -> Result<(), KnapsackError> {
+    let mut at = vec![0usize; shifts.len()];
+    let end: Vec<usize> = shifts
+        .iter()
+        .map(|&(sw, _, _)| list.fitting(sw, capacity))
+        .collect();
+    loop {
+        // The lightest head, most valuable among equal weights, earliest list on ties.
+        let mut best: Option<(usize, u64, f64)> = None;
+        for (k, &(sw, sv, _)) in shifts.iter().enumerate() {
+            let i = at[k];
+            if i < end[k] {
+                let (w, v) = (list.w[i] + sw, list.v[i] + sv);
+                if best.is_none_or(|(_, bw, bv)| w < bw || (w == bw && v > bv)) {
+                    best = Some((k, w, v));
+                }
+            }
+        }
+        let Some((k, w, v)) = best else { return Ok(()) };
+        let i = at[k];
+        at[k] += 1;
+        sink.offer(w, v, list.node[i], shifts[k].2)?;
+    }
+}
+
+/// The order in which groups are merged. It does not change the result, only the sizes of the
+/// intermediate lists, and so the running time.
+///
+/// - Fronts merge the lightest groups first: the many small items build a dense list over a
+///   short weight range, and each heavy group then adds a shifted copy that overlaps little.
+/// - The exact solvers merge the heaviest groups first: the LP bound over the light groups
+///   still to come is then nearly integral, so it is tight, the completions that it yields are
+///   near-optimal incumbents, and nearly every point is pruned.
+///
+/// Ties go to the better value per weight.
+fn merge_order(inst: &Instance, bounded: bool) -> Vec<usize> {
+    let heaviest = |g: usize| inst.groups[g].options.last().map_or(0, |o| o.w);
+    let ratio = |g: usize| {
+        let o = inst.groups[g].options[0];
+        crate::item::ratio(o.w, o.v)
+    };
+    let mut order: Vec<usize> = (0..inst.groups.len()).collect();
+    order.sort_by(|&a, &b| {
+        let by_weight = heaviest(a).cmp(&heaviest(b));
+        let by_weight = if bounded {
+            by_weight.reverse()
+        } else {
+            by_weight
+        };
+        by_weight.then(ratio(b).total_cmp(&ratio(a)))
+    });
+    order
+}
+
+fn total_value(inst: &Instance) -> f64 {
+    inst.groups
+        .iter()
+        .filter_map(|g| g.options.last())
+        .map(|o| o.v)
+        .sum()
+}
+
+/// Value of the LP-greedy selection (a feasible lower bound on the optimum), base excluded.
+fn greedy_value(inst: &Instance, lp: &LpBound, capacity: u64) -> f64 {
+    let picks = lp.greedy(inst, capacity);
+    inst.groups
+        .iter()
+        .zip(picks)
+        .filter_map(|(g, p)| p.map(|i| g.options[i].v))
+        .sum()
+}

@@ -1,0 +1,328 @@
+//! Every solver against brute force over all subsets, on random small instances.
+
+use adapeft_knapsack::{
+    Class, FrontOptions, Item, ParetoFront, Pick, greedy, pareto_front, pareto_front_classes,
+    pareto_front_classes_with, pareto_front_with, solve, solve_classes,
+};
+use proptest::prelude::*;
+
+/// Relative tolerance for comparing sums of the same values added in different orders.
+const TOL: f64 = 1e-9;
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= TOL * a.abs().max(b.abs())
+}
+
+fn at_least(a: f64, b: f64) -> bool {
+    a >= b - TOL * a.abs().max(b.abs())
+}
+
+/// Weights spanning 1..1e7 log-uniformly, plus zeros and a few values shared by many items.
+fn weight() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        1 => Just(0u64),
+        4 => (0.0f64..7.0).prop_map(|e| 10f64.powf(e) as u64),
+        2 => prop::sample::select(vec![1u64, 768, 768, 3072, 589_824, 2_359_296]),
+    ]
+}
+
+/// Heavy-tailed values (log-normal and Pareto), plus zeros and repeated values.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        1 => Just(0.0),
+        3 => (-1.0f64..1.0, -1.0f64..1.0).prop_map(|(a, b)| ((a + b) * 4.0).exp()),
+        2 => (0.0f64..0.999).prop_map(|u| (1.0 - u).powf(-1.0 / 1.2)),
+        1 => prop::sample::select(vec![0.5, 1.0, 2.0]),
+    ]
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    (weight(), value()).prop_map(|(w, v)| Item::new(w, v))
+}
+
+/// All selections of a multiple-choice instance as (weight, value), by enumeration.
+/// `classes[i]` lists the options of class i; "none" is implicit.
+fn enumerate(classes: &[Vec<Item>]) -> Vec<(u64, f64)> {
+    let mut all = vec![(0u64, 0.0f64)];
+    for options in classes {
+        let mut next = Vec::with_capacity(all.len() * (options.len() + 1));
+        for &(w, v) in &all {
+            next.push((w, v));
+            for o in options {
+                next.push((w + o.weight, v + o.value));
+            }
+        }
+        all = next;
+    }
+    all
+}
+
+/// The optimum as a step function of the capacity: sorted (weight, best value up to it).
+struct Brute {
+    steps: Vec<(u64, f64)>,
+    all: Vec<(u64, f64)>,
+}
+
+impl Brute {
+    fn new(classes: &[Vec<Item>]) -> Self {
+        let all = enumerate(classes);
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let mut steps: Vec<(u64, f64)> = Vec::new();
+        for (w, v) in sorted {
+            if steps.last().is_none_or(|&(_, best)| v > best) {
+                steps.push((w, v));
+            }
+        }
+        Self { steps, all }
+    }
+
+    fn opt(&self, capacity: u64) -> f64 {
+        let k = self.steps.partition_point(|&(w, _)| w <= capacity);
+        self.steps[k - 1].1
+    }
+
+    fn total_weight(&self) -> u64 {
+        self.steps.last().map_or(0, |s| s.0)
+    }
+}
+
+/// Weight and value of a selection of items, recomputed.
+fn items_total(items: &[Item], chosen: &[usize]) -> (u64, f64) {
+    chosen.iter().fold((0, 0.0), |(w, v), &i| {
+        (w + items[i].weight, v + items[i].value)
+    })
+}
+
+fn picks_total(classes: &[Class], chosen: &[Pick]) -> (u64, f64) {
+    let mut seen = std::collections::HashSet::new();
+    for p in chosen {
+        assert!(
+            seen.insert(p.class),
+            "class {} picked twice in {chosen:?}",
+            p.class
+        );
+    }
+    chosen.iter().fold((0, 0.0), |(w, v), p| {
+        let o = classes[p.class].options()[p.option];
+        (w + o.weight, v + o.value)
+    })
+}
+
+/// Checks a front against brute force; `epsilon = 0` demands exactness.
+fn check_front<C: Copy + Ord + std::fmt::Debug>(
+    front: &ParetoFront<C>,
+    brute: &Brute,
+    epsilon: f64,
+    total: impl Fn(&[C]) -> (u64, f64),
+) {
+    // Strictly increasing in both: no point dominates another.
+    for k in 1..front.len() {
+        assert!(front.weights()[k] > front.weights()[k - 1]);
+        assert!(front.values()[k] > front.values()[k - 1]);
+    }
+    // Every point is achieved by its stored selection, and is not beaten by any selection.
+    for p in front.iter() {
+        let (w, v) = total(&p.chosen);
+        assert!(
+            p.chosen.windows(2).all(|c| c[0] < c[1]),
+            "unsorted {:?}",
+            p.chosen
+        );
+        assert_eq!(w, p.weight, "{p:?}");
+        assert!(close(v, p.value), "{p:?}: recomputed {v}");
+        assert!(at_least(p.value, brute.opt(p.weight) * (1.0 - epsilon)) || epsilon > 0.0);
+        assert!(
+            at_least(brute.opt(p.weight), p.value),
+            "{p:?} beats brute force"
+        );
+    }
+    // Every selection is dominated by (or within 1 - epsilon of) a point of the front.
+    for &(w, v) in &brute.all {
+        let best = front.best_within(w).unwrap();
+        assert!(
+            at_least(best.value, (1.0 - epsilon) * v),
+            "({w}, {v}) vs {best:?}"
+        );
+    }
+    // The guarantee at every capacity where either step function changes.
+    let capacities = brute
+        .steps
+        .iter()
+        .map(|s| s.0)
+        .chain(front.weights().iter().copied());
+    for c in capacities {
+        let best = front.best_within(c).unwrap();
+        assert!(best.weight <= c);
+        assert!(
+            at_least(best.value, (1.0 - epsilon) * brute.opt(c)),
+            "capacity {c}"
+        );
+        if epsilon == 0.0 {
+            assert!(close(best.value, brute.opt(c)) || best.value == brute.opt(c));
+        }
+    }
+    if epsilon == 0.0 {
+        assert!(front.is_exact());
+        // No superfluous points: as many steps as the optimum has, up to sums that differ only
+        // by rounding (the same values added in another order).
+        let brute_values = brute.steps.iter().map(|s| s.1);
+        assert_eq!(
+            significant_steps(front.values().iter().copied()),
+            significant_steps(brute_values)
+        );
+    }
+}
+
+/// The documented size of an approximate front: at most `2 ln(V / v_1) / epsilon + 2` points.
+fn check_size_bound<C>(front: &ParetoFront<C>, epsilon: f64) {
+    let values = front.values();
+    let positive = values.iter().copied().find(|&v| v > 0.0);
+    if let (Some(v1), Some(&v_max)) = (positive, values.last()) {
+        let bound = 2.0 * (v_max / v1).ln() / epsilon + 2.0;
+        assert!(
+            front.len() as f64 <= bound + 1e-6,
+            "{} points > {bound}",
+            front.len()
+        );
+    }
+}
+
+/// Number of values in an increasing sequence that beat the last counted one by more than
+/// the tolerance.
+fn significant_steps(values: impl Iterator<Item = f64>) -> usize {
+    let mut last = f64::NEG_INFINITY;
+    let mut count = 0;
+    for v in values {
+        if !at_least(last, v) {
+            last = v;
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Capacities worth trying: none, all, fractions of the total, random.
+fn capacities(total: u64, fractions: &[f64]) -> Vec<u64> {
+    let mut caps = vec![0, 1, total, total + 1];
+    caps.extend(fractions.iter().map(|f| (total as f64 * f) as u64));
+    caps
+}
+
+proptest! {
+    #[test]
+    fn items_against_brute_force(
+        items in prop::collection::vec(item(), 0..=18),
+        fractions in prop::collection::vec(0.0f64..1.0, 4),
+        epsilon in 0.001f64..0.5,
+    ) {
+        let classes: Vec<Vec<Item>> = items.iter().map(|&it| vec![it]).collect();
+        let brute = Brute::new(&classes);
+        let total = |chosen: &[usize]| items_total(&items, chosen);
+
+        for c in capacities(brute.total_weight(), &fractions) {
+            let opt = brute.opt(c);
+            let sol = solve(&items, c).unwrap();
+            prop_assert!(sol.weight <= c);
+            prop_assert!(sol.chosen.windows(2).all(|w| w[0] < w[1]));
+            prop_assert_eq!(total(&sol.chosen).0, sol.weight);
+            prop_assert!(close(total(&sol.chosen).1, sol.value));
+            prop_assert!(close(sol.value, opt) || sol.value == opt, "solve {} vs {}", sol.value, opt);
+
+            let g = greedy(&items, c).unwrap();
+            prop_assert!(g.weight <= c);
+            prop_assert_eq!(total(&g.chosen).0, g.weight);
+            prop_assert!(close(total(&g.chosen).1, g.value));
+            prop_assert!(at_least(opt, g.value));
+            prop_assert!(at_least(g.value, opt / 2.0), "greedy {} vs {}", g.value, opt);
+        }
+
+        check_front(&pareto_front(&items).unwrap(), &brute, 0.0, total);
+        let approx = pareto_front_with(&items, FrontOptions::new().with_epsilon(epsilon)).unwrap();
+        check_front(&approx, &brute, epsilon, total);
+        check_size_bound(&approx, epsilon);
+    }
+
+    #[test]
+    fn classes_against_brute_force(
+        raw in prop::collection::vec(prop::collection::vec(item(), 1..=3), 0..=6),
+        fractions in prop::collection::vec(0.0f64..1.0, 4),
+        epsilon in 0.001f64..0.5,
+    ) {
+        let classes: Vec<Class> = raw.iter().map(|o| Class::new(o.clone())).collect();
+        let brute = Brute::new(&raw);
+        let total = |chosen: &[Pick]| picks_total(&classes, chosen);
+
+        for c in capacities(brute.total_weight(), &fractions) {
+            let opt = brute.opt(c);
+            let sol = solve_classes(&classes, c).unwrap();
+            prop_assert!(sol.weight <= c);
+            prop_assert_eq!(total(&sol.chosen).0, sol.weight);
+            prop_assert!(close(total(&sol.chosen).1, sol.value));
+            prop_assert!(close(sol.value, opt) || sol.value == opt, "solve {} vs {}", sol.value, opt);
+        }
+
+        check_front(&pareto_front_classes(&classes).unwrap(), &brute, 0.0, total);
+        let opts = FrontOptions::new().with_epsilon(epsilon);
+        check_front(&pareto_front_classes_with(&classes, opts).unwrap(), &brute, epsilon, total);
+    }
+}
+
+/// Correlated values (value close to a multiple of the weight) make pruning by bound weak and
+/// near-ties common: the hard case for branch and bound.
+fn correlated_item() -> impl Strategy<Value = Item> {
+    (1u64..100_000, 0.9f64..1.1, 0.0f64..1000.0)
+        .prop_map(|(w, noise, offset)| Item::new(w, w as f64 * noise + offset))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Larger instances, where brute force is out of reach: the bound-pruned solver must agree
+    /// with the exact front at every capacity tried.
+    #[test]
+    fn solve_agrees_with_the_front_on_larger_instances(
+        items in prop_oneof![
+            prop::collection::vec(item(), 20..60),
+            prop::collection::vec(correlated_item(), 20..40),
+        ],
+        fractions in prop::collection::vec(0.0f64..1.0, 6),
+    ) {
+        let front = pareto_front(&items).unwrap();
+        let total = front.weights().last().copied().unwrap_or(0);
+        for c in capacities(total, &fractions) {
+            let sol = solve(&items, c).unwrap();
+            let best = front.best_within(c).unwrap();
+            prop_assert!(close(sol.value, best.value) || sol.value == best.value,
+                "capacity {}: solve {} vs front {}", c, sol.value, best.value);
+            prop_assert!(sol.weight <= c);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Instances whose lists grow past the trimming threshold, so that trims happen during the
+    /// merging and not only at the end: the guarantee against the exact front, at every
+    /// capacity where the exact optimum changes.
+    #[test]
+    fn approximate_front_keeps_its_guarantee_on_larger_instances(
+        items in prop::collection::vec(item(), 30..45),
+        epsilon in 0.001f64..0.3,
+    ) {
+        let exact = pareto_front(&items).unwrap();
+        let approx = pareto_front_with(&items, FrontOptions::new().with_epsilon(epsilon)).unwrap();
+        check_size_bound(&approx, epsilon);
+        for (c, opt) in exact.weights().iter().zip(exact.values()) {
+            let best = approx.best_within(*c).unwrap();
+            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
+                "capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
+        }
+        for p in approx.iter() {
+            let (w, v) = items_total(&items, &p.chosen);
+            prop_assert_eq!(w, p.weight);
+            prop_assert!(close(v, p.value));
+        }
+    }
+}

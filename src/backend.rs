@@ -1,0 +1,77 @@
+//! The compute backends this build of adapeft was compiled with.
+//!
+//! burn 0.22 picks the backend from the [`Device`]; no adapeft code names a backend type. The
+//! cargo features of this crate forward to burn's: `flex` (the default, pure-Rust CPU), `wgpu`,
+//! `vulkan` and `cuda`.
+
+use burn::tensor::Device;
+
+/// A device of one enabled backend, with the backend's name.
+#[derive(Debug, Clone)]
+pub struct BackendDevice {
+    /// The cargo feature that enabled it (`flex`, `wgpu`, `vulkan`, `cuda`).
+    pub name: &'static str,
+    /// Its default device.
+    pub device: Device,
+}
+
+/// One default device per backend feature enabled in this build, in the order
+/// `flex`, `wgpu`, `vulkan`, `cuda`.
+///
+/// ```
+/// let names: Vec<_> = adapeft::backend::enabled().iter().map(|b| b.name).collect();
+/// # #[cfg(feature = "flex")]
+/// assert!(names.contains(&"flex"));
+/// ```
+pub fn enabled() -> Vec<BackendDevice> {
+    #[allow(unused_mut)]
+    let mut out = Vec::new();
+    #[cfg(feature = "flex")]
+    out.push(BackendDevice {
+        name: "flex",
+        device: Device::flex(),
+    });
+    #[cfg(feature = "wgpu")]
+    out.push(BackendDevice {
+        name: "wgpu",
+        device: Device::wgpu(Default::default()),
+    });
+    #[cfg(feature = "vulkan")]
+    out.push(BackendDevice {
+        name: "vulkan",
+        device: Device::vulkan(Default::default()),
+    });
+    #[cfg(feature = "cuda")]
+    out.push(BackendDevice {
+        name: "cuda",
+        device: Device::cuda(0),
+    });
+    out
+}
+
+/// The backends device-level tests run on: every [`enabled`] backend, or only those named in
+/// the comma-separated environment variable `ADAPEFT_TEST_BACKENDS` when it is set (CI sets it
+/// to `wgpu` for its second pass, so flex tests do not run twice).
+///
+/// # Panics
+/// When the variable names a backend that is not enabled: a test run that silently tested
+/// nothing would be worse.
+pub fn for_tests() -> Vec<BackendDevice> {
+    let all = enabled();
+    match std::env::var("ADAPEFT_TEST_BACKENDS") {
+        Ok(list) if !list.trim().is_empty() => {
+            let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
+            for w in &wanted {
+                assert!(
+                    all.iter().any(|b| b.name == *w),
+                    "ADAPEFT_TEST_BACKENDS names `{w}`, which this build does not enable (enabled: {:?})",
+                    all.iter().map(|b| b.name).collect::<Vec<_>>()
+                );
+            }
+            all.into_iter()
+                .filter(|b| wanted.contains(&b.name))
+                .collect()
+        }
+        _ => all,
+    }
+}
