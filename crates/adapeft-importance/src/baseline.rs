@@ -1,0 +1,142 @@
+//! Baseline scores from the PEFT literature, in the same result type as the Hessian-informed
+//! estimators so that every method feeds the same knapsack.
+
+use burn::module::Module;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::EstimateError;
+use crate::estimator::Estimator;
+use crate::grouping::Groups;
+use crate::objective::LossFn;
+use crate::probe::{ParamVec, Workspace, dots, mean_of, per_group};
+use crate::score::{GroupScore, Quality, Scores};
+
+/// A first-order or data-free score per group. Each puts its score in
+/// [`GroupScore::value`]; `b` holds `||G_k||^2` where a gradient was taken (else `0`) and `a` is
+/// `0` (no curvature is modelled). Groups are always reliable.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Baseline {
+    /// `||G_k||^2` of the mean gradient over the batches. One backward pass per batch.
+    GradientNorm,
+    /// Empirical Fisher (FISH mask, SPT): `sum over batches of ||G_k^batch||^2`. One backward
+    /// pass per batch.
+    Fisher,
+    /// First-order Taylor (SNIP, AdaLoRA): `|w_k . G_k|`. One backward pass per batch.
+    Taylor,
+    /// Magnitude `||w_k||_1`. No pass.
+    Magnitude,
+    /// Uniform random scores in `[0, 1)` from a seed. No pass.
+    Random {
+        /// The seed.
+        seed: u64,
+    },
+}
+
+impl Baseline {
+    fn needs_gradient(self) -> bool {
+        matches!(
+            self,
+            Baseline::GradientNorm | Baseline::Fisher | Baseline::Taylor
+        )
+    }
+}
+
+/// `sum |x_i|` per parameter, read back in one transfer.
+fn l1_norms(x: &ParamVec) -> Vec<f64> {
+    let ones: ParamVec = x
+        .iter()
+        .map(|t| t.as_ref().map(|t| t.clone().abs()))
+        .collect();
+    let signs: ParamVec = x
+        .iter()
+        .map(|t| t.as_ref().map(|t| t.ones_like()))
+        .collect();
+    dots(&ones, &signs)
+}
+
+impl Estimator for Baseline {
+    fn estimate_with<M, B, F>(
+        &self,
+        model: &M,
+        batches: &[B],
+        groups: &Groups,
+        loss: &F,
+    ) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let mut ws = Workspace::new(model, batches, loss, groups)?;
+        let k = groups.len();
+        let (mean_loss, b, values) = if self.needs_gradient() {
+            let zero: ParamVec = vec![None; groups.params.len()];
+            let per_batch = ws.gradients_at(&zero, None, |batch, loss| {
+                EstimateError::NonFiniteLoss { batch, loss }
+            })?;
+            let fisher = match self {
+                Baseline::Fisher => {
+                    let mut total = vec![0.0; k];
+                    for (_, g) in &per_batch {
+                        for (t, x) in total.iter_mut().zip(per_group(groups, &dots(g, g))) {
+                            *t += x;
+                        }
+                    }
+                    Some(total)
+                }
+                _ => None,
+            };
+            let (mean_loss, grad) = mean_of(per_batch);
+            let b = per_group(groups, &dots(&grad, &grad));
+            let values = match self {
+                Baseline::GradientNorm => b.clone(),
+                Baseline::Fisher => fisher.expect("computed above"),
+                Baseline::Taylor => {
+                    let w = ws.weights();
+                    per_group(groups, &dots(&w, &grad))
+                        .into_iter()
+                        .map(f64::abs)
+                        .collect()
+                }
+                _ => unreachable!("only gradient baselines reach here"),
+            };
+            (Some(mean_loss), b, values)
+        } else {
+            let values = match self {
+                Baseline::Magnitude => per_group(groups, &l1_norms(&ws.weights())),
+                Baseline::Random { seed } => {
+                    let mut rng = StdRng::seed_from_u64(*seed);
+                    (0..k).map(|_| rng.random::<f64>()).collect()
+                }
+                _ => unreachable!("only data-free baselines reach here"),
+            };
+            (None, vec![0.0; k], values)
+        };
+        let scores = groups
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| GroupScore {
+                name: group.name.clone(),
+                params: group.numel,
+                b: b[g],
+                a: 0.0,
+                value: values[g],
+                reliable: true,
+                unreliable: None,
+                quality: Quality::Exact,
+            })
+            .collect();
+        Ok(Scores {
+            estimator: self.describe(),
+            groups: scores,
+            cost: ws.finish_cost(),
+            loss: mean_loss,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("Baseline::{self:?}")
+    }
+}

@@ -1,0 +1,280 @@
+//! The paper's estimator: per-group forward probes and a least-squares quadratic fit.
+
+use burn::module::Module;
+use serde::{Deserialize, Serialize};
+
+use crate::direction::{Direction, SlopeEstimate, first_order};
+use crate::error::EstimateError;
+use crate::estimator::Estimator;
+use crate::grouping::Groups;
+use crate::objective::LossFn;
+use crate::probe::{Workspace, dots, per_group, restrict};
+use crate::score::{GroupScore, Quality, Scores, Unreliable};
+
+/// How the forward probe chooses the base step `h` of each group.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum ProbeStep {
+    /// Scale-free rule (the default, with `0.01`): `h_k = rho |L(w)| / b_k`, so that the
+    /// first-order change `b_k h_k` of the loss is the fraction `rho` of the loss itself,
+    /// whatever the scale of the loss, of the parameters or of the gradient. A 1% change is far
+    /// above float32 rounding (about `1e-7` of the loss); larger fractions (5% was tried) move
+    /// groups with a small predicted reduction `v_k` far past their optimum `b_k / a_k`
+    /// (`h_k / eta_k* = rho |L| / 2 v_k`), where quartic terms bias the fitted curvature by
+    /// several percent. When `L(w) = 0` or `b_k <= 0` the group is moved by `rho` of its own norm instead:
+    /// `h_k = rho ||w_k|| / ||g_k||` (or `rho / ||g_k||` for an all-zero group).
+    LossChange(f64),
+    /// The same `h` for every group, for example the learning rate one intends to train with
+    /// (GeN probes at the learning rate).
+    Fixed(f64),
+}
+
+impl Default for ProbeStep {
+    fn default() -> Self {
+        ProbeStep::LossChange(0.01)
+    }
+}
+
+/// The paper's estimator (Xu and Bu, AdaPEFT).
+///
+/// For each group `k` it moves only that group along its direction, `w(x) = w - x g_k`, at
+/// `x = m h_k` for each multiplier `m` (default `-2, -1, 1, 2`), and fits
+/// `L(w(x)) - L(w) = a_k x^2 / 2 - b_k x` by least squares. With the shared loss at `w` (which
+/// comes with the gradient the direction needs) that is `4K + 1` forward passes per batch for
+/// `K` groups, and one backward pass per batch.
+///
+/// `a_k` is the fitted curvature. `b_k` is reported from the gradient (`G_k . g_k`, exact),
+/// which the fit's own linear coefficient estimates with noise; the fit's R^2 over the probed
+/// points (and the origin) is the quality figure, and a fit below `min_r2` is unreliable.
+/// Groups with a zero direction are reported unreliable without probing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardProbe {
+    /// Probe multipliers of the base step (default `[-2, -1, 1, 2]`). At least two distinct
+    /// non-zero values.
+    pub multipliers: Vec<f64>,
+    /// How the base step is chosen (default [`ProbeStep::LossChange`]`(0.01)`).
+    pub step: ProbeStep,
+    /// A fit with R^2 below this is unreliable (default `0.99`, GeN's threshold).
+    pub min_r2: f64,
+    /// The update direction (default [`Direction::Gradient`]).
+    pub direction: Direction,
+    /// How `b_k^2` is estimated (default [`SlopeEstimate::Plain`]).
+    pub slope: SlopeEstimate,
+}
+
+impl Default for ForwardProbe {
+    fn default() -> Self {
+        ForwardProbe {
+            multipliers: vec![-2.0, -1.0, 1.0, 2.0],
+            step: ProbeStep::default(),
+            min_r2: 0.99,
+            direction: Direction::Gradient,
+            slope: SlopeEstimate::Plain,
+        }
+    }
+}
+
+impl ForwardProbe {
+    fn validate(&self) -> Result<(), EstimateError> {
+        let distinct_nonzero = {
+            let mut m: Vec<f64> = self
+                .multipliers
+                .iter()
+                .copied()
+                .filter(|m| *m != 0.0)
+                .collect();
+            m.sort_by(f64::total_cmp);
+            m.dedup();
+            m.len()
+        };
+        if distinct_nonzero < 2 || self.multipliers.iter().any(|m| !m.is_finite()) {
+            return Err(EstimateError::InvalidSetting {
+                name: "multipliers",
+                value: format!("{:?}", self.multipliers),
+                reason: "need at least two distinct, finite, non-zero multipliers",
+            });
+        }
+        let step_ok = match self.step {
+            ProbeStep::LossChange(r) | ProbeStep::Fixed(r) => r.is_finite() && r > 0.0,
+        };
+        if !step_ok {
+            return Err(EstimateError::InvalidSetting {
+                name: "step",
+                value: format!("{:?}", self.step),
+                reason: "must be finite and positive",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Least-squares fit of `y = a x^2 / 2 - b x` through the origin; returns `(a, b, r2)` with
+/// R^2 taken over the points and the origin.
+pub(crate) fn fit_quadratic(xs: &[f64], ys: &[f64]) -> (f64, f64, f64) {
+    // Features u = x^2 / 2 and w = -x; normal equations for (a, b).
+    let (mut suu, mut suw, mut sww, mut suy, mut swy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (&x, &y) in xs.iter().zip(ys) {
+        let u = 0.5 * x * x;
+        let w = -x;
+        suu += u * u;
+        suw += u * w;
+        sww += w * w;
+        suy += u * y;
+        swy += w * y;
+    }
+    let det = suu * sww - suw * suw;
+    if det == 0.0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let a = (suy * sww - swy * suw) / det;
+    let b = (swy * suu - suy * suw) / det;
+    let n = xs.len() as f64 + 1.0;
+    let mean = ys.iter().sum::<f64>() / n;
+    let mut ss_tot = mean * mean; // the origin
+    let mut ss_res = 0.0;
+    for (&x, &y) in xs.iter().zip(ys) {
+        ss_tot += (y - mean) * (y - mean);
+        let r = y - (0.5 * a * x * x - b * x);
+        ss_res += r * r;
+    }
+    let r2 = if ss_tot > 0.0 {
+        1.0 - ss_res / ss_tot
+    } else {
+        0.0
+    };
+    (a, b, r2)
+}
+
+impl Estimator for ForwardProbe {
+    fn estimate_with<M, B, F>(
+        &self,
+        model: &M,
+        batches: &[B],
+        groups: &Groups,
+        loss: &F,
+    ) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        self.validate()?;
+        let mut ws = Workspace::new(model, batches, loss, groups)?;
+        let fo = first_order(&mut ws, self.direction, self.slope)?;
+        let g_norm2 = per_group(groups, &dots(&fo.dir, &fo.dir));
+        let w_norm2 = match self.step {
+            ProbeStep::LossChange(_) => {
+                let w = ws.weights();
+                per_group(groups, &dots(&w, &w))
+            }
+            ProbeStep::Fixed(_) => vec![0.0; groups.len()],
+        };
+
+        let mut scores = Vec::with_capacity(groups.len());
+        for (k, group) in groups.groups.iter().enumerate() {
+            if g_norm2[k] <= 0.0 {
+                scores.push(GroupScore::from_quadratic(
+                    group.name.clone(),
+                    group.numel,
+                    fo.b[k],
+                    0.0,
+                    fo.b_squared[k],
+                    Quality::R2(0.0),
+                    Some(Unreliable::ZeroDirection),
+                ));
+                continue;
+            }
+            let h = match self.step {
+                ProbeStep::Fixed(h) => h,
+                ProbeStep::LossChange(rho) if fo.loss != 0.0 && fo.b[k] > 0.0 => {
+                    rho * fo.loss.abs() / fo.b[k]
+                }
+                ProbeStep::LossChange(rho) if w_norm2[k] > 0.0 => {
+                    rho * (w_norm2[k] / g_norm2[k]).sqrt()
+                }
+                ProbeStep::LossChange(rho) => rho / g_norm2[k].sqrt(),
+            };
+            let mut xs = Vec::with_capacity(self.multipliers.len());
+            let mut ys = Vec::with_capacity(self.multipliers.len());
+            for &m in &self.multipliers {
+                let x = m * h;
+                let delta = restrict(groups, k, &fo.dir, -x);
+                let l = ws.loss_at(&delta, |loss| EstimateError::NonFiniteProbe {
+                    group: group.name.clone(),
+                    step: x,
+                    loss,
+                })?;
+                xs.push(x);
+                ys.push(l - fo.loss);
+            }
+            let (a, _b_fit, r2) = fit_quadratic(&xs, &ys);
+            let poor = (r2 < self.min_r2).then_some(Unreliable::PoorFit { r2 });
+            scores.push(GroupScore::from_quadratic(
+                group.name.clone(),
+                group.numel,
+                fo.b[k],
+                a,
+                fo.b_squared[k],
+                Quality::R2(r2),
+                poor,
+            ));
+        }
+        Ok(Scores {
+            estimator: self.describe(),
+            groups: scores,
+            cost: ws.finish_cost(),
+            loss: Some(fo.loss),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "ForwardProbe {{ multipliers: {:?}, step: {:?}, min_r2: {}, direction: {:?}, slope: {:?} }}",
+            self.multipliers, self.step, self.min_r2, self.direction, self.slope
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_recovers_an_exact_quadratic() {
+        let xs = [-0.2, -0.1, 0.1, 0.2];
+        let ys: Vec<f64> = xs.iter().map(|x| 0.5 * 3.0 * x * x - 1.5 * x).collect();
+        let (a, b, r2) = fit_quadratic(&xs, &ys);
+        assert!((a - 3.0).abs() < 1e-12 && (b - 1.5).abs() < 1e-12);
+        assert!((r2 - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fit_of_noise_has_low_r2() {
+        let xs = [-2.0, -1.0, 1.0, 2.0];
+        let ys = [1.0, -1.0, -1.0, 1.0e-3];
+        let (_, _, r2) = fit_quadratic(&xs, &ys);
+        assert!(r2 < 0.9, "{r2}");
+    }
+
+    #[test]
+    fn invalid_multipliers_and_steps_are_rejected() {
+        let bad = ForwardProbe {
+            multipliers: vec![1.0, 1.0, 0.0],
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(EstimateError::InvalidSetting {
+                name: "multipliers",
+                ..
+            })
+        ));
+        let bad = ForwardProbe {
+            step: ProbeStep::Fixed(-1.0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(EstimateError::InvalidSetting { name: "step", .. })
+        ));
+        assert!(ForwardProbe::default().validate().is_ok());
+    }
+}

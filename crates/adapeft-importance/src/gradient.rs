@@ -1,0 +1,260 @@
+//! Beyond the paper: curvature from finite differences of gradients (Hessian-vector products),
+//! for every group at once with random signs.
+
+use burn::module::Module;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::direction::{Direction, SlopeEstimate, first_order};
+use crate::error::EstimateError;
+use crate::estimator::Estimator;
+use crate::grouping::Groups;
+use crate::objective::LossFn;
+use crate::probe::{ParamVec, Workspace, combine, dots, per_group, restrict};
+use crate::score::{GroupScore, Quality, Scores, Unreliable};
+
+/// Which Hessian-vector products the gradient probe takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ProbeMode {
+    /// [`ProbeMode::Exact`] when it costs no more than the random signs (`K <= probes`),
+    /// [`ProbeMode::RandomSigns`] otherwise (the default).
+    #[default]
+    Auto,
+    /// One product per group with `v = g_k`: `a_k = g_k^T (H g_k)_k` up to the
+    /// finite-difference error. `2K` backward passes: the reference.
+    Exact,
+    /// `probes` products with `v = sum_k s_k g_k` and independent random signs `s_k = +-1`:
+    /// `s_k g_k^T (H v)_k = a_k + sum_{l != k} s_k s_l g_k^T H_kl g_l` is unbiased for `a_k`;
+    /// the mean over probes estimates every `a_k` at once with `2 * probes` backward passes,
+    /// whatever `K`, and the spread over probes gives its standard error.
+    RandomSigns,
+}
+
+/// Curvature from central differences of gradients:
+/// `H v ~ (G(w + e v) - G(w - e v)) / (2e)`.
+///
+/// Costs `1 + 2P` backward passes per batch with `P = probes` random-sign probes, independent
+/// of the number of groups `K` (or `1 + 2K` in exact mode). `b_k = G_k . g_k` comes from the
+/// gradient at `w`.
+///
+/// The difference step is relative: `e ||v|| = step * ||w_v||`, where `w_v` are the weights
+/// being moved (the probed group, or every group), so the move is `step` (default `5e-3`, about
+/// the cube root of float32's epsilon, which balances truncation and rounding error) of their
+/// norm; for all-zero weights `e ||v|| = step`.
+///
+/// ```
+/// use adapeft_importance::{GradientProbe, ProbeMode};
+/// let probe = GradientProbe { probes: 16, mode: ProbeMode::RandomSigns, ..Default::default() };
+/// assert_eq!(probe.seed, 0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradientProbe {
+    /// Number of random-sign probes `P` (default 8; at least 2 in random-sign mode).
+    pub probes: usize,
+    /// Exact, random signs, or the cheaper of the two (default).
+    pub mode: ProbeMode,
+    /// Relative finite-difference step (default `5e-3`).
+    pub step: f64,
+    /// Seed of the random signs.
+    pub seed: u64,
+    /// The update direction (default [`Direction::Gradient`]).
+    pub direction: Direction,
+    /// How `b_k^2` is estimated (default [`SlopeEstimate::Plain`]).
+    pub slope: SlopeEstimate,
+}
+
+impl Default for GradientProbe {
+    fn default() -> Self {
+        GradientProbe {
+            probes: 8,
+            mode: ProbeMode::Auto,
+            step: 5e-3,
+            seed: 0,
+            direction: Direction::Gradient,
+            slope: SlopeEstimate::Plain,
+        }
+    }
+}
+
+impl GradientProbe {
+    /// The exact mode (one Hessian-vector product per group).
+    pub fn exact() -> Self {
+        GradientProbe {
+            mode: ProbeMode::Exact,
+            ..Default::default()
+        }
+    }
+
+    /// Whether the exact mode runs for `k` groups.
+    pub fn runs_exact(&self, k: usize) -> bool {
+        match self.mode {
+            ProbeMode::Exact => true,
+            ProbeMode::RandomSigns => false,
+            ProbeMode::Auto => k <= self.probes,
+        }
+    }
+
+    fn validate(&self, k: usize) -> Result<(), EstimateError> {
+        if !(self.step.is_finite() && self.step > 0.0) {
+            return Err(EstimateError::InvalidSetting {
+                name: "step",
+                value: self.step.to_string(),
+                reason: "must be finite and positive",
+            });
+        }
+        if !self.runs_exact(k) && self.probes < 2 {
+            return Err(EstimateError::InvalidSetting {
+                name: "probes",
+                value: self.probes.to_string(),
+                reason: "random-sign probing needs at least 2 probes for a standard error",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `(G(w + e v) - G(w - e v)) / 2e` dotted with `dir`, per parameter.
+fn hvp_dots<M, B, F>(
+    ws: &mut Workspace<'_, M, B, F>,
+    dir: &ParamVec,
+    v: &ParamVec,
+    e: f64,
+    track: Option<&[bool]>,
+    group: &str,
+) -> Result<Vec<f64>, EstimateError>
+where
+    M: Module,
+    F: LossFn<M, B>,
+{
+    let scaled = |c: f64| -> ParamVec {
+        v.iter()
+            .map(|t| t.as_ref().map(|t| t.clone().mul_scalar(c)))
+            .collect()
+    };
+    let non_finite = |step: f64| {
+        move |_batch: usize, loss: f64| EstimateError::NonFiniteProbe {
+            group: group.to_string(),
+            step,
+            loss,
+        }
+    };
+    let (_, plus) = ws.mean_gradient_at(&scaled(e), track, non_finite(e))?;
+    let (_, minus) = ws.mean_gradient_at(&scaled(-e), track, non_finite(-e))?;
+    let dp = dots(dir, &plus);
+    let dm = dots(dir, &minus);
+    Ok(dp
+        .iter()
+        .zip(&dm)
+        .map(|(p, m)| (p - m) / (2.0 * e))
+        .collect())
+}
+
+impl Estimator for GradientProbe {
+    fn estimate_with<M, B, F>(
+        &self,
+        model: &M,
+        batches: &[B],
+        groups: &Groups,
+        loss: &F,
+    ) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let k = groups.len();
+        self.validate(k)?;
+        let mut ws = Workspace::new(model, batches, loss, groups)?;
+        let fo = first_order(&mut ws, self.direction, self.slope)?;
+        let g_norm2 = per_group(groups, &dots(&fo.dir, &fo.dir));
+        let w = ws.weights();
+        let w_norm2 = per_group(groups, &dots(&w, &w));
+        let relative_step = |w2: f64, v2: f64| {
+            if w2 > 0.0 {
+                self.step * (w2 / v2).sqrt()
+            } else {
+                self.step / v2.sqrt()
+            }
+        };
+
+        let mut a = vec![0.0; k];
+        let mut quality = vec![Quality::Exact; k];
+        let mut extra: Vec<Option<Unreliable>> = vec![None; k];
+        if self.runs_exact(k) {
+            for (g, group) in groups.groups.iter().enumerate() {
+                if g_norm2[g] <= 0.0 {
+                    extra[g] = Some(Unreliable::ZeroDirection);
+                    continue;
+                }
+                let e = relative_step(w_norm2[g], g_norm2[g]);
+                let v = restrict(groups, g, &fo.dir, 1.0);
+                let mask = ws.members_mask(g);
+                let per_param = hvp_dots(&mut ws, &v, &v, e, Some(&mask), &group.name)?;
+                a[g] = per_group(groups, &per_param)[g];
+            }
+        } else {
+            let v_norm2: f64 = g_norm2.iter().sum();
+            let w_all: f64 = w_norm2.iter().sum();
+            let mut rng = StdRng::seed_from_u64(self.seed);
+            let mut samples = vec![Vec::with_capacity(self.probes); k];
+            if v_norm2 > 0.0 {
+                let e = relative_step(w_all, v_norm2);
+                for _ in 0..self.probes {
+                    let signs: Vec<f64> = (0..k)
+                        .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+                        .collect();
+                    let v = combine(groups, &fo.dir, &signs);
+                    let per_param = hvp_dots(&mut ws, &fo.dir, &v, e, None, "all groups")?;
+                    for (g, hv) in per_group(groups, &per_param).into_iter().enumerate() {
+                        samples[g].push(signs[g] * hv);
+                    }
+                }
+            }
+            for g in 0..k {
+                if g_norm2[g] <= 0.0 {
+                    extra[g] = Some(Unreliable::ZeroDirection);
+                    continue;
+                }
+                let p = samples[g].len() as f64;
+                let mean = samples[g].iter().sum::<f64>() / p;
+                let var = samples[g].iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (p - 1.0);
+                let se = (var / p).sqrt();
+                a[g] = mean;
+                quality[g] = Quality::StdErr(se);
+                if se > mean.abs() {
+                    extra[g] = Some(Unreliable::Noisy { std_err: se });
+                }
+            }
+        }
+
+        let scores = groups
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                GroupScore::from_quadratic(
+                    group.name.clone(),
+                    group.numel,
+                    fo.b[g],
+                    a[g],
+                    fo.b_squared[g],
+                    quality[g],
+                    extra[g],
+                )
+            })
+            .collect();
+        Ok(Scores {
+            estimator: self.describe(),
+            groups: scores,
+            cost: ws.finish_cost(),
+            loss: Some(fo.loss),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "GradientProbe {{ probes: {}, mode: {:?}, step: {:e}, seed: {}, direction: {:?}, slope: {:?} }}",
+            self.probes, self.mode, self.step, self.seed, self.direction, self.slope
+        )
+    }
+}

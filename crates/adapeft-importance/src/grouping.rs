@@ -1,0 +1,607 @@
+//! Groupings: how the parameters of a model are split into the disjoint groups that AdaPEFT
+//! scores and selects.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use burn::module::ParamGroup;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::GroupingError;
+use crate::param::ParamInfo;
+
+/// A named, disjoint set of parameters: the unit AdaPEFT trains or freezes as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// Name of the group (a tensor path, a module path, a kind, ...).
+    pub name: String,
+    /// Indices into [`Groups::params`].
+    pub members: Vec<usize>,
+    /// Total number of elements of the members.
+    pub numel: u64,
+}
+
+/// The parameters of a model and their partition into groups.
+///
+/// Built by [`Grouping::group`]. Every parameter belongs to at most one group; parameters in no
+/// group (see [`Unmatched::Exclude`]) are never perturbed and never selected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Groups {
+    /// Every float parameter of the model, as [`crate::discover`] returned them.
+    pub params: Vec<ParamInfo>,
+    /// The groups, in order of first appearance in the model.
+    pub groups: Vec<Group>,
+}
+
+impl Groups {
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// True when there is no group.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Total number of elements over all the model's float parameters (grouped or not).
+    pub fn total_params(&self) -> u64 {
+        self.params.iter().map(|p| p.numel).sum()
+    }
+
+    /// The group index of every parameter (`None` when the parameter is in no group).
+    pub fn group_of_params(&self) -> Vec<Option<usize>> {
+        let mut of = vec![None; self.params.len()];
+        for (g, group) in self.groups.iter().enumerate() {
+            for &m in &group.members {
+                of[m] = Some(g);
+            }
+        }
+        of
+    }
+
+    /// The parameters of group `g` as a burn [`ParamGroup`] (matched by [`burn::module::ParamId`]).
+    pub fn param_group(&self, g: usize) -> ParamGroup {
+        ParamGroup::from_ids(
+            self.groups[g]
+                .members
+                .iter()
+                .map(|&m| self.params[m].id)
+                .collect(),
+        )
+    }
+
+    /// Builds groups from `(name, member indices)` pairs, in the given order, dropping empty ones.
+    fn from_assignment(params: Vec<ParamInfo>, assignment: Vec<Option<String>>) -> Self {
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut groups: Vec<Group> = Vec::new();
+        for (i, name) in assignment.into_iter().enumerate() {
+            let Some(name) = name else { continue };
+            let g = *index.entry(name.clone()).or_insert_with(|| {
+                groups.push(Group {
+                    name,
+                    members: Vec::new(),
+                    numel: 0,
+                });
+                groups.len() - 1
+            });
+            groups[g].members.push(i);
+            groups[g].numel += params[i].numel;
+        }
+        Groups { params, groups }
+    }
+}
+
+/// What happens to parameters that a [`Grouping::Regex`] or [`Grouping::Custom`] does not match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Unmatched {
+    /// They form one extra group named `other` (the default), so the knapsack can still pick them.
+    #[default]
+    Other,
+    /// They are left out: never scored, never trained.
+    Exclude,
+}
+
+/// How parameters are split into groups.
+///
+/// Every grouping keeps the two factors of a LoRA adapter (attached with burn's
+/// `Module::apply_lora`, paths `<base>.lora.a` and `<base>.lora.b`) together, so an adapter is
+/// one candidate that competes in the knapsack with plain tensors (including its own base
+/// weight, which stays a candidate for full training).
+#[derive(Debug, Clone, Default)]
+pub enum Grouping {
+    /// One group per tensor, named by its path (the default). A LoRA adapter is one group named
+    /// `<base>.lora`.
+    #[default]
+    PerTensor,
+    /// One group per module: the path without its last segment (`layers.0.mha.query` holds its
+    /// `weight` and `bias`). A LoRA adapter is its own group `<base>.lora`. Top-level tensors
+    /// form the group named by their own path.
+    PerModule,
+    /// One group per [`ParamKind`], assigned by [`KindRules`].
+    ByKind(KindRules),
+    /// Regular expressions over the path, tried in order; the first that matches names the
+    /// parameter's group by the text it matched. `^layers\.\d+` groups by layer
+    /// (`layers.0`, `layers.1`, ...), `bias$` puts every bias in one group `bias`.
+    Regex {
+        /// The patterns, in priority order.
+        patterns: Vec<String>,
+        /// What to do with the parameters no pattern matches.
+        unmatched: Unmatched,
+    },
+    /// Named burn [`ParamGroup`]s (matched by id or path). They must not overlap.
+    Custom {
+        /// `(name, group)` pairs.
+        groups: Vec<(String, ParamGroup)>,
+        /// What to do with the parameters no group matches.
+        unmatched: Unmatched,
+    },
+}
+
+impl Grouping {
+    /// A [`Grouping::Regex`] whose unmatched parameters form the `other` group.
+    pub fn regex<S: Into<String>>(patterns: impl IntoIterator<Item = S>) -> Self {
+        Grouping::Regex {
+            patterns: patterns.into_iter().map(Into::into).collect(),
+            unmatched: Unmatched::Other,
+        }
+    }
+
+    /// A [`Grouping::Custom`] whose unmatched parameters form the `other` group.
+    pub fn custom<S: Into<String>>(groups: impl IntoIterator<Item = (S, ParamGroup)>) -> Self {
+        Grouping::Custom {
+            groups: groups.into_iter().map(|(n, g)| (n.into(), g)).collect(),
+            unmatched: Unmatched::Other,
+        }
+    }
+
+    /// [`Grouping::ByKind`] with the default rules.
+    pub fn by_kind() -> Self {
+        Grouping::ByKind(KindRules::default())
+    }
+
+    /// A short description for reports (`per-tensor`, `by-kind`, ...).
+    pub fn describe(&self) -> String {
+        match self {
+            Grouping::PerTensor => "per-tensor".into(),
+            Grouping::PerModule => "per-module".into(),
+            Grouping::ByKind(_) => "by-kind".into(),
+            Grouping::Regex { patterns, .. } => format!("regex {patterns:?}"),
+            Grouping::Custom { groups, .. } => format!(
+                "custom [{}]",
+                groups
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// Splits `params` (from [`crate::discover`]) into groups.
+    ///
+    /// # Errors
+    /// An invalid regular expression, or two custom groups that both match a parameter.
+    ///
+    /// ```
+    /// use adapeft_importance::{discover, Grouping};
+    /// use burn::nn::LinearConfig;
+    /// use burn::tensor::Device;
+    ///
+    /// let model = LinearConfig::new(3, 2).init(&Device::flex());
+    /// let groups = Grouping::regex(["bias$"]).group(discover(&model)).unwrap();
+    /// let names: Vec<_> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+    /// assert_eq!(names, ["other", "bias"]);
+    /// ```
+    pub fn group(&self, params: Vec<ParamInfo>) -> Result<Groups, GroupingError> {
+        let assignment: Vec<Option<String>> = match self {
+            Grouping::PerTensor => params
+                .iter()
+                .map(|p| {
+                    Some(match &p.lora_of {
+                        Some(base) => format!("{base}.lora"),
+                        None => p.path.clone(),
+                    })
+                })
+                .collect(),
+            Grouping::PerModule => params
+                .iter()
+                .map(|p| {
+                    Some(match &p.lora_of {
+                        Some(base) => format!("{base}.lora"),
+                        None if p.module_path().is_empty() => p.path.clone(),
+                        None => p.module_path().to_string(),
+                    })
+                })
+                .collect(),
+            Grouping::ByKind(rules) => params
+                .iter()
+                .map(|p| Some(rules.kind_of(p).name().to_string()))
+                .collect(),
+            Grouping::Regex {
+                patterns,
+                unmatched,
+            } => {
+                let regexes = patterns
+                    .iter()
+                    .map(|p| {
+                        Regex::new(p).map_err(|e| GroupingError::InvalidRegex {
+                            pattern: p.clone(),
+                            reason: e.to_string(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                params
+                    .iter()
+                    .map(|p| {
+                        regexes
+                            .iter()
+                            .find_map(|r| r.find(&p.path).map(|m| m.as_str().to_string()))
+                            .or_else(|| unmatched_name(*unmatched))
+                    })
+                    .collect()
+            }
+            Grouping::Custom { groups, unmatched } => {
+                let mut out = Vec::with_capacity(params.len());
+                for p in &params {
+                    let mut found: Option<&str> = None;
+                    for (name, group) in groups {
+                        if group.matches(&p.id, Some(&p.path)) {
+                            if let Some(first) = found {
+                                return Err(GroupingError::Overlap {
+                                    param: p.path.clone(),
+                                    first: first.to_string(),
+                                    second: name.clone(),
+                                });
+                            }
+                            found = Some(name);
+                        }
+                    }
+                    out.push(
+                        found
+                            .map(str::to_string)
+                            .or_else(|| unmatched_name(*unmatched)),
+                    );
+                }
+                out
+            }
+        };
+        Ok(Groups::from_assignment(params, assignment))
+    }
+}
+
+fn unmatched_name(unmatched: Unmatched) -> Option<String> {
+    match unmatched {
+        Unmatched::Other => Some("other".to_string()),
+        Unmatched::Exclude => None,
+    }
+}
+
+/// The kind of a parameter, as [`KindRules`] classify it. The fixed-rule PEFT methods map to
+/// kinds: BitFit trains [`ParamKind::Bias`], LayerNorm tuning [`ParamKind::Norm`], linear probing
+/// [`ParamKind::Head`], LoRA [`ParamKind::Lora`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ParamKind {
+    /// LoRA adapter factors.
+    Lora,
+    /// Normalisation scales and shifts (LayerNorm, BatchNorm, RMSNorm, ...).
+    Norm,
+    /// Biases of linear and convolution layers.
+    Bias,
+    /// Embedding tables.
+    Embedding,
+    /// The output head.
+    Head,
+    /// Attention projections.
+    Attention,
+    /// Feed-forward (MLP) blocks.
+    FeedForward,
+    /// Anything else.
+    Other,
+}
+
+impl ParamKind {
+    /// The group name used by [`Grouping::ByKind`].
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamKind::Lora => "lora",
+            ParamKind::Norm => "norm",
+            ParamKind::Bias => "bias",
+            ParamKind::Embedding => "embedding",
+            ParamKind::Head => "head",
+            ParamKind::Attention => "attention",
+            ParamKind::FeedForward => "feed-forward",
+            ParamKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for ParamKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Ordered rules that assign a [`ParamKind`] to a parameter from its path; the first rule whose
+/// regular expression matches the path wins, and a parameter no rule matches is
+/// [`ParamKind::Other`].
+///
+/// The default rules, in order (patterns are matched against the dotted path, case-insensitively):
+///
+/// | kind | matches | example |
+/// |---|---|---|
+/// | lora | `.lora.a` / `.lora.b` at the end | `fc.weight.lora.a` |
+/// | norm | a segment named like a normalisation layer (`norm`, `norm_1`, `ln_f`, `layer_norm`, `bn2`, ...) | `layers.0.norm_1.gamma` |
+/// | bias | the last segment is `bias` | `layers.0.mha.query.bias` |
+/// | embedding | a segment containing `embed` | `embedding.weight` |
+/// | head | the first segment is `head`, `lm_head`, `classifier`, `output` or `fc_out` | `head.weight` |
+/// | attention | a segment containing `attn`, `attention` or `mha` | `layers.0.mha.query.weight` |
+/// | feed-forward | a segment containing `ffn`, `pwff`, `mlp` or `feed_forward` | `layers.0.pwff.linear_inner.weight` |
+///
+/// Rules added with [`KindRules::with_rule`] are tried before the defaults.
+#[derive(Debug, Clone)]
+pub struct KindRules {
+    rules: Vec<(ParamKind, Regex)>,
+}
+
+impl Default for KindRules {
+    fn default() -> Self {
+        let defaults = [
+            (ParamKind::Lora, r"\.lora\.(a|b)$"),
+            (
+                ParamKind::Norm,
+                r"(?i)(^|\.)([a-z_]*_)?(norm|ln|layernorm|layer_norm|batchnorm|batch_norm|rmsnorm|rms_norm|groupnorm|group_norm|bn)(_?[a-z0-9]+)?\.[^.]+$",
+            ),
+            (ParamKind::Bias, r"(^|\.)bias$"),
+            (ParamKind::Embedding, r"(?i)(^|\.)[^.]*embed[^.]*\."),
+            (
+                ParamKind::Head,
+                r"(?i)^(head|lm_head|classifier|output|fc_out)(\.|$)",
+            ),
+            (
+                ParamKind::Attention,
+                r"(?i)(^|\.)[^.]*(attn|attention|mha)[^.]*\.",
+            ),
+            (
+                ParamKind::FeedForward,
+                r"(?i)(^|\.)[^.]*(ffn|pwff|mlp|feed_forward)[^.]*\.",
+            ),
+        ];
+        KindRules {
+            rules: defaults
+                .into_iter()
+                .map(|(k, p)| (k, Regex::new(p).expect("default kind rules are valid")))
+                .collect(),
+        }
+    }
+}
+
+impl KindRules {
+    /// The default rules (see the type's documentation).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a rule tried before every rule already present: parameters whose path matches
+    /// `pattern` are of kind `kind`.
+    ///
+    /// # Errors
+    /// When `pattern` is not a valid regular expression.
+    pub fn with_rule(mut self, kind: ParamKind, pattern: &str) -> Result<Self, GroupingError> {
+        let regex = Regex::new(pattern).map_err(|e| GroupingError::InvalidRegex {
+            pattern: pattern.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.rules.insert(0, (kind, regex));
+        Ok(self)
+    }
+
+    /// The kind of one parameter.
+    pub fn kind_of(&self, param: &ParamInfo) -> ParamKind {
+        self.rules
+            .iter()
+            .find(|(_, r)| r.is_match(&param.path))
+            .map(|(k, _)| *k)
+            .unwrap_or(ParamKind::Other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::ParamId;
+
+    fn param(path: &str, numel: u64) -> ParamInfo {
+        let segs: Vec<&str> = path.split('.').collect();
+        let n = segs.len();
+        ParamInfo {
+            path: path.to_string(),
+            id: ParamId::new(),
+            shape: vec![numel as usize],
+            numel,
+            require_grad: true,
+            lora_of: (n >= 3 && segs[n - 2] == "lora").then(|| segs[..n - 2].join(".")),
+        }
+    }
+
+    fn transformer_params() -> Vec<ParamInfo> {
+        [
+            "embedding.weight",
+            "layers.0.mha.query.weight",
+            "layers.0.mha.query.bias",
+            "layers.0.mha.output.weight",
+            "layers.0.pwff.linear_inner.weight",
+            "layers.0.pwff.linear_inner.bias",
+            "layers.0.norm_1.gamma",
+            "layers.0.norm_1.beta",
+            "layers.1.norm_2.gamma",
+            "layers.0.mha.query.weight.lora.a",
+            "layers.0.mha.query.weight.lora.b",
+            "head.weight",
+            "head.bias",
+            "scale",
+        ]
+        .iter()
+        .map(|p| param(p, 4))
+        .collect()
+    }
+
+    fn names(groups: &Groups) -> Vec<&str> {
+        groups.groups.iter().map(|g| g.name.as_str()).collect()
+    }
+
+    #[test]
+    fn by_kind_default_rules_classify_transformer_paths() {
+        let rules = KindRules::default();
+        let kinds: Vec<ParamKind> = transformer_params()
+            .iter()
+            .map(|p| rules.kind_of(p))
+            .collect();
+        use ParamKind::*;
+        assert_eq!(
+            kinds,
+            [
+                Embedding,
+                Attention,
+                Bias,
+                Attention,
+                FeedForward,
+                Bias,
+                Norm,
+                Norm,
+                Norm,
+                Lora,
+                Lora,
+                Head,
+                Bias,
+                Other
+            ]
+        );
+    }
+
+    #[test]
+    fn kind_rules_can_be_overridden() {
+        let rules = KindRules::default()
+            .with_rule(ParamKind::Head, r"^scale$")
+            .unwrap();
+        assert_eq!(rules.kind_of(&param("scale", 1)), ParamKind::Head);
+        assert!(matches!(
+            KindRules::default().with_rule(ParamKind::Head, "("),
+            Err(GroupingError::InvalidRegex { .. })
+        ));
+    }
+
+    #[test]
+    fn per_tensor_keeps_lora_factors_together() {
+        let groups = Grouping::PerTensor.group(transformer_params()).unwrap();
+        assert_eq!(groups.len(), 13);
+        let lora = groups
+            .groups
+            .iter()
+            .find(|g| g.name == "layers.0.mha.query.weight.lora")
+            .unwrap();
+        assert_eq!(lora.members, [9, 10]);
+        assert_eq!(lora.numel, 8);
+    }
+
+    #[test]
+    fn per_module_drops_the_last_segment() {
+        let groups = Grouping::PerModule.group(transformer_params()).unwrap();
+        assert_eq!(
+            names(&groups),
+            [
+                "embedding",
+                "layers.0.mha.query",
+                "layers.0.mha.output",
+                "layers.0.pwff.linear_inner",
+                "layers.0.norm_1",
+                "layers.1.norm_2",
+                "layers.0.mha.query.weight.lora",
+                "head",
+                "scale"
+            ]
+        );
+    }
+
+    #[test]
+    fn regex_groups_by_matched_text_and_handles_unmatched() {
+        let groups = Grouping::regex([r"^layers\.\d+", r"bias$"])
+            .group(transformer_params())
+            .unwrap();
+        assert_eq!(names(&groups), ["other", "layers.0", "layers.1", "bias"]);
+        let excluded = Grouping::Regex {
+            patterns: vec![r"^layers\.\d+".into()],
+            unmatched: Unmatched::Exclude,
+        }
+        .group(transformer_params())
+        .unwrap();
+        assert_eq!(names(&excluded), ["layers.0", "layers.1"]);
+        // layers.0: 7 tensors and the 2 LoRA factors; layers.1: 1 tensor.
+        let all: usize = excluded.groups.iter().map(|g| g.members.len()).sum();
+        assert_eq!(all, 10);
+    }
+
+    #[test]
+    fn invalid_regex_is_an_error_naming_the_pattern() {
+        let err = Grouping::regex(["("])
+            .group(transformer_params())
+            .unwrap_err();
+        assert!(err.to_string().contains("`(`"), "{err}");
+    }
+
+    #[test]
+    fn custom_groups_and_their_overlap_error() {
+        let params = transformer_params();
+        let heads = ParamGroup::from_predicate("head");
+        let biases = ParamGroup::from_regex(r"bias$").unwrap();
+        let err = Grouping::custom([("head", heads.clone()), ("biases", biases.clone())])
+            .group(params.clone())
+            .unwrap_err();
+        assert_eq!(
+            err,
+            GroupingError::Overlap {
+                param: "head.bias".into(),
+                first: "head".into(),
+                second: "biases".into()
+            }
+        );
+        assert!(err.to_string().contains("head.bias"));
+
+        let by_id = ParamGroup::from_ids(vec![params[0].id]);
+        let groups = Grouping::Custom {
+            groups: vec![
+                ("emb".into(), by_id),
+                ("norms".into(), ParamGroup::from_predicate("norm")),
+            ],
+            unmatched: Unmatched::Exclude,
+        }
+        .group(params)
+        .unwrap();
+        assert_eq!(names(&groups), ["emb", "norms"]);
+        assert_eq!(groups.groups[1].members, [6, 7, 8]);
+    }
+
+    #[test]
+    fn groups_are_disjoint_and_cover_everything_by_default() {
+        for grouping in [
+            Grouping::PerTensor,
+            Grouping::PerModule,
+            Grouping::by_kind(),
+            Grouping::regex([r"^layers\.\d+"]),
+        ] {
+            let groups = grouping.group(transformer_params()).unwrap();
+            let mut seen: Vec<usize> = groups
+                .groups
+                .iter()
+                .flat_map(|g| g.members.clone())
+                .collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..14).collect::<Vec<_>>(), "{}", grouping.describe());
+            assert_eq!(
+                groups.groups.iter().map(|g| g.numel).sum::<u64>(),
+                groups.total_params()
+            );
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Parameter groups and Hessian-informed importance estimators for burn models.
+//!
+//! This crate is the scoring half of AdaPEFT (see `docs/algorithm.md` in the repository).
+//! The pipeline it covers:
+//!
+//! 1. [`discover`] lists every float parameter of any burn [`Module`](burn::module::Module)
+//!    with its dotted path, [`ParamId`](burn::module::ParamId), shape and require-grad state;
+//! 2. a [`Grouping`] splits them into disjoint named [`Groups`]: per tensor (the default), per
+//!    module, by kind (bias, norm, embedding, head, attention, feed-forward, LoRA), by regular
+//!    expression or from burn [`ParamGroup`](burn::module::ParamGroup)s. LoRA adapters attached
+//!    with `Module::apply_lora` are groups of their own;
+//! 3. an [`Estimator`] scores each group on one or more batches of an [`Objective`]:
+//!    `b_k = G_k . g_k`, `a_k = g_k^T H_kk g_k` and the predicted loss reduction
+//!    `v_k = b_k^2 / (2 a_k)`, with a reliability verdict, a quality figure and the cost.
+//!
+//! Estimators: [`ForwardProbe`] (the paper's, `4K + 1` forward passes for `K` groups),
+//! [`GradientProbe`] (Hessian-vector products by central differences of gradients, `1 + 2P`
+//! backward passes whatever `K`), and the literature's [`Baseline`]s (gradient norm, Fisher,
+//! Taylor, magnitude, random).
+//!
+//! Estimators never change the model: a probe point is a new module mapped from a clone of
+//! the user's (burn tensors are immutable), so every parameter is bit-identical afterwards.
+//!
+//! ```
+//! use adapeft_importance::{discover, Estimator, GradientProbe, Grouping};
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::tensor::{Device, Tensor};
+//!
+//! let device = Device::flex();
+//! let model = LinearConfig::new(4, 2).init(&device);
+//! let x = Tensor::<2>::ones([8, 4], &device);
+//! let loss = |m: &Linear, x: &Tensor<2>| m.forward(x.clone()).square().mean();
+//!
+//! let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+//! let scores = GradientProbe::exact().estimate_with(&model, &[x], &groups, &loss).unwrap();
+//! for s in &scores.groups {
+//!     println!("{}: b = {:.3e}, a = {:.3e}, v = {:.3e}", s.name, s.b, s.a, s.value);
+//! }
+//! assert_eq!(scores.cost.backward_passes, 1 + 2 * 2);
+//! ```
+
+mod baseline;
+mod direction;
+mod error;
+mod estimator;
+mod forward;
+mod gradient;
+mod grouping;
+mod objective;
+mod param;
+mod probe;
+mod score;
+
+pub use baseline::Baseline;
+pub use direction::{Direction, SlopeEstimate};
+pub use error::{EstimateError, GroupingError};
+pub use estimator::Estimator;
+pub use forward::{ForwardProbe, ProbeStep};
+pub use gradient::{GradientProbe, ProbeMode};
+pub use grouping::{Group, Grouping, Groups, KindRules, ParamKind, Unmatched};
+pub use objective::{LossFn, ModelObjective, Objective};
+pub use param::{ParamInfo, discover};
+pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};

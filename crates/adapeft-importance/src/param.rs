@@ -1,0 +1,116 @@
+//! Parameter discovery: every float tensor parameter of a burn module, with its path.
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::tensor::Tensor;
+
+/// One float tensor parameter of a model, as found by [`discover`].
+///
+/// `require_grad` is the effective state of the tensor (reading it initialises a lazy
+/// parameter, as any forward pass would).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamInfo {
+    /// Dotted module path, for example `encoder.layers.0.norm.gamma`. The base weight of a
+    /// LoRA-adapted tensor keeps its own path (`fc.weight`); its factors are
+    /// `fc.weight.lora.a` and `fc.weight.lora.b`.
+    pub path: String,
+    /// burn's identifier of the parameter (what optimizers and [`burn::module::ParamGroup`]s use).
+    pub id: ParamId,
+    /// The tensor's shape.
+    pub shape: Vec<usize>,
+    /// Number of elements.
+    pub numel: u64,
+    /// Whether the parameter's tensor currently requires gradients. burn tracks gradients only
+    /// on an autodiff device (`device.autodiff()`): on a plain device this is `false` for every
+    /// parameter, whatever `Module::train` would later restore.
+    pub require_grad: bool,
+    /// Set for the factors of a LoRA adapter attached with `Module::apply_lora`; holds the path
+    /// of the adapted base weight (`fc.weight`).
+    pub lora_of: Option<String>,
+}
+
+impl ParamInfo {
+    /// The last segment of the path (`weight`, `bias`, `gamma`, `a`, ...).
+    pub fn leaf(&self) -> &str {
+        self.path.rsplit('.').next().unwrap_or(&self.path)
+    }
+
+    /// The path without its last segment (the owning module), or `""` for a top-level tensor.
+    pub fn module_path(&self) -> &str {
+        self.path.rsplit_once('.').map(|(m, _)| m).unwrap_or("")
+    }
+}
+
+/// Lists every float tensor parameter of `model`, in visiting order.
+///
+/// Integer and boolean parameters and module flags are not trainable and are skipped.
+///
+/// ```
+/// use adapeft_importance::discover;
+/// use burn::nn::LinearConfig;
+/// use burn::tensor::Device;
+///
+/// let device = Device::flex();
+/// let model = LinearConfig::new(3, 2).init(&device);
+/// let params = discover(&model);
+/// assert_eq!(params.len(), 2);
+/// assert_eq!(params[0].path, "weight");
+/// assert_eq!(params[0].numel, 6);
+/// assert_eq!(params[1].path, "bias");
+/// ```
+pub fn discover<M: Module>(model: &M) -> Vec<ParamInfo> {
+    let mut visitor = Discover::default();
+    model.visit(&mut visitor);
+    visitor.params
+}
+
+#[derive(Default)]
+struct Discover {
+    path: Vec<String>,
+    params: Vec<ParamInfo>,
+}
+
+impl ModuleVisitor for Discover {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let shape = param.lazy_shape();
+        let path = self.path.join(".");
+        let lora_of = lora_base(&self.path);
+        self.params.push(ParamInfo {
+            path,
+            id: param.id,
+            numel: shape.num_elements() as u64,
+            shape: shape.to_vec(),
+            require_grad: param.val().is_require_grad(),
+            lora_of,
+        });
+    }
+}
+
+/// `[.., "weight", "lora", "a"]` -> `Some("...weight")`.
+fn lora_base(path: &[String]) -> Option<String> {
+    let n = path.len();
+    (n >= 3 && path[n - 2] == "lora").then(|| path[..n - 2].join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lora_base_recognises_adapter_factors() {
+        let p = |s: &str| s.split('.').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            lora_base(&p("fc.weight.lora.a")).as_deref(),
+            Some("fc.weight")
+        );
+        assert_eq!(lora_base(&p("fc.weight")), None);
+        assert_eq!(lora_base(&p("lora.a")), None);
+    }
+}

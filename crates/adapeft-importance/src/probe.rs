@@ -1,0 +1,334 @@
+//! The probing engine shared by every estimator: losses and gradients of the model at
+//! perturbed weights `w + delta`, without ever changing the user's model.
+//!
+//! burn tensors are immutable values and a module clone shares them, so a probe point is a
+//! *new* module built by mapping a clone of the user's model: each perturbed parameter is
+//! rebuilt from its saved original tensor plus the perturbation. The user's model is never
+//! written to, which makes "restore exactly" hold by construction (bit for bit, and with the
+//! same require-grad state) rather than by subtracting the perturbation back.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Gradients, Tensor};
+
+use crate::error::EstimateError;
+use crate::grouping::Groups;
+use crate::objective::LossFn;
+use crate::score::Cost;
+
+/// One flattened tensor per parameter of [`Groups::params`]; `None` where a parameter takes no
+/// part (not grouped, or not perturbed).
+pub(crate) type ParamVec = Vec<Option<Tensor<1>>>;
+
+/// The model, the batches and the loss, with counters of what was evaluated.
+pub(crate) struct Workspace<'a, M, B, F> {
+    model: &'a M,
+    batches: &'a [B],
+    loss: &'a F,
+    pub(crate) groups: &'a Groups,
+    index: HashMap<ParamId, usize>,
+    /// Whether each parameter is in a group (and so needs gradients).
+    grouped: Vec<bool>,
+    pub(crate) cost: Cost,
+    started: Instant,
+}
+
+impl<'a, M, B, F> Workspace<'a, M, B, F>
+where
+    M: Module,
+    F: LossFn<M, B>,
+{
+    pub(crate) fn new(
+        model: &'a M,
+        batches: &'a [B],
+        loss: &'a F,
+        groups: &'a Groups,
+    ) -> Result<Self, EstimateError> {
+        if batches.is_empty() {
+            return Err(EstimateError::NoBatch);
+        }
+        if groups.groups.iter().all(|g| g.numel == 0) {
+            return Err(EstimateError::NoGroups);
+        }
+        let index = groups
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect();
+        let grouped = groups
+            .group_of_params()
+            .iter()
+            .map(Option::is_some)
+            .collect();
+        Ok(Workspace {
+            model,
+            batches,
+            loss,
+            groups,
+            index,
+            grouped,
+            cost: Cost::default(),
+            started: Instant::now(),
+        })
+    }
+
+    /// The batches.
+    pub(crate) fn batches(&self) -> &'a [B] {
+        self.batches
+    }
+
+    /// The cost so far, with the elapsed time.
+    pub(crate) fn finish_cost(&self) -> Cost {
+        Cost {
+            seconds: self.started.elapsed().as_secs_f64(),
+            ..self.cost
+        }
+    }
+
+    /// The model's own parameter values, flattened, for the grouped parameters.
+    pub(crate) fn weights(&self) -> ParamVec {
+        let mut visitor = Collect {
+            index: &self.index,
+            wanted: &self.grouped,
+            out: vec![None; self.grouped.len()],
+            grads: None,
+        };
+        self.model.visit(&mut visitor);
+        visitor.out
+    }
+
+    /// Builds the module at `w + delta`. The parameters marked in `track` become
+    /// gradient-tracking leaves; every other tensor is a constant without autodiff.
+    fn perturbed(&self, delta: &ParamVec, track: Option<&[bool]>) -> M {
+        let mut mapper = Perturb {
+            index: &self.index,
+            delta,
+            track,
+        };
+        self.model.clone().map(&mut mapper)
+    }
+
+    /// Which parameters belong to group `g` (to track only those in a backward pass).
+    pub(crate) fn members_mask(&self, g: usize) -> Vec<bool> {
+        let mut mask = vec![false; self.grouped.len()];
+        for &m in &self.groups.groups[g].members {
+            mask[m] = true;
+        }
+        mask
+    }
+
+    fn scalar(&self, loss: &Tensor<1>) -> Result<f64, EstimateError> {
+        let dims = loss.dims();
+        if dims[0] != 1 {
+            return Err(EstimateError::NotScalar {
+                shape: dims.to_vec(),
+            });
+        }
+        Ok(loss.clone().into_scalar::<f64>())
+    }
+
+    /// The mean loss over the batches at `w + delta` (one forward pass per batch).
+    /// A non-finite loss is reported through `on_non_finite`.
+    pub(crate) fn loss_at(
+        &mut self,
+        delta: &ParamVec,
+        on_non_finite: impl Fn(f64) -> EstimateError,
+    ) -> Result<f64, EstimateError> {
+        let model = self.perturbed(delta, None);
+        let mut total = 0.0;
+        for batch in self.batches {
+            let loss = self.loss.loss(&model, batch);
+            self.cost.forward_passes += 1;
+            total += self.scalar(&loss)?;
+        }
+        let mean = total / self.batches.len() as f64;
+        if !mean.is_finite() {
+            return Err(on_non_finite(mean));
+        }
+        Ok(mean)
+    }
+
+    /// The gradient of the loss at `w + delta` for the parameters in `track` (every grouped
+    /// parameter when `None`), one entry per batch (one forward and one backward pass per
+    /// batch), with the losses.
+    pub(crate) fn gradients_at(
+        &mut self,
+        delta: &ParamVec,
+        track: Option<&[bool]>,
+        on_non_finite: impl Fn(usize, f64) -> EstimateError,
+    ) -> Result<Vec<(f64, ParamVec)>, EstimateError> {
+        let grouped = self.grouped.clone();
+        let track = track.unwrap_or(&grouped);
+        let model = self.perturbed(delta, Some(track));
+        let mut out = Vec::with_capacity(self.batches.len());
+        for (i, batch) in self.batches.iter().enumerate() {
+            let loss = self.loss.loss(&model, batch);
+            self.cost.forward_passes += 1;
+            let value = self.scalar(&loss)?;
+            if !value.is_finite() {
+                return Err(on_non_finite(i, value));
+            }
+            let grads = loss.backward();
+            self.cost.backward_passes += 1;
+            let mut visitor = Collect {
+                index: &self.index,
+                wanted: track,
+                out: vec![None; self.grouped.len()],
+                grads: Some(&grads),
+            };
+            model.visit(&mut visitor);
+            out.push((value, visitor.out));
+        }
+        Ok(out)
+    }
+
+    /// The mean gradient over the batches at `w + delta`, and the mean loss.
+    pub(crate) fn mean_gradient_at(
+        &mut self,
+        delta: &ParamVec,
+        track: Option<&[bool]>,
+        on_non_finite: impl Fn(usize, f64) -> EstimateError,
+    ) -> Result<(f64, ParamVec), EstimateError> {
+        let per_batch = self.gradients_at(delta, track, on_non_finite)?;
+        Ok(mean_of(per_batch))
+    }
+}
+
+/// The mean loss and mean gradient of per-batch results.
+pub(crate) fn mean_of(per_batch: Vec<(f64, ParamVec)>) -> (f64, ParamVec) {
+    let n = per_batch.len() as f64;
+    let mut iter = per_batch.into_iter();
+    let (mut loss, mut grad) = iter.next().expect("at least one batch");
+    for (l, g) in iter {
+        loss += l;
+        for (acc, x) in grad.iter_mut().zip(g) {
+            if let (Some(a), Some(x)) = (acc.as_mut(), x) {
+                *a = a.clone() + x;
+            }
+        }
+    }
+    if n > 1.0 {
+        for g in grad.iter_mut().flatten() {
+            *g = g.clone().div_scalar(n);
+        }
+    }
+    (loss / n, grad)
+}
+
+/// `sum(x_i * y_i)` for every parameter where both are present, read back in one transfer.
+/// Entries where either side is `None` are `0`.
+pub(crate) fn dots(x: &ParamVec, y: &ParamVec) -> Vec<f64> {
+    let mut which = Vec::new();
+    let mut parts = Vec::new();
+    for (i, (a, b)) in x.iter().zip(y).enumerate() {
+        if let (Some(a), Some(b)) = (a, b) {
+            which.push(i);
+            parts.push((a.clone() * b.clone()).sum());
+        }
+    }
+    let mut out = vec![0.0; x.len()];
+    if parts.is_empty() {
+        return out;
+    }
+    let values: Vec<f64> = Tensor::cat(parts, 0).into_data().iter::<f64>().collect();
+    for (i, v) in which.into_iter().zip(values) {
+        out[i] = v;
+    }
+    out
+}
+
+/// Sums per-parameter numbers into per-group numbers.
+pub(crate) fn per_group(groups: &Groups, per_param: &[f64]) -> Vec<f64> {
+    groups
+        .groups
+        .iter()
+        .map(|g| g.members.iter().map(|&m| per_param[m]).sum())
+        .collect()
+}
+
+/// `coef * x` restricted to the members of one group (other entries `None`).
+pub(crate) fn restrict(groups: &Groups, g: usize, x: &ParamVec, coef: f64) -> ParamVec {
+    let mut out: ParamVec = vec![None; x.len()];
+    for &m in &groups.groups[g].members {
+        out[m] = x[m].as_ref().map(|t| t.clone().mul_scalar(coef));
+    }
+    out
+}
+
+/// `sum_g coef_g * x` over the groups, each group's members scaled by its coefficient
+/// (`0` leaves a group out).
+pub(crate) fn combine(groups: &Groups, x: &ParamVec, coefs: &[f64]) -> ParamVec {
+    let mut out: ParamVec = vec![None; x.len()];
+    for (group, &c) in groups.groups.iter().zip(coefs) {
+        if c == 0.0 {
+            continue;
+        }
+        for &m in &group.members {
+            out[m] = x[m].as_ref().map(|t| t.clone().mul_scalar(c));
+        }
+    }
+    out
+}
+
+/// Builds a model at `w + delta` from a clone of the original.
+struct Perturb<'p> {
+    index: &'p HashMap<ParamId, usize>,
+    delta: &'p ParamVec,
+    /// `Some(mask)`: make the marked parameters tracked leaves.
+    track: Option<&'p [bool]>,
+}
+
+impl ModuleMapper for Perturb<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(&i) = self.index.get(&param.id) else {
+            return param.map(|t| t.inner());
+        };
+        let delta = self.delta[i].clone();
+        let tracked = self.track.is_some_and(|g| g[i]);
+        param.map(|t| {
+            let shape = t.shape();
+            let mut t = t.inner();
+            if let Some(d) = delta {
+                t = t + d.reshape(shape);
+            }
+            if tracked {
+                t.autodiff().require_grad()
+            } else {
+                t
+            }
+        })
+    }
+}
+
+/// Collects flattened values (or gradients) of the wanted parameters.
+struct Collect<'c> {
+    index: &'c HashMap<ParamId, usize>,
+    wanted: &'c [bool],
+    out: ParamVec,
+    grads: Option<&'c Gradients>,
+}
+
+impl ModuleVisitor for Collect<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some(&i) = self.index.get(&param.id) else {
+            return;
+        };
+        if !self.wanted[i] {
+            return;
+        }
+        let value = param.val();
+        let n = value.shape().num_elements();
+        let flat = match self.grads {
+            None => value.inner().reshape([n]),
+            Some(grads) => match value.grad(grads) {
+                Some(g) => g.reshape([n]),
+                // A parameter the loss does not depend on has a zero gradient.
+                None => Tensor::zeros([n], (&value.device().without_autodiff(), value.dtype())),
+            },
+        };
+        self.out[i] = Some(flat);
+    }
+}

@@ -1,0 +1,477 @@
+//! Models with closed-form curvature, and host-side (f64) reference math, shared by the
+//! integration tests. Everything here is independent of the estimators under test.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use adapeft::importance::Objective;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+// ---------------------------------------------------------------------------------------------
+// Host-side helpers
+
+/// The values of a tensor as f64.
+pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data().iter::<f64>().collect()
+}
+
+pub fn tensor1(values: &[f64], device: &Device) -> Tensor<1> {
+    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+    Tensor::from_data(TensorData::new(v, [values.len()]), device)
+}
+
+pub fn tensor2(values: &[f64], rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+    Tensor::from_data(TensorData::new(v, [rows, cols]), device)
+}
+
+pub fn rel_err(got: f64, want: f64) -> f64 {
+    (got - want).abs() / want.abs().max(1e-30)
+}
+
+/// Every float parameter's path, bytes and require-grad state: for bit-exact comparisons.
+pub fn snapshot<M: Module>(model: &M) -> Vec<(String, Vec<u8>, bool)> {
+    struct Snap {
+        path: Vec<String>,
+        out: Vec<(String, Vec<u8>, bool)>,
+    }
+    impl ModuleVisitor for Snap {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let grad = value.is_require_grad();
+            let bytes = value.into_data().as_bytes().to_vec();
+            self.out.push((self.path.join("."), bytes, grad));
+        }
+    }
+    let mut s = Snap {
+        path: vec![],
+        out: vec![],
+    };
+    model.visit(&mut s);
+    s.out
+}
+
+/// The flattened values of every float parameter, in visiting order.
+pub fn flat_params<M: Module>(model: &M) -> Vec<Vec<f64>> {
+    struct Flat(Vec<Vec<f64>>);
+    impl ModuleVisitor for Flat {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(host(param.val()));
+        }
+    }
+    let mut f = Flat(vec![]);
+    model.visit(&mut f);
+    f.0
+}
+
+/// A copy of `model` whose float parameters (in visiting order) take the given values, all
+/// requiring gradients on the autodiff version of `device`.
+pub fn with_params<M: Module>(model: &M, values: &[Vec<f64>], device: &Device) -> M {
+    struct Set<'a> {
+        values: &'a [Vec<f64>],
+        next: usize,
+        device: Device,
+    }
+    impl ModuleMapper for Set<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let v: Vec<f32> = self.values[self.next].iter().map(|&x| x as f32).collect();
+            self.next += 1;
+            let device = self.device.clone();
+            param.map(|t| {
+                let shape = t.shape();
+                Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device)
+                    .reshape(shape)
+                    .require_grad()
+            })
+        }
+    }
+    model.clone().map(&mut Set {
+        values,
+        next: 0,
+        device: device.clone().autodiff(),
+    })
+}
+
+/// The gradients (visiting order, flattened) of `loss(model)` at the given parameter values.
+pub fn gradient_at<M: Module>(
+    model: &M,
+    values: &[Vec<f64>],
+    device: &Device,
+    loss: impl Fn(&M) -> Tensor<1>,
+) -> Vec<Vec<f64>> {
+    let m = with_params(model, values, device);
+    let grads = loss(&m).backward();
+    struct Grads<'g>(&'g burn::tensor::Gradients, Vec<Vec<f64>>);
+    impl ModuleVisitor for Grads<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let v = param.val();
+            let n = v.shape().num_elements();
+            self.1.push(match v.grad(self.0) {
+                Some(g) => host(g),
+                None => vec![0.0; n],
+            });
+        }
+    }
+    let mut g = Grads(&grads, vec![]);
+    m.visit(&mut g);
+    g.1
+}
+
+// ---------------------------------------------------------------------------------------------
+// The quadratic model L(w) = 1/2 w^T A w - c^T w, its vector split into groups.
+
+#[derive(Module, Debug)]
+pub struct Quadratic {
+    pub parts: Vec<Param<Tensor<1>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuadraticBatch {
+    pub a: Tensor<2>,
+    pub c: Tensor<1>,
+    /// Multiplies the loss (to test scale invariance).
+    pub scale: f64,
+}
+
+impl Objective<QuadraticBatch> for Quadratic {
+    fn loss(&self, batch: &QuadraticBatch) -> Tensor<1> {
+        let w = Tensor::cat(self.parts.iter().map(|p| p.val()).collect(), 0);
+        let n = w.dims()[0];
+        let aw = batch
+            .a
+            .clone()
+            .matmul(w.clone().reshape([n, 1]))
+            .reshape([n]);
+        ((w.clone() * aw).sum().mul_scalar(0.5) - (batch.c.clone() * w).sum())
+            .mul_scalar(batch.scale)
+    }
+}
+
+/// A problem instance: sizes of the groups, the matrix `A` (row-major), `c` and `w`.
+pub struct QuadraticProblem {
+    pub sizes: Vec<usize>,
+    pub a: Vec<f64>,
+    pub c: Vec<f64>,
+    pub w: Vec<f64>,
+}
+
+impl QuadraticProblem {
+    /// A random symmetric positive-definite `A`; block-diagonal (no cross-group terms) when
+    /// `coupled` is false.
+    pub fn random(sizes: &[usize], coupled: bool, seed: u64) -> Self {
+        let n: usize = sizes.iter().sum();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let group_of: Vec<usize> = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(g, &s)| std::iter::repeat_n(g, s))
+            .collect();
+        // A = M M^T / n + I, masked to blocks when uncoupled.
+        let m: Vec<f64> = (0..n * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                if !coupled && group_of[i] != group_of[j] {
+                    continue;
+                }
+                let mut s = 0.0;
+                for k in 0..n {
+                    s += m[i * n + k] * m[j * n + k];
+                }
+                a[i * n + j] = s / n as f64 + if i == j { 1.0 } else { 0.0 };
+            }
+        }
+        let c = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let w = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        QuadraticProblem {
+            sizes: sizes.to_vec(),
+            a,
+            c,
+            w,
+        }
+    }
+
+    pub fn n(&self) -> usize {
+        self.sizes.iter().sum()
+    }
+
+    pub fn model(&self, device: &Device) -> Quadratic {
+        let mut offset = 0;
+        let parts = self
+            .sizes
+            .iter()
+            .map(|&s| {
+                let p = Param::from_tensor(tensor1(&self.w[offset..offset + s], device));
+                offset += s;
+                p
+            })
+            .collect();
+        Quadratic { parts }
+    }
+
+    pub fn batch(&self, device: &Device, scale: f64) -> QuadraticBatch {
+        QuadraticBatch {
+            a: tensor2(&self.a, self.n(), self.n(), device),
+            c: tensor1(&self.c, device),
+            scale,
+        }
+    }
+
+    /// The gradient `A w - c`.
+    pub fn gradient(&self) -> Vec<f64> {
+        let n = self.n();
+        (0..n)
+            .map(|i| (0..n).map(|j| self.a[i * n + j] * self.w[j]).sum::<f64>() - self.c[i])
+            .collect()
+    }
+
+    /// `(b_k, a_k)` per group for the direction `g` (closed form: `b = G.g`, `a = g^T A_kk g`).
+    pub fn truth(&self, dir: &[f64]) -> Vec<(f64, f64)> {
+        let n = self.n();
+        let grad = self.gradient();
+        let mut out = vec![];
+        let mut start = 0;
+        for &s in &self.sizes {
+            let r = start..start + s;
+            let b: f64 = r.clone().map(|i| grad[i] * dir[i]).sum();
+            let mut a = 0.0;
+            for i in r.clone() {
+                for j in r.clone() {
+                    a += dir[i] * self.a[i * n + j] * dir[j];
+                }
+            }
+            out.push((b, a));
+            start += s;
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multinomial logistic regression: one Linear layer and cross-entropy.
+
+#[derive(Module, Debug)]
+pub struct Logistic {
+    pub linear: Linear,
+}
+
+#[derive(Debug, Clone)]
+pub struct LabelledBatch {
+    pub x: Tensor<2>,
+    pub y: Tensor<1, Int>,
+    pub scale: f64,
+}
+
+impl Objective<LabelledBatch> for Logistic {
+    fn loss(&self, batch: &LabelledBatch) -> Tensor<1> {
+        let logits = self.linear.forward(batch.x.clone());
+        CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits, batch.y.clone())
+            .mul_scalar(batch.scale)
+    }
+}
+
+/// Fixed data for the logistic regression: `n` samples of `d` features, `classes` labels.
+pub struct LogisticProblem {
+    pub n: usize,
+    pub d: usize,
+    pub classes: usize,
+    pub x: Vec<f64>,
+    pub y: Vec<usize>,
+}
+
+impl LogisticProblem {
+    pub fn random(n: usize, d: usize, classes: usize, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let x = (0..n * d).map(|_| rng.random_range(-1.5..1.5)).collect();
+        let y = (0..n).map(|_| rng.random_range(0..classes)).collect();
+        LogisticProblem {
+            n,
+            d,
+            classes,
+            x,
+            y,
+        }
+    }
+
+    pub fn model(&self, device: &Device) -> Logistic {
+        Logistic {
+            linear: LinearConfig::new(self.d, self.classes).init(device),
+        }
+    }
+
+    pub fn batch(&self, device: &Device, scale: f64) -> LabelledBatch {
+        let y: Vec<i64> = self.y.iter().map(|&v| v as i64).collect();
+        LabelledBatch {
+            x: tensor2(&self.x, self.n, self.d, device),
+            y: Tensor::from_data(TensorData::new(y, [self.n]), device),
+            scale,
+        }
+    }
+
+    /// Closed-form `(b, a)` for the weight and the bias group along the gradient (`g = G`),
+    /// from the model's weights, in f64.
+    pub fn truth(&self, model: &Logistic) -> [(f64, f64); 2] {
+        let (d, c, n) = (self.d, self.classes, self.n);
+        let w = host(model.linear.weight.val()); // [d, c]
+        let bias = host(model.linear.bias.as_ref().expect("bias").val());
+        let probs: Vec<Vec<f64>> = (0..n)
+            .map(|i| {
+                let logits: Vec<f64> = (0..c)
+                    .map(|k| {
+                        bias[k]
+                            + (0..d)
+                                .map(|j| self.x[i * d + j] * w[j * c + k])
+                                .sum::<f64>()
+                    })
+                    .collect();
+                let max = logits.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+                let s: f64 = e.iter().sum();
+                e.into_iter().map(|v| v / s).collect()
+            })
+            .collect();
+        // Gradients: G_W = (1/n) sum_i x_i (p_i - y_i)^T, G_b = (1/n) sum_i (p_i - y_i).
+        let mut gw = vec![0.0; d * c];
+        let mut gb = vec![0.0; c];
+        for i in 0..n {
+            for k in 0..c {
+                let r = probs[i][k] - if self.y[i] == k { 1.0 } else { 0.0 };
+                gb[k] += r / n as f64;
+                for j in 0..d {
+                    gw[j * c + k] += self.x[i * d + j] * r / n as f64;
+                }
+            }
+        }
+        // z^T (diag(p) - p p^T) z
+        let quad = |p: &[f64], z: &[f64]| {
+            let pz: f64 = p.iter().zip(z).map(|(p, z)| p * z).sum();
+            p.iter().zip(z).map(|(p, z)| p * z * z).sum::<f64>() - pz * pz
+        };
+        let mut aw = 0.0;
+        let mut ab = 0.0;
+        for i in 0..n {
+            let z: Vec<f64> = (0..c)
+                .map(|k| (0..d).map(|j| self.x[i * d + j] * gw[j * c + k]).sum())
+                .collect();
+            aw += quad(&probs[i], &z) / n as f64;
+            ab += quad(&probs[i], &gb) / n as f64;
+        }
+        let bw = gw.iter().map(|v| v * v).sum();
+        let bb = gb.iter().map(|v| v * v).sum();
+        [(bw, aw), (bb, ab)]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A two-layer MLP with a squared-error loss.
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub hidden: Linear,
+    pub out: Linear,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegressionBatch {
+    pub x: Tensor<2>,
+    pub y: Tensor<2>,
+}
+
+impl Mlp {
+    pub fn new(d_in: usize, d_hidden: usize, d_out: usize, device: &Device) -> Self {
+        Mlp {
+            hidden: LinearConfig::new(d_in, d_hidden).init(device),
+            out: LinearConfig::new(d_hidden, d_out).init(device),
+        }
+    }
+}
+
+impl Objective<RegressionBatch> for Mlp {
+    fn loss(&self, batch: &RegressionBatch) -> Tensor<1> {
+        let h = self.hidden.forward(batch.x.clone()).tanh();
+        let err = self.out.forward(h) - batch.y.clone();
+        err.square().mean()
+    }
+}
+
+pub fn regression_batch(
+    n: usize,
+    d_in: usize,
+    d_out: usize,
+    seed: u64,
+    device: &Device,
+) -> RegressionBatch {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let x: Vec<f64> = (0..n * d_in).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let y: Vec<f64> = (0..n * d_out)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    RegressionBatch {
+        x: tensor2(&x, n, d_in, device),
+        y: tensor2(&y, n, d_out, device),
+    }
+}
+
+/// The dense Hessian of `loss` over the whole parameter vector (visiting order), by central
+/// differences of gradients with step `h` per coordinate, symmetrised.
+pub fn dense_hessian<M: Module>(
+    model: &M,
+    device: &Device,
+    h: f64,
+    loss: impl Fn(&M) -> Tensor<1>,
+) -> (Vec<f64>, Vec<usize>) {
+    let base = flat_params(model);
+    let sizes: Vec<usize> = base.iter().map(Vec::len).collect();
+    let n: usize = sizes.iter().sum();
+    let locate = |mut j: usize| {
+        for (t, &s) in sizes.iter().enumerate() {
+            if j < s {
+                return (t, j);
+            }
+            j -= s;
+        }
+        unreachable!()
+    };
+    let mut hess = vec![0.0; n * n];
+    for j in 0..n {
+        let (t, e) = locate(j);
+        let mut plus = base.clone();
+        plus[t][e] += h;
+        let mut minus = base.clone();
+        minus[t][e] -= h;
+        let gp: Vec<f64> = gradient_at(model, &plus, device, &loss).concat();
+        let gm: Vec<f64> = gradient_at(model, &minus, device, &loss).concat();
+        for i in 0..n {
+            hess[i * n + j] = (gp[i] - gm[i]) / (2.0 * h);
+        }
+    }
+    for i in 0..n {
+        for j in 0..i {
+            let s = 0.5 * (hess[i * n + j] + hess[j * n + i]);
+            hess[i * n + j] = s;
+            hess[j * n + i] = s;
+        }
+    }
+    (hess, sizes)
+}
+
+/// Maps every parameter id of `model` to its path.
+pub fn ids<M: Module>(model: &M) -> HashMap<ParamId, String> {
+    adapeft::importance::discover(model)
+        .into_iter()
+        .map(|p| (p.id, p.path))
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! Parameter discovery and groupings on real burn modules (a transformer encoder, LoRA
+//! adapters), and the estimators' errors on bad input.
+
+mod common;
+
+use adapeft::backend;
+use adapeft::importance::{
+    EstimateError, Estimator, ForwardProbe, GradientProbe, Grouping, ParamKind, ProbeStep,
+    Unmatched, discover,
+};
+use burn::module::{Lora, Module, Param};
+use burn::nn::transformer::TransformerEncoderConfig;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::Tensor;
+use common::*;
+
+#[test]
+fn discovers_every_tensor_of_a_transformer_with_paths_and_kinds() {
+    let device = burn::tensor::Device::flex().autodiff();
+    let encoder = TransformerEncoderConfig::new(16, 32, 2, 2).init(&device);
+    let params = discover(&encoder);
+    // Per layer: 4 attention linears and 2 feed-forward linears (weight + bias), 2 LayerNorms
+    // (gamma + beta): 16 tensors.
+    assert_eq!(params.len(), 2 * 16);
+    assert_eq!(
+        params.iter().map(|p| p.numel).sum::<u64>(),
+        encoder.num_params() as u64
+    );
+    let paths: Vec<&str> = params.iter().map(|p| p.path.as_str()).collect();
+    for want in [
+        "layers.0.mha.query.weight",
+        "layers.0.mha.output.bias",
+        "layers.1.pwff.linear_inner.weight",
+        "layers.1.norm_2.gamma",
+        "layers.1.norm_2.beta",
+    ] {
+        assert!(paths.contains(&want), "missing {want} in {paths:?}");
+    }
+    let q = params
+        .iter()
+        .find(|p| p.path == "layers.0.mha.query.weight")
+        .unwrap();
+    assert_eq!(q.shape, [16, 16]);
+    assert!(q.require_grad);
+
+    let groups = Grouping::by_kind().group(params).unwrap();
+    let mut names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["attention", "bias", "feed-forward", "norm"]);
+    let norm = groups.groups.iter().find(|g| g.name == "norm").unwrap();
+    assert_eq!(norm.numel, 2 * 2 * 2 * 16);
+    assert_eq!(ParamKind::FeedForward.to_string(), "feed-forward");
+}
+
+#[test]
+fn lora_adapters_are_groups_that_compete_with_tensors() {
+    for be in backend::for_tests() {
+        let problem = LogisticProblem::random(32, 6, 3, 5);
+        let model = problem.model(&be.device.clone().autodiff());
+        let model = Logistic {
+            linear: model.linear.apply_lora(Lora::new(2, 4.0)),
+        };
+        let params = discover(&model);
+        let paths: Vec<&str> = params.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "linear.weight",
+                "linear.weight.lora.a",
+                "linear.weight.lora.b",
+                "linear.bias"
+            ]
+        );
+        assert_eq!(params[1].lora_of.as_deref(), Some("linear.weight"));
+        assert_eq!(params[1].shape, [6, 2]);
+        assert_eq!(params[2].shape, [2, 3]);
+        // apply_lora freezes the base weight and the bias.
+        assert!(!params[0].require_grad && params[1].require_grad);
+
+        let groups = Grouping::PerTensor.group(params).unwrap();
+        let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["linear.weight", "linear.weight.lora", "linear.bias"]
+        );
+        assert_eq!(groups.groups[1].numel, 6 * 2 + 2 * 3);
+
+        let before = snapshot(&model);
+        let batch = problem.batch(&be.device, 1.0);
+        let scores = GradientProbe::exact()
+            .estimate(&model, &[batch], &groups)
+            .unwrap();
+        // Frozen or not, every group is scored; the adapter (b = 0 at init, so only its `b`
+        // factor has a gradient) gets a positive slope and curvature.
+        let lora = &scores.groups[1];
+        assert!(lora.b > 0.0 && lora.a > 0.0 && lora.reliable, "{lora:?}");
+        assert!(scores.groups[0].reliable);
+        assert_eq!(snapshot(&model), before);
+    }
+}
+
+#[test]
+fn bad_input_gives_typed_errors() {
+    let device = burn::tensor::Device::flex();
+    let problem = LogisticProblem::random(16, 3, 2, 1);
+    let model = problem.model(&device);
+    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let batch = problem.batch(&device, 1.0);
+
+    let none: [LabelledBatch; 0] = [];
+    assert_eq!(
+        GradientProbe::default().estimate(&model, &none, &groups),
+        Err(EstimateError::NoBatch)
+    );
+
+    let not_scalar =
+        |m: &Logistic, b: &LabelledBatch| m.linear.forward(b.x.clone()).sum_dim(1).reshape([16]);
+    assert_eq!(
+        ForwardProbe::default()
+            .estimate_with(&model, &[batch.clone()], &groups, &not_scalar)
+            .unwrap_err(),
+        EstimateError::NotScalar { shape: vec![16] }
+    );
+
+    let nan = |m: &Logistic, b: &LabelledBatch| {
+        adapeft::importance::Objective::loss(m, b).mul_scalar(f64::NAN)
+    };
+    let err = GradientProbe::default()
+        .estimate_with(&model, &[batch.clone()], &groups, &nan)
+        .unwrap_err();
+    assert!(
+        matches!(err, EstimateError::NonFiniteLoss { batch: 0, .. }),
+        "{err:?}"
+    );
+
+    let nothing = Grouping::Regex {
+        patterns: vec!["^nothing$".into()],
+        unmatched: Unmatched::Exclude,
+    }
+    .group(discover(&model))
+    .unwrap();
+    assert_eq!(
+        GradientProbe::default().estimate(&model, &[batch.clone()], &nothing),
+        Err(EstimateError::NoGroups)
+    );
+
+    let bad = GradientProbe {
+        step: 0.0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        bad.estimate(&model, &[batch], &groups),
+        Err(EstimateError::InvalidSetting { name: "step", .. })
+    ));
+}
+
+#[derive(Module, Debug)]
+struct LogBarrier {
+    w: Param<Tensor<1>>,
+    other: Linear,
+}
+
+#[test]
+fn non_finite_probe_loss_names_the_group_and_the_step() {
+    let device = burn::tensor::Device::flex();
+    let model = LogBarrier {
+        w: Param::from_tensor(tensor1(&[0.5, 0.25], &device)),
+        other: LinearConfig::new(2, 1).init(&device),
+    };
+    let x = tensor2(&[1.0, 2.0], 1, 2, &device);
+    // -sum(log w) is finite at w and NaN once a probe pushes w below zero.
+    let loss = |m: &LogBarrier, x: &Tensor<2>| {
+        m.w.val().log().sum().neg() + m.other.forward(x.clone()).sum().mul_scalar(1e-3)
+    };
+    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let before = snapshot(&model);
+    let err = ForwardProbe {
+        step: ProbeStep::Fixed(1.0),
+        ..Default::default()
+    }
+    .estimate_with(&model, &[x.clone()], &groups, &loss)
+    .unwrap_err();
+    match &err {
+        EstimateError::NonFiniteProbe { group, step, loss } => {
+            assert_eq!(group, "w");
+            assert_eq!(*step, -2.0);
+            assert!(!loss.is_finite());
+        }
+        other => panic!("expected NonFiniteProbe, got {other:?}"),
+    }
+    assert!(err.to_string().contains("`w`"), "{err}");
+    assert_eq!(snapshot(&model), before);
+
+    // The default, scale-free step stays where the loss is defined.
+    let scores = ForwardProbe::default()
+        .estimate_with(&model, &[x], &groups, &loss)
+        .unwrap();
+    assert!(scores.groups[0].reliable, "{:?}", scores.groups[0]);
+}
