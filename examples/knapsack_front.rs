@@ -7,7 +7,7 @@
 //! parameter and deeper layers more than shallow ones) until the estimators run on a real
 //! model; the parameter counts are those of a 12-layer, 768-wide encoder.
 //!
-//! Run with `cargo run --release --example knapsack_front`.
+//! Run with `cargo run --example knapsack_front` (the README's run command).
 
 use std::time::Instant;
 

@@ -23,6 +23,8 @@ pub struct BackendDevice {
 /// # #[cfg(feature = "flex")]
 /// assert!(names.contains(&"flex"));
 /// ```
+// One conditional push per backend feature: `vec![..]` cannot hold `#[cfg]`'d elements.
+#[allow(clippy::vec_init_then_push)]
 pub fn enabled() -> Vec<BackendDevice> {
     #[allow(unused_mut)]
     let mut out = Vec::new();

@@ -66,7 +66,7 @@ fn quadratic_coupled_forward_and_exact_gradient_probe_recover_a_and_b() {
         let truth = problem.truth(&problem.gradient());
 
         let fwd = ForwardProbe::default()
-            .estimate(&model, &[batch.clone()], &groups)
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
             .unwrap();
         assert_close(&fwd, &truth, 1e-3, &format!("{} forward", be.name));
         for s in &fwd.groups {
@@ -138,7 +138,7 @@ fn logistic_regression_forward_and_exact_gradient_probe_within_two_percent() {
         let truth = problem.truth(&model);
 
         let fwd = ForwardProbe::default()
-            .estimate(&model, &[batch.clone()], &groups)
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
             .unwrap();
         assert_close(&fwd, &truth, 0.02, &format!("{} forward", be.name));
         let exact = GradientProbe::exact()
@@ -198,7 +198,7 @@ fn logistic_random_signs_are_unbiased_with_honest_standard_errors() {
         let mut covered = [0; 2];
         for seed in 0..seeds {
             let scores = random_signs(32, seed)
-                .estimate(&model, &[batch.clone()], &groups)
+                .estimate(&model, std::slice::from_ref(&batch), &groups)
                 .unwrap();
             for (g, s) in scores.groups.iter().enumerate() {
                 let Quality::StdErr(se) = s.quality else {
@@ -256,11 +256,11 @@ fn mlp_against_dense_finite_difference_hessian() {
         let groups = per_tensor(&model);
         assert_eq!(groups.len(), 4);
         let exact = GradientProbe::exact()
-            .estimate(&model, &[batch.clone()], &groups)
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
             .unwrap();
         assert_close(&exact, &truth, 0.01, &format!("{} exact gradient", be.name));
         let fwd = ForwardProbe::default()
-            .estimate(&model, &[batch.clone()], &groups)
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
             .unwrap();
         assert_close(&fwd, &truth, 0.02, &format!("{} forward", be.name));
     }
@@ -281,7 +281,7 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
         };
 
         let fwd = ForwardProbe::default()
-            .estimate_with(&model, &[batch.clone()], &groups, &counting)
+            .estimate_with(&model, std::slice::from_ref(&batch), &groups, &counting)
             .unwrap();
         assert_eq!(calls.get(), 4 * k + 1);
         assert_eq!(fwd.cost.forward_passes, 4 * k + 1);
@@ -290,7 +290,7 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
         for p in [2u64, 3, 8] {
             calls.set(0);
             let scores = random_signs(p as usize, 0)
-                .estimate_with(&model, &[batch.clone()], &groups, &counting)
+                .estimate_with(&model, std::slice::from_ref(&batch), &groups, &counting)
                 .unwrap();
             assert_eq!(calls.get(), 1 + 2 * p);
             assert_eq!(scores.cost.backward_passes, 1 + 2 * p);
@@ -299,7 +299,7 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
 
         calls.set(0);
         let exact = GradientProbe::exact()
-            .estimate_with(&model, &[batch.clone()], &groups, &counting)
+            .estimate_with(&model, std::slice::from_ref(&batch), &groups, &counting)
             .unwrap();
         assert_eq!(calls.get(), 1 + 2 * k);
         assert_eq!(exact.cost.backward_passes, 1 + 2 * k);
@@ -310,7 +310,9 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
             ..Default::default()
         };
         assert!(auto.runs_exact(k as usize));
-        let auto_scores = auto.estimate(&model, &[batch.clone()], &groups).unwrap();
+        let auto_scores = auto
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
+            .unwrap();
         assert!(
             auto_scores
                 .groups
@@ -334,25 +336,12 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
     }
 }
 
-fn all_estimators() -> Vec<(
-    String,
-    Box<
-        dyn Fn(
-            &Mlp,
-            &[RegressionBatch],
-            &adapeft::importance::Groups,
-        ) -> Result<Scores, EstimateError>,
-    >,
-)> {
-    fn boxed<E: Estimator + 'static>(
-        e: E,
-    ) -> Box<
-        dyn Fn(
-            &Mlp,
-            &[RegressionBatch],
-            &adapeft::importance::Groups,
-        ) -> Result<Scores, EstimateError>,
-    > {
+type EstimateFn = Box<
+    dyn Fn(&Mlp, &[RegressionBatch], &adapeft::importance::Groups) -> Result<Scores, EstimateError>,
+>;
+
+fn all_estimators() -> Vec<(String, EstimateFn)> {
+    fn boxed<E: Estimator + 'static>(e: E) -> EstimateFn {
         Box::new(move |m, b, g| e.estimate(m, b, g))
     }
     vec![

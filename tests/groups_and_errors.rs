@@ -117,7 +117,7 @@ fn bad_input_gives_typed_errors() {
         |m: &Logistic, b: &LabelledBatch| m.linear.forward(b.x.clone()).sum_dim(1).reshape([16]);
     assert_eq!(
         ForwardProbe::default()
-            .estimate_with(&model, &[batch.clone()], &groups, &not_scalar)
+            .estimate_with(&model, std::slice::from_ref(&batch), &groups, &not_scalar)
             .unwrap_err(),
         EstimateError::NotScalar { shape: vec![16] }
     );
@@ -126,7 +126,7 @@ fn bad_input_gives_typed_errors() {
         adapeft::importance::Objective::loss(m, b).mul_scalar(f64::NAN)
     };
     let err = GradientProbe::default()
-        .estimate_with(&model, &[batch.clone()], &groups, &nan)
+        .estimate_with(&model, std::slice::from_ref(&batch), &groups, &nan)
         .unwrap_err();
     assert!(
         matches!(err, EstimateError::NonFiniteLoss { batch: 0, .. }),
@@ -140,7 +140,7 @@ fn bad_input_gives_typed_errors() {
     .group(discover(&model))
     .unwrap();
     assert_eq!(
-        GradientProbe::default().estimate(&model, &[batch.clone()], &nothing),
+        GradientProbe::default().estimate(&model, std::slice::from_ref(&batch), &nothing),
         Err(EstimateError::NoGroups)
     );
 
@@ -178,7 +178,7 @@ fn non_finite_probe_loss_names_the_group_and_the_step() {
         step: ProbeStep::Fixed(1.0),
         ..Default::default()
     }
-    .estimate_with(&model, &[x.clone()], &groups, &loss)
+    .estimate_with(&model, std::slice::from_ref(&x), &groups, &loss)
     .unwrap_err();
     match &err {
         EstimateError::NonFiniteProbe { group, step, loss } => {
@@ -196,4 +196,38 @@ fn non_finite_probe_loss_names_the_group_and_the_step() {
         .estimate_with(&model, &[x], &groups, &loss)
         .unwrap();
     assert!(scores.groups[0].reliable, "{:?}", scores.groups[0]);
+}
+
+#[derive(Module, Debug)]
+struct OneUnused {
+    used: Param<Tensor<1>>,
+    unused: Param<Tensor<1>>,
+}
+
+#[test]
+fn a_parameter_the_loss_ignores_is_unreliable_with_zero_value() {
+    let device = burn::tensor::Device::flex();
+    let model = OneUnused {
+        used: Param::from_tensor(tensor1(&[0.5, -1.0], &device)),
+        unused: Param::from_tensor(tensor1(&[2.0], &device)),
+    };
+    let target = tensor1(&[1.0, 1.0], &device);
+    let loss = |m: &OneUnused, t: &Tensor<1>| (m.used.val() - t.clone()).square().sum();
+    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let forward = ForwardProbe::default()
+        .estimate_with(&model, std::slice::from_ref(&target), &groups, &loss)
+        .unwrap();
+    let exact = GradientProbe::exact()
+        .estimate_with(&model, std::slice::from_ref(&target), &groups, &loss)
+        .unwrap();
+    for scores in [forward, exact] {
+        let (used, unused) = (&scores.groups[0], &scores.groups[1]);
+        assert!(used.reliable && used.value > 0.0, "{used:?}");
+        assert!(!unused.reliable);
+        assert_eq!(unused.value, 0.0);
+        assert_eq!(
+            unused.unreliable,
+            Some(adapeft::importance::Unreliable::ZeroDirection)
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! Models with closed-form curvature, and host-side (f64) reference math, shared by the
 //! integration tests. Everything here is independent of the estimators under test.
 #![allow(dead_code)]
+// Index loops read like the formulas they implement.
+#![allow(clippy::needless_range_loop)]
 
 use std::collections::HashMap;
 

@@ -88,7 +88,9 @@ impl GroupScore {
         quality: Quality,
         extra: Option<Unreliable>,
     ) -> Self {
-        let unreliable = if b <= 0.0 || b_squared <= 0.0 {
+        let unreliable = if extra == Some(Unreliable::ZeroDirection) {
+            extra
+        } else if b <= 0.0 || b_squared <= 0.0 {
             Some(Unreliable::SlopeNotPositive)
         } else if a <= 0.0 {
             Some(Unreliable::CurvatureNotPositive)

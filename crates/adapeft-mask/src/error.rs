@@ -1,0 +1,27 @@
+//! Errors of selections.
+
+use thiserror::Error;
+
+/// A selection could not be read or transferred.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SelectionError {
+    /// The JSON was written with a schema version this build does not read.
+    #[error(
+        "selection schema version {found} is not supported (this build reads version {supported})"
+    )]
+    UnsupportedVersion {
+        /// The version in the file.
+        found: u64,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The text is not a selection.
+    #[error("not a selection: {0}")]
+    Json(String),
+    /// Paths that have no counterpart in the other model.
+    #[error("cannot transfer the selection: {} path(s) do not match: {}", .paths.len(), .paths.join(", "))]
+    Unmatched {
+        /// Every unmatched path, prefixed with the side it is on (`source:` / `target:`).
+        paths: Vec<String>,
+    },
+}

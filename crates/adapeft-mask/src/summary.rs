@@ -1,0 +1,99 @@
+//! The one-line count PEFT users know, and the table of groups.
+
+use std::fmt;
+
+use crate::selection::Selection;
+
+/// `1234567` -> `"1,234,567"`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Selection {
+    /// `trainable params: 12,345 || all params: 1,234,567 || trainable%: 1.0000`.
+    pub fn summary(&self) -> String {
+        format!(
+            "trainable params: {} || all params: {} || trainable%: {:.4}",
+            thousands(self.trainable_params()),
+            thousands(self.total_params()),
+            100.0 * self.trainable_fraction()
+        )
+    }
+}
+
+/// The summary line, the outcome, then one row per group sorted by value per parameter
+/// (highest first), chosen groups marked with `*`.
+impl fmt::Display for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.summary())?;
+        writeln!(
+            f,
+            "predicted loss reduction: {:.4e} ({:?}; {} groups, front of {} points)",
+            self.predicted_reduction(),
+            self.outcome(),
+            self.groups().len(),
+            self.front().len()
+        )?;
+        let name_width = self
+            .groups()
+            .iter()
+            .map(|g| g.score.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        writeln!(
+            f,
+            "  {:<name_width$}  {:>12}  {:>11}  {:>11}  {:>11}  {:>11}  note",
+            "group", "params", "value", "value/param", "b", "a"
+        )?;
+        let mut order: Vec<usize> = (0..self.groups().len()).collect();
+        order.sort_by(|&i, &j| {
+            self.groups()[j]
+                .value_per_param()
+                .total_cmp(&self.groups()[i].value_per_param())
+        });
+        for i in order {
+            let g = &self.groups()[i];
+            let note = g
+                .score
+                .unreliable
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "{} {:<name_width$}  {:>12}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {}",
+                if g.chosen { "*" } else { " " },
+                g.score.name,
+                thousands(g.score.params),
+                g.score.value,
+                g.value_per_param(),
+                g.score.b,
+                g.score.a,
+                note
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12345), "12,345");
+    }
+}

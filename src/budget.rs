@@ -1,0 +1,113 @@
+//! [`Budget`]: how many parameters may train.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AdaPeftError;
+
+/// How many parameters may train.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Budget {
+    /// At most this many parameters.
+    Params(u64),
+    /// At most this fraction of all the model's float parameters (`0.01` is 1%), rounded down.
+    Fraction(f64),
+    /// The knee of the Pareto front: the selection farthest above the straight line from
+    /// "train nothing" to "train every useful group", with both axes (trainable parameters,
+    /// predicted reduction) scaled to `[0, 1]`. It is where adding parameters stops paying as
+    /// much as it did: the budget to pick when there is no constraint of one's own.
+    Auto,
+    /// A memory budget in bytes for what training the chosen groups adds: for every trainable
+    /// float32 parameter its gradient (4 bytes), its optimizer state (`4 * optimizer_states`
+    /// bytes: 2 for Adam and AdamW, 1 for SGD with momentum, 0 for plain SGD) and a trained
+    /// copy of the weight (4 bytes; what [`crate::save_trained`] writes). So each parameter
+    /// costs `4 * (2 + optimizer_states)` bytes.
+    Memory {
+        /// The bytes available.
+        bytes: u64,
+        /// Optimizer state tensors per parameter.
+        optimizer_states: u32,
+    },
+}
+
+impl Budget {
+    /// A memory budget for Adam (two state tensors per parameter): 16 bytes per parameter.
+    pub fn memory_adam(bytes: u64) -> Self {
+        Budget::Memory {
+            bytes,
+            optimizer_states: 2,
+        }
+    }
+
+    /// The budget in parameters for a model of `total` parameters (`None` for
+    /// [`Budget::Auto`], which depends on the front).
+    ///
+    /// # Errors
+    /// [`AdaPeftError::InvalidBudget`] for a fraction that is negative or not finite.
+    pub fn resolve(&self, total: u64) -> Result<Option<u64>, AdaPeftError> {
+        Ok(match *self {
+            Budget::Params(n) => Some(n),
+            Budget::Fraction(f) => {
+                if !f.is_finite() || f < 0.0 {
+                    return Err(AdaPeftError::InvalidBudget {
+                        budget: *self,
+                        reason: "a fraction must be finite and non-negative",
+                    });
+                }
+                Some((f * total as f64).floor().min(u64::MAX as f64) as u64)
+            }
+            Budget::Auto => None,
+            Budget::Memory {
+                bytes,
+                optimizer_states,
+            } => Some(bytes / (4 * (2 + u64::from(optimizer_states)))),
+        })
+    }
+}
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Budget::Params(n) => write!(f, "{n} parameters"),
+            Budget::Fraction(x) => write!(f, "{}% of the parameters", 100.0 * x),
+            Budget::Auto => f.write_str("auto (knee of the Pareto front)"),
+            Budget::Memory {
+                bytes,
+                optimizer_states,
+            } => write!(
+                f,
+                "{bytes} bytes ({optimizer_states} optimizer states per parameter)"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_resolve_to_parameter_counts() {
+        assert_eq!(Budget::Params(7).resolve(100).unwrap(), Some(7));
+        assert_eq!(Budget::Fraction(0.015).resolve(1000).unwrap(), Some(15));
+        assert_eq!(Budget::Fraction(2.0).resolve(1000).unwrap(), Some(2000));
+        assert_eq!(Budget::Auto.resolve(1000).unwrap(), None);
+        assert_eq!(Budget::memory_adam(1600).resolve(0).unwrap(), Some(100));
+        assert_eq!(
+            Budget::Memory {
+                bytes: 800,
+                optimizer_states: 0
+            }
+            .resolve(0)
+            .unwrap(),
+            Some(100)
+        );
+        for bad in [-0.1, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                Budget::Fraction(bad).resolve(10),
+                Err(AdaPeftError::InvalidBudget { .. })
+            ));
+        }
+    }
+}

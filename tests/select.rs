@@ -1,0 +1,407 @@
+//! The selector end to end: `AdaPeft::select`, `Selection::apply`, JSON, saving the trained
+//! subset, transfer across depths, and bad input.
+
+mod common;
+
+use adapeft::importance::{Estimator, Grouping, discover};
+use adapeft::knapsack::Item;
+use adapeft::{
+    AdaPeft, AdaPeftConfig, AdaPeftError, Baseline, Budget, BudgetOutcome, GradientProbe,
+    Objective, Selection, backend, load_trained, save_trained,
+};
+use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use common::*;
+
+/// `depth` hidden layers and a head.
+#[derive(Module, Debug)]
+struct Stack {
+    layers: Vec<Linear>,
+    head: Linear,
+}
+
+impl Stack {
+    fn new(depth: usize, width: usize, device: &Device) -> Self {
+        Stack {
+            layers: (0..depth)
+                .map(|i| LinearConfig::new(if i == 0 { 4 } else { width }, width).init(device))
+                .collect(),
+            head: LinearConfig::new(width, 2).init(device),
+        }
+    }
+}
+
+impl Objective<RegressionBatch> for Stack {
+    fn loss(&self, batch: &RegressionBatch) -> Tensor<1> {
+        let mut h = batch.x.clone();
+        for layer in &self.layers {
+            h = layer.forward(h).tanh();
+        }
+        (self.head.forward(h) - batch.y.clone()).square().mean()
+    }
+}
+
+fn setup(device: &Device) -> (Stack, RegressionBatch) {
+    (
+        Stack::new(2, 8, device),
+        regression_batch(32, 4, 2, 3, device),
+    )
+}
+
+/// The best subset by brute force over the groups' (size, value).
+fn brute_force(items: &[Item], capacity: u64) -> f64 {
+    let mut best = 0.0f64;
+    for mask in 0u32..(1 << items.len()) {
+        let (mut w, mut v) = (0u64, 0.0);
+        for (i, item) in items.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                w += item.weight;
+                v += item.value;
+            }
+        }
+        if w <= capacity {
+            best = best.max(v);
+        }
+    }
+    best
+}
+
+#[test]
+fn select_is_optimal_for_its_scores_and_leaves_the_model_unchanged() {
+    for be in backend::for_tests() {
+        let device = be.device.clone().autodiff();
+        let (model, batch) = setup(&device);
+        let before = snapshot(&model);
+        let selection = AdaPeft::select(&model, &batch, Budget::Fraction(0.2)).unwrap();
+        assert_eq!(
+            snapshot(&model),
+            before,
+            "{}: select changed the model",
+            be.name
+        );
+
+        let total = model.num_params() as u64;
+        assert_eq!(selection.total_params(), total);
+        assert!(selection.trainable_params() <= total / 5);
+        assert_eq!(selection.groups().len(), 6);
+        let items: Vec<Item> = selection
+            .groups()
+            .iter()
+            .map(|g| Item::new(g.score.params, g.score.value.max(0.0)))
+            .collect();
+        let best = brute_force(&items, total / 5);
+        assert!(rel_err(selection.predicted_reduction(), best) < 1e-9);
+        assert!(
+            selection
+                .groups()
+                .iter()
+                .all(|g| !g.chosen || g.score.reliable)
+        );
+        assert_eq!(selection.outcome(), BudgetOutcome::Within);
+        assert!(selection.settings().estimator.contains("GradientProbe"));
+        assert!(selection.cost().backward_passes > 0);
+    }
+}
+
+#[test]
+fn apply_leaves_exactly_the_chosen_parameters_with_gradients() {
+    for be in backend::for_tests() {
+        let device = be.device.clone().autodiff();
+        let (model, batch) = setup(&device);
+        let selection = AdaPeft::select(&model, &batch, Budget::Fraction(0.3)).unwrap();
+        assert!(!selection.is_empty());
+        let chosen = selection.chosen_paths();
+        let model = selection.apply(model);
+        // One backward: count the parameters that received a gradient.
+        let grads = model.loss(&batch).backward();
+        let paths = ids(&model);
+        let mut with_grad = vec![];
+        struct Count<'a>(
+            &'a burn::tensor::Gradients,
+            &'a std::collections::HashMap<burn::module::ParamId, String>,
+            &'a mut Vec<String>,
+        );
+        impl burn::module::ModuleVisitor for Count<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if param.val().grad(self.0).is_some() {
+                    self.2.push(self.1[&param.id].clone());
+                }
+            }
+        }
+        model.visit(&mut Count(&grads, &paths, &mut with_grad));
+        with_grad.sort();
+        let mut want = chosen.clone();
+        want.sort();
+        assert_eq!(with_grad, want, "{}", be.name);
+
+        // The burn ParamGroup form matches the same parameters.
+        let group = selection.param_group();
+        for p in discover(&model) {
+            assert_eq!(
+                group.matches(&p.id, Some(&p.path)),
+                chosen.contains(&p.path)
+            );
+        }
+    }
+}
+
+#[test]
+fn summary_and_table() {
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    let selection = AdaPeft::select(&model, &batch, Budget::Params(40)).unwrap();
+    let line = selection.summary();
+    let total = model.num_params();
+    assert!(
+        line.starts_with(&format!(
+            "trainable params: {} || all params: {} || trainable%: ",
+            selection.trainable_params(),
+            total
+        )),
+        "{line}"
+    );
+    let pct = 100.0 * selection.trainable_params() as f64 / total as f64;
+    assert!(line.ends_with(&format!("{pct:.4}")), "{line}");
+    let table = selection.to_string();
+    assert!(table.starts_with(&line));
+    let starred = table.lines().filter(|l| l.starts_with('*')).count();
+    assert_eq!(starred, selection.chosen().count());
+    assert_eq!(table.lines().count(), 3 + selection.groups().len());
+}
+
+#[test]
+fn json_round_trip_and_unknown_version() {
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    let selection = AdaPeft::select(&model, &batch, Budget::Auto).unwrap();
+    let json = selection.to_json();
+    let back = Selection::from_json(&json).unwrap();
+    assert_eq!(back, selection);
+    assert_eq!(back.to_json(), json);
+    assert_eq!(back.front().weights(), selection.front().weights());
+
+    let bumped = json.replacen("\"version\": 1", "\"version\": 99", 1);
+    let err = Selection::from_json(&bumped).unwrap_err();
+    assert!(err.to_string().contains("99"), "{err}");
+    assert!(Selection::from_json("{}").is_err());
+}
+
+#[test]
+fn auto_budget_is_the_knee_of_the_front() {
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    let selection = AdaPeft::select(&model, &batch, Budget::Auto).unwrap();
+    let knee = selection.front().knee().unwrap();
+    let chosen: Vec<usize> = selection
+        .groups()
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.chosen)
+        .map(|(i, _)| i)
+        .collect();
+    let knee_useful: Vec<usize> = knee
+        .chosen
+        .into_iter()
+        .filter(|&i| selection.groups()[i].score.value > 0.0)
+        .collect();
+    assert_eq!(chosen, knee_useful);
+}
+
+#[test]
+fn budgets_at_the_edges() {
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
+    let groups = config.groups(&model).unwrap();
+    let scores = GradientProbe::exact()
+        .estimate(&model, std::slice::from_ref(&batch), &groups)
+        .unwrap();
+    let select = |b| config.select_scored(&groups, scores.clone(), b, 1).unwrap();
+
+    let zero = select(Budget::Params(0));
+    assert!(zero.is_empty());
+    assert_eq!(zero.outcome(), BudgetOutcome::Empty);
+    assert_eq!(zero.trainable_params(), 0);
+
+    let smallest = groups.groups.iter().map(|g| g.numel).min().unwrap();
+    let tiny = select(Budget::Params(smallest - 1));
+    assert!(tiny.is_empty() && tiny.outcome() == BudgetOutcome::Empty);
+
+    let all = select(Budget::Params(10 * groups.total_params()));
+    assert_eq!(all.outcome(), BudgetOutcome::EverythingFits);
+    for g in all.groups() {
+        assert_eq!(g.chosen, g.score.reliable && g.score.value > 0.0);
+    }
+
+    let memory = select(Budget::memory_adam(16 * 50));
+    assert!(memory.trainable_params() <= 50);
+    assert_eq!(memory.settings().budget_params, 50);
+
+    let err = config
+        .select(&model, &[batch], Budget::Fraction(f64::NAN))
+        .unwrap_err();
+    assert!(matches!(err, AdaPeftError::InvalidBudget { .. }), "{err}");
+}
+
+#[derive(Module, Debug)]
+struct NoParams {
+    #[module(skip)]
+    scale: f64,
+}
+
+#[test]
+fn bad_models_and_losses() {
+    let device = Device::flex();
+    let empty = NoParams { scale: 1.0 };
+    let x = Tensor::<2>::ones([2, 2], &device);
+    let err = AdaPeftConfig::new()
+        .select_with(
+            &empty,
+            &[x],
+            Budget::Auto,
+            &|m: &NoParams, x: &Tensor<2>| x.clone().sum().mul_scalar(m.scale),
+        )
+        .unwrap_err();
+    assert!(matches!(err, AdaPeftError::NoParameters), "{err}");
+
+    // A model on a device without autodiff is handled: the probes run on an autodiff copy.
+    let (model, batch) = setup(&device);
+    let before = snapshot(&model);
+    let selection = AdaPeft::select(&model, &batch, Budget::Fraction(0.2)).unwrap();
+    assert!(!selection.is_empty());
+    assert_eq!(snapshot(&model), before);
+
+    let not_scalar = |m: &Stack, b: &RegressionBatch| m.loss(b).repeat_dim(0, 3);
+    let err = AdaPeftConfig::new()
+        .select_with(
+            &model,
+            std::slice::from_ref(&batch),
+            Budget::Auto,
+            &not_scalar,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("scalar"), "{err}");
+
+    let nan = |m: &Stack, b: &RegressionBatch| m.loss(b).mul_scalar(f64::NAN);
+    let err = AdaPeftConfig::new()
+        .select_with(&model, &[batch], Budget::Auto, &nan)
+        .unwrap_err();
+    assert!(err.to_string().contains("not finite"), "{err}");
+    assert_eq!(snapshot(&model), before);
+}
+
+#[test]
+fn save_and_load_only_the_trained_parameters() {
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    let selection = AdaPeftConfig::new()
+        .with_estimator(Baseline::GradientNorm)
+        .select(&model, &[batch], Budget::Fraction(0.25))
+        .unwrap();
+    assert!(!selection.is_empty());
+    let dir = std::env::temp_dir().join(format!("adapeft-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("trained.safetensors");
+    save_trained(&model, &selection, &path).unwrap();
+
+    // Onto a fresh model of the same architecture (different weights).
+    let fresh = Stack::new(2, 8, &device);
+    let fresh_before = snapshot(&fresh);
+    let (loaded, manifest) = load_trained(fresh, &path).unwrap();
+    assert_eq!(manifest, selection);
+    let chosen = selection.chosen_paths();
+    let trained = snapshot(&model);
+    for ((path, bytes, _), (_, fresh_bytes, _)) in snapshot(&loaded).iter().zip(&fresh_before) {
+        let original = &trained.iter().find(|(p, _, _)| p == path).unwrap().1;
+        if chosen.contains(path) {
+            assert_eq!(bytes, original, "{path} not restored bit-exactly");
+        } else {
+            assert_eq!(
+                bytes, fresh_bytes,
+                "{path} should keep the base model's value"
+            );
+        }
+    }
+    // The file holds the trained parameters and the manifest, not the model.
+    let size = std::fs::metadata(&path).unwrap().len();
+    let tensors = 4 * selection.trainable_params();
+    let manifest_len = selection.to_json().len() as u64;
+    assert!(
+        size >= tensors && size < tensors + 2 * manifest_len + 2048,
+        "{size}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn transfer_maps_layers_by_relative_depth() {
+    let device = Device::flex().autodiff();
+    let small = Stack::new(2, 8, &device);
+    let batch = regression_batch(32, 4, 2, 3, &device);
+    let selection = AdaPeft::select(&small, &batch, Budget::Fraction(0.3)).unwrap();
+    let chosen = |path: &str| {
+        selection
+            .groups()
+            .iter()
+            .find(|g| g.paths.iter().any(|p| p == path))
+            .unwrap()
+            .chosen
+    };
+
+    let big = Stack::new(4, 8, &device);
+    let moved = selection.transfer_to(&big).unwrap();
+    assert_eq!(moved.total_params(), big.num_params() as u64);
+    // 4 layers onto 2: layer j maps to round(j / 3).
+    for (j, src) in [(0, 0), (1, 0), (2, 1), (3, 1)] {
+        for leaf in ["weight", "bias"] {
+            let target = format!("layers.{j}.{leaf}");
+            let group = moved
+                .groups()
+                .iter()
+                .find(|g| g.paths.contains(&target))
+                .unwrap();
+            assert_eq!(group.score.name, target);
+            assert_eq!(
+                group.chosen,
+                chosen(&format!("layers.{src}.{leaf}")),
+                "{target}"
+            );
+        }
+    }
+    assert_eq!(
+        moved
+            .groups()
+            .iter()
+            .find(|g| g.score.name == "head.bias")
+            .unwrap()
+            .chosen,
+        chosen("head.bias")
+    );
+    // A group chosen in every layer maps to every layer.
+    let by_kind = AdaPeftConfig::new()
+        .with_grouping(Grouping::regex([r"weight$", r"bias$"]))
+        .select(&small, &[batch], Budget::Params(200))
+        .unwrap();
+    let moved = by_kind.transfer_to(&big).unwrap();
+    assert_eq!(moved.groups().len(), by_kind.groups().len());
+    for (a, b) in moved.groups().iter().zip(by_kind.groups()) {
+        assert_eq!(a.chosen, b.chosen);
+        assert_eq!(a.paths.len(), 5); // 4 layers and the head
+    }
+
+    // Another family: every path without a counterpart is listed.
+    let other = Logistic {
+        linear: LinearConfig::new(4, 2).init(&device),
+    };
+    let err = selection.transfer_to(&other).unwrap_err();
+    let text = err.to_string();
+    for p in [
+        "target: linear.weight",
+        "target: linear.bias",
+        "source: head.weight",
+        "source: layers.1.bias",
+    ] {
+        assert!(text.contains(p), "{p} missing in {text}");
+    }
+}
