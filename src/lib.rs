@@ -19,6 +19,7 @@
 //! - [`importance`]: parameter discovery, groupings and the estimators (`b`, `a`, `v`);
 //! - [`knapsack`]: the exact 0-1 / multiple-choice knapsack solver and Pareto fronts;
 //! - [`mask`]: the [`Selection`] and what it does to a model (apply, save, transfer);
+//! - [`optim`]: optimizer adapters ([`Masked`], the [`Gen`] learning rate, [`Reselect`]);
 //! - [`backend`]: the devices the enabled backend features give.
 //!
 //! See `docs/architecture.md` in the repository for how data flows through them.
@@ -26,6 +27,7 @@
 pub use adapeft_importance as importance;
 pub use adapeft_knapsack as knapsack;
 pub use adapeft_mask as mask;
+pub use adapeft_optim as optim;
 
 pub mod backend;
 mod budget;
@@ -37,6 +39,7 @@ pub use adapeft_importance::{
     Baseline, Direction, ForwardProbe, GradientProbe, GroupScore, Grouping, Objective, ProbeMode,
 };
 pub use adapeft_mask::{BudgetOutcome, GroupChoice, Selection};
+pub use adapeft_optim::{Gen, GenConfig, GradientMask, Masked, Reselect};
 pub use budget::Budget;
 pub use error::AdaPeftError;
 pub use select::{AdaPeft, AdaPeftConfig, EstimatorConfig};

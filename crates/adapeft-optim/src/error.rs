@@ -1,0 +1,37 @@
+//! Errors of the optimizer adapters.
+
+use thiserror::Error;
+
+/// What can go wrong when configuring or running an optimizer adapter.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum OptimError {
+    /// A setting is outside its allowed range.
+    #[error("invalid setting `{name}` = {value}: {reason}")]
+    InvalidSetting {
+        /// The setting's name, as in the config struct.
+        name: &'static str,
+        /// The value given, formatted.
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+    /// Per-group learning rates were asked of a selection that chose nothing.
+    #[error("the selection chose no group, so it gives no per-group learning rate")]
+    NothingChosen,
+    /// A chosen group has no usable Newton step `b / a` (non-positive or non-finite).
+    #[error("group `{group}` has no usable Newton learning rate: b = {b}, a = {a}")]
+    NoNewtonRate {
+        /// The group's name.
+        group: String,
+        /// Its slope.
+        b: f64,
+        /// Its curvature.
+        a: f64,
+    },
+    /// The loss closure returned a tensor with more than one element.
+    #[error("the loss must be a scalar tensor of shape [1], got shape {shape:?}")]
+    NotScalar {
+        /// The shape returned.
+        shape: Vec<usize>,
+    },
+}

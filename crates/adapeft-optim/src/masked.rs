@@ -1,0 +1,216 @@
+//! [`Masked`]: any burn optimizer, restricted to a set of parameters.
+
+use std::fmt;
+use std::sync::Arc;
+
+use burn::module::{Module, ParamGroup, ParamId};
+use burn::optim::grad_clipping::GradientClipping;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer};
+
+use crate::mask::{GradientMask, dropped_paths};
+
+/// Adds a fresh-state group for the given parameters (burn's documented way to drop state).
+type ResetState =
+    dyn Fn(ModuleOptimizer, ParamGroup, Option<GradientClipping>) -> ModuleOptimizer + Send + Sync;
+
+/// Something that updates a module from its gradients at a learning rate: burn's
+/// [`ModuleOptimizer`] and the adapters of this crate. [`Gen`](crate::Gen) wraps any of them.
+pub trait StepOptimizer: Clone {
+    /// One update of `module` with `grads` at `lr`.
+    fn step_module<M: Module>(
+        &mut self,
+        lr: ModuleLearningRate,
+        module: M,
+        grads: GradientsParams,
+    ) -> M;
+
+    /// Whether a step may change the parameter `id` at `path` (when it has a gradient).
+    /// Used to skip parameters that cannot move; `true` unless the optimizer knows better.
+    fn may_update(&self, id: &ParamId, path: &str) -> bool {
+        let _ = (id, path);
+        true
+    }
+}
+
+impl StepOptimizer for ModuleOptimizer {
+    fn step_module<M: Module>(
+        &mut self,
+        lr: ModuleLearningRate,
+        module: M,
+        grads: GradientsParams,
+    ) -> M {
+        self.step(lr, module, grads)
+    }
+}
+
+/// A burn optimizer that updates only the parameters in a [`GradientMask`] and creates no
+/// optimizer state for the others.
+///
+/// It wraps a [`ModuleOptimizer`] built from any burn [`Optimizer`] (`AdamWConfig::build`,
+/// `SgdConfig::build`, ... or your own), and removes the gradients of the parameters outside
+/// the mask before every step. burn's `ModuleOptimizer` touches only parameters that have a
+/// gradient, so the unselected parameters stay bit-identical: no update, no weight decay, no
+/// gradient clipping, and no optimizer state, even when the model is not frozen and every
+/// parameter has a gradient. (Freezing the model with [`Selection::apply`] as well saves the
+/// backward pass the gradients of frozen parameters; `Masked` makes the optimizer safe either
+/// way.)
+///
+/// [`Masked::set_mask`] changes the trained set during training: parameters that leave the
+/// mask lose their optimizer state, parameters that join it start from fresh state, the others
+/// keep theirs. This is what [`Reselect`](crate::Reselect) uses.
+///
+/// ```
+/// use adapeft_optim::Masked;
+/// use burn::module::{Module, ParamGroup, ParamId};
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::optim::{AdamWConfig, GradientsParams};
+/// use burn::tensor::{Device, Tensor};
+///
+/// let device = Device::flex().autodiff();
+/// let layer: Linear = LinearConfig::new(3, 2).init(&device);
+/// let bias_before = layer.bias.as_ref().unwrap().val().into_data();
+///
+/// // Train the weight only, with AdamW and weight decay.
+/// let mut optim = Masked::new(
+///     AdamWConfig::new().with_weight_decay(0.1).build(),
+///     ParamGroup::from_paths(vec!["weight"]),
+/// );
+/// let loss = layer.forward(Tensor::<2>::ones([4, 3], &device)).sum();
+/// let grads = GradientsParams::from_grads(loss.backward(), &layer);
+/// let layer = optim.step(1e-2, layer, grads);
+///
+/// assert_eq!(layer.bias.as_ref().unwrap().val().into_data(), bias_before);
+/// assert_eq!(optim.state_tensors(), 2); // AdamW's two moments, for the weight only
+/// ```
+///
+/// [`Selection::apply`]: adapeft_mask::Selection::apply
+#[derive(Clone)]
+pub struct Masked {
+    inner: ModuleOptimizer,
+    reset: Arc<ResetState>,
+    clipping: Option<GradientClipping>,
+    mask: GradientMask,
+}
+
+impl fmt::Debug for Masked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Masked")
+            .field("mask", &self.mask)
+            .field(
+                "clipping",
+                &self.clipping.as_ref().map(|c| match c {
+                    GradientClipping::Value(v) => format!("value {v}"),
+                    GradientClipping::Norm(n) => format!("norm {n}"),
+                }),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Masked {
+    /// `optimizer` restricted to `mask` (a [`Selection`](adapeft_mask::Selection), a burn
+    /// `ParamGroup` or a [`GradientMask`]).
+    pub fn new<O: Optimizer>(optimizer: O, mask: impl Into<GradientMask>) -> Self {
+        let inner = ModuleOptimizer::from(optimizer.clone());
+        let reset: Arc<ResetState> = Arc::new(move |optim, group, clipping| {
+            optim.with_group(group, optimizer.clone(), clipping)
+        });
+        Masked {
+            inner,
+            reset,
+            clipping: None,
+            mask: mask.into(),
+        }
+    }
+
+    /// Clips every trained gradient (per tensor, as burn does); unselected parameters have no
+    /// gradient left to clip.
+    pub fn with_grad_clipping(mut self, clipping: GradientClipping) -> Self {
+        self.inner = self.inner.with_grad_clipping(clipping.clone());
+        self.clipping = Some(clipping);
+        self
+    }
+
+    /// The parameters that train.
+    pub fn mask(&self) -> &GradientMask {
+        &self.mask
+    }
+
+    /// Updates the parameters of `module` inside the mask with their gradients; every other
+    /// parameter is returned unchanged.
+    pub fn step<M: Module>(
+        &mut self,
+        lr: impl Into<ModuleLearningRate>,
+        module: M,
+        grads: GradientsParams,
+    ) -> M {
+        let grads = self.mask.filter(grads, &module);
+        self.inner.step(lr, module, grads)
+    }
+
+    /// Replaces the mask. Parameters of `module` that leave it lose their optimizer state,
+    /// parameters that join it will start from fresh state, the others keep theirs. Returns
+    /// the paths that left and joined.
+    ///
+    /// Freeing uses `ModuleOptimizer::with_group`, whose documented side effect is to reset
+    /// the state of the parameters of the new group; each change adds one (same-optimizer)
+    /// group to the wrapped optimizer.
+    pub fn set_mask<M: Module>(&mut self, mask: impl Into<GradientMask>, module: &M) -> MaskChange {
+        let mask = mask.into();
+        let (dropped, added) = dropped_paths(&self.mask, &mask, module);
+        if !dropped.is_empty() {
+            let group = ParamGroup::from_paths(dropped.clone());
+            let inner = self.inner.clone();
+            self.inner = (self.reset)(inner, group, self.clipping.clone());
+        }
+        self.mask = mask;
+        MaskChange { dropped, added }
+    }
+
+    /// Replaces the mask without freeing any state (for a mask set before the first step).
+    pub(crate) fn set_mask_unchecked(&mut self, mask: impl Into<GradientMask>) {
+        self.mask = mask.into();
+    }
+
+    /// The number of optimizer state tensors held (for AdamW, two per trained parameter
+    /// tensor). It serialises the state to count it: meant for reports and tests, not for
+    /// every step.
+    pub fn state_tensors(&self) -> usize {
+        self.inner.to_record().len()
+    }
+
+    /// The wrapped burn optimizer.
+    pub fn inner(&self) -> &ModuleOptimizer {
+        &self.inner
+    }
+
+    /// The wrapped burn optimizer, by value (its state included).
+    pub fn into_inner(self) -> ModuleOptimizer {
+        self.inner
+    }
+}
+
+impl StepOptimizer for Masked {
+    fn step_module<M: Module>(
+        &mut self,
+        lr: ModuleLearningRate,
+        module: M,
+        grads: GradientsParams,
+    ) -> M {
+        self.step(lr, module, grads)
+    }
+
+    fn may_update(&self, id: &ParamId, path: &str) -> bool {
+        self.mask.matches(id, path)
+    }
+}
+
+/// The parameter paths that left and joined a mask in [`Masked::set_mask`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MaskChange {
+    /// Paths that no longer train (their optimizer state was freed).
+    pub dropped: Vec<String>,
+    /// Paths that train from now on (with fresh optimizer state).
+    pub added: Vec<String>,
+}

@@ -1,0 +1,129 @@
+//! The optimizer adapters with real selections: `Masked` from a `Selection`, and `Reselect`'s
+//! history, state freeing and require-grad switching.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use adapeft::importance::discover;
+use adapeft::optim::{Masked, Reselect};
+use adapeft::{AdaPeft, Budget, Objective, Selection};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Device;
+use common::*;
+
+fn chosen(selection: &Selection) -> BTreeSet<String> {
+    selection.chosen_paths().into_iter().collect()
+}
+
+fn requiring_grad(model: &Mlp) -> BTreeSet<String> {
+    discover(model)
+        .into_iter()
+        .filter(|p| p.require_grad)
+        .map(|p| p.path)
+        .collect()
+}
+
+#[test]
+fn reselect_keeps_history_frees_dropped_state_and_switches_require_grad() {
+    let device = Device::flex().autodiff();
+    let batch = regression_batch(32, 6, 3, 5, &device);
+    let start = Mlp::new(6, 16, 3, &device);
+    // Tensor sizes: hidden.weight 96, hidden.bias 16, out.weight 48, out.bias 3.
+    let budgets = [20, 20, 70, 20];
+    let first = AdaPeft::select(&start, &batch, Budget::Params(budgets[0])).unwrap();
+    assert!(!first.is_empty());
+
+    let masked = Masked::new(AdamWConfig::new().with_weight_decay(0.1).build(), &first);
+    let mut trainer = Reselect::new(masked, &first, 3).unwrap();
+    let mut model = first.apply(start.clone());
+    assert_eq!(requiring_grad(&model), chosen(&first));
+
+    let mut selections = vec![first];
+    for step in 1..=9 {
+        let grads = GradientsParams::from_grads(model.loss(&batch).backward(), &model);
+        model = trainer.step(1e-2, model, grads);
+        assert_eq!(trainer.steps(), step);
+        assert_eq!(trainer.due(), step % 3 == 0, "step {step}");
+        if trainer.due() {
+            let budget = budgets[step / 3];
+            let selection = AdaPeft::select(&model, &batch, Budget::Params(budget)).unwrap();
+            let previous = chosen(selections.last().unwrap());
+            let next = chosen(&selection);
+            // Every tensor of the previous selection has state after three steps.
+            let per_tensor = trainer.optimizer().state_tensors() / previous.len();
+            assert!(per_tensor >= 1);
+            assert_eq!(
+                trainer.optimizer().state_tensors(),
+                per_tensor * previous.len()
+            );
+            model = trainer.update(model, selection.clone());
+            // Frozen and unfrozen as the new selection says.
+            assert_eq!(requiring_grad(&model), next);
+            // The state of dropped tensors is gone; kept tensors keep theirs; new ones have
+            // none until their first step.
+            let kept = previous.intersection(&next).count();
+            assert_eq!(
+                trainer.optimizer().state_tensors(),
+                per_tensor * kept,
+                "step {step}: state for {kept} kept tensors"
+            );
+            selections.push(selection);
+        }
+    }
+
+    let history = trainer.history();
+    let entries = history.entries();
+    assert_eq!(
+        entries.iter().map(|e| e.step).collect::<Vec<_>>(),
+        [0, 3, 6, 9]
+    );
+    for (i, entry) in entries.iter().enumerate() {
+        let names: Vec<String> = selections[i]
+            .chosen()
+            .map(|c| c.score.name.clone())
+            .collect();
+        assert_eq!(entry.chosen, names);
+        assert_eq!(entry.trainable_params, selections[i].trainable_params());
+        if i > 0 {
+            let (before, after) = (chosen(&selections[i - 1]), chosen(&selections[i]));
+            let dropped: Vec<String> = before.difference(&after).cloned().collect();
+            let added: Vec<String> = after.difference(&before).cloned().collect();
+            assert_eq!(entry.dropped, dropped, "entry {i}");
+            assert_eq!(entry.added, added, "entry {i}");
+        }
+    }
+    // The budgets 20 -> 70 -> 20 must have changed the subset at least once each way.
+    assert!(!entries[2].added.is_empty());
+    assert!(!entries[3].dropped.is_empty());
+    let stability = history.stability().unwrap();
+    assert!((0.0..1.0).contains(&stability), "{stability}");
+    assert_eq!(history.jaccard(1, 1), 1.0);
+    let report = history.to_string();
+    assert!(report.contains("mean Jaccard"), "{report}");
+    assert_eq!(report.lines().count(), 2 + entries.len(), "{report}");
+}
+
+#[test]
+fn masked_from_a_selection_trains_exactly_the_chosen_paths_of_an_unfrozen_model() {
+    let device = Device::flex().autodiff();
+    let batch = regression_batch(32, 6, 3, 9, &device);
+    let start = Mlp::new(6, 16, 3, &device);
+    let selection = AdaPeft::select(&start, &batch, Budget::Fraction(0.3)).unwrap();
+    let mut optim = Masked::new(
+        AdamWConfig::new().with_weight_decay(0.1).build(),
+        &selection,
+    );
+    let mut model = start.clone();
+    for _ in 0..5 {
+        let grads = GradientsParams::from_grads(model.loss(&batch).backward(), &model);
+        model = optim.step(1e-2, model, grads);
+    }
+    let before = snapshot(&start);
+    let after = snapshot(&model);
+    let chosen = chosen(&selection);
+    for ((path, bytes, _), (_, now, _)) in before.iter().zip(&after) {
+        assert_eq!(chosen.contains(path), bytes != now, "{path}");
+    }
+    assert!(model.loss(&batch).into_scalar::<f64>() < start.loss(&batch).into_scalar::<f64>());
+}
