@@ -6,9 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use adapeft::importance::discover;
-use adapeft::optim::{Masked, Reselect};
+use adapeft::optim::{Gen, GenConfig, Masked, OptimError, Reselect, group_learning_rates};
 use adapeft::{AdaPeft, Budget, Objective, Selection};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, SgdConfig};
 use burn::tensor::Device;
 use common::*;
 
@@ -126,4 +126,44 @@ fn masked_from_a_selection_trains_exactly_the_chosen_paths_of_an_unfrozen_model(
         assert_eq!(chosen.contains(path), bytes != now, "{path}");
     }
     assert!(model.loss(&batch).into_scalar::<f64>() < start.loss(&batch).into_scalar::<f64>());
+}
+
+#[test]
+fn group_rates_are_each_groups_newton_step() {
+    let device = Device::flex().autodiff();
+    let batch = regression_batch(32, 6, 3, 11, &device);
+    let start = Mlp::new(6, 16, 3, &device);
+    let selection = AdaPeft::select(&start, &batch, Budget::Fraction(0.5)).unwrap();
+    let rates = group_learning_rates(&selection).unwrap();
+    assert_eq!(rates.groups.len(), selection.chosen().count());
+    let lr = rates.scaled(2.0);
+    for choice in selection.chosen() {
+        let eta = choice.score.b / choice.score.a;
+        for info in discover(&start)
+            .into_iter()
+            .filter(|p| choice.paths.contains(&p.path))
+        {
+            let got = lr.lr_from_param(info.id, Some(&info.path));
+            assert!((got - 2.0 * eta).abs() <= 1e-12 * eta, "{}", info.path);
+        }
+    }
+
+    // GeN on top of them, with plain gradient descent (the direction the rates were scored
+    // along): the multiplier starts at 1 and training lowers the loss.
+    let masked = Masked::new(SgdConfig::new().build(), &selection);
+    let mut gen_lr = Gen::with_group_rates(masked, &selection, GenConfig::new()).unwrap();
+    assert_eq!(gen_lr.lr(), 1.0);
+    let mut model = selection.apply(start.clone());
+    for _ in 0..10 {
+        let grads = GradientsParams::from_grads(model.loss(&batch).backward(), &model);
+        model = gen_lr.step(model, grads, |m: &Mlp| m.loss(&batch)).unwrap();
+    }
+    assert!(model.loss(&batch).into_scalar::<f64>() < start.loss(&batch).into_scalar::<f64>());
+
+    // Nothing chosen: a typed error.
+    let empty = AdaPeft::select(&start, &batch, Budget::Params(0)).unwrap();
+    assert_eq!(
+        group_learning_rates(&empty).unwrap_err(),
+        OptimError::NothingChosen
+    );
 }
