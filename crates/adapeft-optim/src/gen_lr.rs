@@ -248,12 +248,13 @@ fn solve3(mut m: [[f64; 3]; 3], mut r: [f64; 3]) -> [f64; 3] {
             .unwrap_or(col);
         m.swap(col, pivot);
         r.swap(col, pivot);
-        for row in col + 1..3 {
-            let f = m[row][col] / m[col][col];
-            for k in col..3 {
-                m[row][k] -= f * m[col][k];
+        let (pivot_row, pivot_r) = (m[col], r[col]);
+        for (row, rhs) in m.iter_mut().zip(r.iter_mut()).skip(col + 1) {
+            let f = row[col] / pivot_row[col];
+            for (x, p) in row.iter_mut().zip(pivot_row).skip(col) {
+                *x -= f * p;
             }
-            r[row] -= f * r[col];
+            *rhs -= f * pivot_r;
         }
     }
     let mut x = [0.0; 3];
@@ -480,7 +481,7 @@ impl<O: StepOptimizer> Gen<O> {
         M: Module,
         F: Fn(&M) -> Tensor<1>,
     {
-        if self.probe_next || self.steps % self.config.lazy_every == 0 {
+        if self.probe_next || self.steps.is_multiple_of(self.config.lazy_every) {
             for _ in 0..=self.config.max_reprobes {
                 let probe = self.probe(&module, &grads, &loss)?;
                 self.lr = probe.lr_after;

@@ -82,7 +82,7 @@ impl Reselect {
 
     /// Whether a re-selection is due after the steps taken so far (every `every` steps).
     pub fn due(&self) -> bool {
-        self.steps > 0 && self.steps % self.every == 0
+        self.steps > 0 && self.steps.is_multiple_of(self.every)
     }
 
     /// Switches to `selection`: applies it to `module` (require-grad by path), frees the

@@ -1,0 +1,376 @@
+//! burn-train's `Learner` with adapeft's masking.
+//!
+//! The `Learner` takes a plain `ModuleOptimizer`, so adapeft's `Masked` optimizer cannot be
+//! plugged in. The documented way to get the masking there anyway is a
+//! [`GradientMask`] kept in the model as a `#[module(skip)]` field and applied to the gradients
+//! in the model's `TrainStep`. These tests train through the real `Learner` (AdamW with weight
+//! decay, the default single-device strategy and CLI renderer) and check, bit for bit, that
+//! nothing outside the mask moved:
+//!
+//! - with a model that is *not* frozen (every parameter requires gradients), the filter alone
+//!   keeps the other parameters exactly as they were, weight decay included; a control run
+//!   with `GradientMask::all()` shows that they would have moved otherwise;
+//! - with a model frozen by `Selection::apply` and the mask built from the same selection,
+//!   exactly the selection's chosen parameters change.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use adapeft::optim::GradientMask;
+use adapeft::{AdaPeft, Budget, Objective, backend};
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::InMemDataset;
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::AdamWConfig;
+use burn::tensor::{Device, Tensor, TensorData};
+use burn::train::logger::InMemoryMetricLogger;
+use burn::train::metric::LossMetric;
+use burn::train::{
+    InferenceStep, Learner, RegressionOutput, SupervisedTraining, TrainOutput, TrainStep,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const INPUTS: usize = 4;
+const HIDDEN: usize = 8;
+const OUTPUTS: usize = 2;
+const SAMPLES: usize = 96;
+const BATCH: usize = 16;
+const EPOCHS: usize = 2;
+
+// ---------------------------------------------------------------------------------------------
+// The model: two linear layers and the mask of the parameters that train.
+
+#[derive(Module, Debug)]
+struct Net {
+    hidden: Linear,
+    head: Linear,
+    /// Which parameters train. Not a weight: skipped by burn's records, mappers and visitors,
+    /// cloned along with the model (the `Learner` clones and forks it).
+    #[module(skip)]
+    mask: GradientMask,
+}
+
+impl Net {
+    fn new(mask: GradientMask, device: &Device) -> Self {
+        Net {
+            hidden: LinearConfig::new(INPUTS, HIDDEN).init(device),
+            head: LinearConfig::new(HIDDEN, OUTPUTS).init(device),
+            mask,
+        }
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.head.forward(self.hidden.forward(x).tanh())
+    }
+
+    fn regression(&self, batch: Batch) -> RegressionOutput {
+        let output = self.forward(batch.x);
+        let loss = (output.clone() - batch.y.clone()).square().mean();
+        RegressionOutput::new(loss, output, batch.y)
+    }
+}
+
+/// The loss adapeft scores the groups with: the same mean squared error.
+impl Objective<Batch> for Net {
+    fn loss(&self, batch: &Batch) -> Tensor<1> {
+        (self.forward(batch.x.clone()) - batch.y.clone())
+            .square()
+            .mean()
+    }
+}
+
+impl TrainStep for Net {
+    type Input = Batch;
+    type Output = RegressionOutput;
+
+    fn step(&self, batch: Batch) -> TrainOutput<RegressionOutput> {
+        let item = self.regression(batch);
+        let mut output = TrainOutput::new(self, item.loss.backward(), item);
+        // The masking: the optimizer never sees a gradient outside the mask, so those
+        // parameters get no update, no weight decay and no optimizer state.
+        output.grads = self.mask.filter(output.grads, self);
+        output
+    }
+}
+
+impl InferenceStep for Net {
+    type Input = Batch;
+    type Output = RegressionOutput;
+
+    fn step(&self, batch: Batch) -> RegressionOutput {
+        self.regression(batch)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The data: a fixed nonlinear teacher, in memory.
+
+#[derive(Clone, Debug)]
+struct Sample {
+    x: [f32; INPUTS],
+    y: [f32; OUTPUTS],
+}
+
+#[derive(Clone, Debug)]
+struct Batch {
+    x: Tensor<2>,
+    y: Tensor<2>,
+}
+
+#[derive(Clone, Debug)]
+struct SampleBatcher;
+
+impl Batcher<Sample, Batch> for SampleBatcher {
+    fn batch(&self, items: Vec<Sample>, device: &Device) -> Batch {
+        let n = items.len();
+        let x: Vec<f32> = items.iter().flat_map(|s| s.x).collect();
+        let y: Vec<f32> = items.iter().flat_map(|s| s.y).collect();
+        Batch {
+            x: Tensor::from_data(TensorData::new(x, [n, INPUTS]), device),
+            y: Tensor::from_data(TensorData::new(y, [n, OUTPUTS]), device),
+        }
+    }
+}
+
+fn samples(seed: u64) -> Vec<Sample> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..SAMPLES)
+        .map(|_| {
+            let x: [f32; INPUTS] = std::array::from_fn(|_| rng.random_range(-1.0..1.0));
+            let y = [(x[0] - 0.5 * x[1]).tanh() + 0.3 * x[2], x[3] * x[0] - 0.2];
+            Sample { x, y }
+        })
+        .collect()
+}
+
+/// The whole data set as one batch on `device`.
+fn full_batch(data: &[Sample], device: &Device) -> Batch {
+    SampleBatcher.batch(data.to_vec(), device)
+}
+
+/// The model's loss on `batch`, read back.
+fn loss_on(model: &Net, batch: &Batch) -> f64 {
+    model.loss(batch).into_scalar::<f64>()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// Every float parameter of `model`: path, bytes and require-grad state.
+fn snapshot<M: Module>(model: &M) -> Vec<(String, Vec<u8>, bool)> {
+    struct Snap {
+        path: Vec<String>,
+        out: Vec<(String, Vec<u8>, bool)>,
+    }
+    impl ModuleVisitor for Snap {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let grad = value.is_require_grad();
+            let bytes = value.into_data().as_bytes().to_vec();
+            self.out.push((self.path.join("."), bytes, grad));
+        }
+    }
+    let mut snap = Snap {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    model.visit(&mut snap);
+    snap.out
+}
+
+/// The paths whose bytes differ between two snapshots of the same model.
+fn changed(
+    before: &[(String, Vec<u8>, bool)],
+    after: &[(String, Vec<u8>, bool)],
+) -> BTreeSet<String> {
+    assert_eq!(before.len(), after.len());
+    before
+        .iter()
+        .zip(after)
+        .filter(|(b, a)| {
+            assert_eq!(b.0, a.0, "parameter order changed");
+            b.1 != a.1
+        })
+        .map(|(b, _)| b.0.clone())
+        .collect()
+}
+
+/// A fresh, unique directory for the Learner's artifacts, removed on drop (also on panic).
+struct ArtifactDir(PathBuf);
+
+impl ArtifactDir {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "adapeft-learner-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).expect("create the artifact directory");
+        ArtifactDir(path)
+    }
+}
+
+impl Drop for ArtifactDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Trains `model` for `EPOCHS` epochs with burn-train's `Learner`: AdamW with weight decay 0.1
+/// at a constant learning rate of 1e-2, the loss as train and valid metric, metrics kept in
+/// memory, and the default renderer (the CLI one: burn-train's `tui` feature is off).
+fn train_with_learner(model: Net, data: &[Sample], name: &str) -> Net {
+    let dir = ArtifactDir::new(name);
+    let train = DataLoaderBuilder::new(SampleBatcher)
+        .batch_size(BATCH)
+        .shuffle(7)
+        .build(InMemDataset::new(data.to_vec()));
+    let valid = DataLoaderBuilder::new(SampleBatcher)
+        .batch_size(BATCH)
+        .build(InMemDataset::new(data.to_vec()));
+    let optim = AdamWConfig::new().with_weight_decay(0.1).init();
+    let result = SupervisedTraining::new(&dir.0, train, valid)
+        .num_epochs(EPOCHS)
+        .metrics((LossMetric::new(),))
+        .with_metric_logger(InMemoryMetricLogger::new())
+        // No global log capture into `experiment.log`: tests share the process.
+        .with_application_logger(None)
+        .launch(Learner::new(model, optim, 1e-2));
+    result.model
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn gradient_mask_in_train_step_keeps_an_unfrozen_model_outside_the_mask_bit_identical() {
+    for be in backend::for_tests() {
+        let device = be.device.clone().autodiff();
+        device.seed(11);
+        let data = samples(1);
+        let trained_paths = ["head.weight", "head.bias"];
+        let mask = GradientMask::from(ParamGroup::from_paths(trained_paths.to_vec()));
+        let model = Net::new(mask, &device);
+
+        let before = snapshot(&model);
+        assert_eq!(before.len(), 4);
+        assert!(
+            before.iter().all(|(_, _, grad)| *grad),
+            "{}: the model must not be frozen for this test",
+            be.name
+        );
+        let batch = full_batch(&data, &device);
+        let loss_before = loss_on(&model, &batch);
+
+        // Control: the same model with a mask that lets everything train. Every parameter,
+        // the hidden layer included, moves: without the filter, they would not stay put.
+        let control = model.clone();
+        let control = Net {
+            mask: GradientMask::all(),
+            ..control
+        };
+        let control = train_with_learner(control, &data, "control");
+        assert_eq!(
+            changed(&before, &snapshot(&control)).len(),
+            before.len(),
+            "{}: with GradientMask::all every parameter should train",
+            be.name
+        );
+
+        let trained = train_with_learner(model, &data, "unfrozen");
+        let after = snapshot(&trained);
+        let moved = changed(&before, &after);
+        let want: BTreeSet<String> = trained_paths.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            moved, want,
+            "{}: exactly the masked parameters should change (the rest bit-identical, weight \
+             decay included)",
+            be.name
+        );
+
+        // The Learner returns the model in validation mode; `train()` restores the configured
+        // gradient tracking, which the mask never touched.
+        let restored = trained.clone().train();
+        assert!(
+            snapshot(&restored).iter().all(|(_, _, grad)| *grad),
+            "{}: the mask must not freeze anything",
+            be.name
+        );
+
+        let batch = full_batch(&data, &trained.devices()[0]);
+        let loss_after = loss_on(&trained, &batch);
+        assert!(
+            loss_after < loss_before,
+            "{}: training the head did not reduce the loss: {loss_before} -> {loss_after}",
+            be.name
+        );
+    }
+}
+
+#[test]
+fn selection_frozen_model_with_its_mask_changes_exactly_the_chosen_parameters() {
+    for be in backend::for_tests() {
+        let device = be.device.clone().autodiff();
+        device.seed(23);
+        let data = samples(2);
+        let batch = full_batch(&data, &device);
+        let model = Net::new(GradientMask::all(), &device);
+
+        let selection = AdaPeft::select(&model, &batch, Budget::Fraction(0.3)).unwrap();
+        let chosen: BTreeSet<String> = selection.chosen_paths().into_iter().collect();
+        assert!(!chosen.is_empty(), "{}: nothing chosen", be.name);
+        assert!(
+            chosen.len() < 4,
+            "{}: a 30% budget cannot hold every tensor",
+            be.name
+        );
+
+        let mask = GradientMask::from(&selection);
+        let model = Net {
+            mask: mask.clone(),
+            ..selection.apply(model)
+        };
+        assert_eq!(
+            mask.trainable_params(&model) as u64,
+            selection.trainable_params(),
+            "{}: the mask and the selection disagree",
+            be.name
+        );
+        let before = snapshot(&model);
+        let requiring: BTreeSet<String> = before
+            .iter()
+            .filter(|(_, _, grad)| *grad)
+            .map(|(path, _, _)| path.clone())
+            .collect();
+        assert_eq!(requiring, chosen, "{}: apply froze the wrong set", be.name);
+        let loss_before = loss_on(&model, &batch);
+
+        let trained = train_with_learner(model, &data, "selection");
+        let moved = changed(&before, &snapshot(&trained));
+        assert_eq!(
+            moved, chosen,
+            "{}: exactly the selection's chosen parameters should change",
+            be.name
+        );
+
+        let batch = full_batch(&data, &trained.devices()[0]);
+        let loss_after = loss_on(&trained, &batch);
+        assert!(
+            loss_after < loss_before,
+            "{}: training the selection did not reduce the loss: {loss_before} -> {loss_after}",
+            be.name
+        );
+    }
+}
