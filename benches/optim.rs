@@ -3,7 +3,8 @@
 //!
 //! - `Masked` AdamW against the bare AdamW `ModuleOptimizer` on the same frozen model, per
 //!   training step (forward, backward, update) and per optimizer update alone;
-//! - GeN (probing every 8 steps) against the same 8 steps at a fixed rate.
+//! - GeN (probing every 8 steps, after a warm-up) against the same 8 steps at a fixed rate,
+//!   and one step that probes against one plain step.
 //!
 //! Run: `cargo bench --bench optim`. After criterion's report it prints the ratios.
 
@@ -69,32 +70,65 @@ fn bench(c: &mut Criterion) {
         )
     });
 
-    // GeN: 8 steps, one of which probes (5 forward passes and one update on a copy).
     g.sample_size(10);
+    // GeN after a warm-up (its first steps probe more while the rate is far off): 8 steps
+    // with lazy_every = 8 contain one regular probe.
+    let masked = Masked::new(adamw().build(), &selection);
+    let mut warm = Gen::new(masked, 1e-4, GenConfig::new().with_lazy_every(8)).unwrap();
+    let mut warm_model = frozen.clone();
+    for _ in 0..64 {
+        let grads = grads(&warm_model, &batch);
+        warm_model = warm
+            .step(warm_model, grads, |x: &RowTransformer| x.loss(&batch))
+            .unwrap();
+    }
+    println!(
+        "GeN warm-up: rate {:.2e} after {} probes in 64 steps",
+        warm.lr(),
+        warm.history().len()
+    );
     g.bench_function("masked_8_steps", |b| {
-        b.iter(|| {
-            let mut masked = Masked::new(adamw().build(), &selection);
-            let mut m = frozen.clone();
-            for _ in 0..8 {
-                let grads = grads(&m, &batch);
-                m = masked.step(1e-4, m, grads);
-            }
-            black_box(m)
-        })
+        b.iter_batched(
+            || (warm.optimizer().clone(), warm_model.clone()),
+            |(mut masked, mut m)| {
+                for _ in 0..8 {
+                    let grads = grads(&m, &batch);
+                    m = masked.step(warm.lr(), m, grads);
+                }
+                black_box(m)
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.bench_function("gen_8_steps", |b| {
-        b.iter(|| {
-            let masked = Masked::new(adamw().build(), &selection);
-            let mut gen_lr = Gen::new(masked, 1e-4, GenConfig::new().with_lazy_every(8)).unwrap();
-            let mut m = frozen.clone();
-            for _ in 0..8 {
+        b.iter_batched(
+            || (warm.clone(), warm_model.clone()),
+            |(mut gen_lr, mut m)| {
+                for _ in 0..8 {
+                    let grads = grads(&m, &batch);
+                    m = gen_lr
+                        .step(m, grads, |x: &RowTransformer| x.loss(&batch))
+                        .unwrap();
+                }
+                black_box(m)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("gen_probe_only", |b| {
+        // One probe and step (the first of a lazy window) against one plain step.
+        b.iter_batched(
+            || (warm.clone(), warm_model.clone()),
+            |(mut gen_lr, m)| {
                 let grads = grads(&m, &batch);
-                m = gen_lr
-                    .step(m, grads, |x: &RowTransformer| x.loss(&batch))
-                    .unwrap();
-            }
-            black_box(m)
-        })
+                black_box(
+                    gen_lr
+                        .step(m, grads, |x: &RowTransformer| x.loss(&batch))
+                        .unwrap(),
+                )
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }
@@ -119,6 +153,11 @@ fn main() {
             "8 steps, GeN lazy_every = 8",
             "gen_8_steps",
             "masked_8_steps",
+        ),
+        (
+            "one step that probes",
+            "gen_probe_only",
+            "masked_train_step",
         ),
     ] {
         if let Some((a, b)) = ratio(adapter, bare) {

@@ -96,7 +96,26 @@ impl GradientMask {
             out: Vec::new(),
         };
         module.visit(&mut visitor);
-        visitor.out
+        visitor
+            .out
+            .into_iter()
+            .map(|(id, path, n, _)| (id, path, n))
+            .collect()
+    }
+
+    /// The ids and ranks of `module`'s parameters inside the mask.
+    pub(crate) fn trainable_ranked<M: Module>(&self, module: &M) -> Vec<(ParamId, usize)> {
+        let mut visitor = Members {
+            mask: self,
+            path: Vec::new(),
+            out: Vec::new(),
+        };
+        module.visit(&mut visitor);
+        visitor
+            .out
+            .into_iter()
+            .map(|(id, _, _, rank)| (id, rank))
+            .collect()
     }
 
     /// The number of elements of `module`'s parameters inside the mask.
@@ -166,7 +185,8 @@ impl ModuleVisitor for Filter<'_> {
 struct Members<'a> {
     mask: &'a GradientMask,
     path: Vec<String>,
-    out: Vec<(ParamId, String, usize)>,
+    /// `(id, path, elements, rank)`.
+    out: Vec<(ParamId, String, usize, usize)>,
 }
 
 impl ModuleVisitor for Members<'_> {
@@ -183,7 +203,7 @@ impl ModuleVisitor for Members<'_> {
         if self.mask.matches(&param.id, &path) {
             // The shape is known without initialising a lazy parameter.
             let n = param.lazy_shape().num_elements();
-            self.out.push((param.id, path, n));
+            self.out.push((param.id, path, n, D));
         }
     }
 }

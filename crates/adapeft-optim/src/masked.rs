@@ -3,10 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use burn::module::{Module, ParamGroup, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::grad_clipping::GradientClipping;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer};
+use burn::tensor::Tensor;
 
 use crate::mask::{GradientMask, dropped_paths};
 
@@ -62,7 +63,7 @@ impl StepOptimizer for ModuleOptimizer {
 ///
 /// ```
 /// use adapeft_optim::Masked;
-/// use burn::module::{Module, ParamGroup, ParamId};
+/// use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 /// use burn::nn::{Linear, LinearConfig};
 /// use burn::optim::{AdamWConfig, GradientsParams};
 /// use burn::tensor::{Device, Tensor};
@@ -91,6 +92,45 @@ pub struct Masked {
     reset: Arc<ResetState>,
     clipping: Option<GradientClipping>,
     mask: GradientMask,
+    /// The mask resolved against the module last stepped.
+    resolved: Option<Resolved>,
+}
+
+/// A mask resolved against a module: every parameter id, and the trainable ids with ranks.
+#[derive(Clone)]
+struct Resolved {
+    ids: Vec<ParamId>,
+    keep: Vec<(ParamId, usize)>,
+}
+
+/// Every float parameter id of `module`, in order.
+fn param_ids<M: Module>(module: &M) -> Vec<ParamId> {
+    struct Ids(Vec<ParamId>);
+    impl ModuleVisitor for Ids {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.id);
+        }
+    }
+    let mut ids = Ids(Vec::new());
+    module.visit(&mut ids);
+    ids.0
+}
+
+/// Moves the gradient of `id` (of rank `rank`) from `from` to `to`, if there is one.
+fn move_gradient(from: &mut GradientsParams, to: &mut GradientsParams, id: ParamId, rank: usize) {
+    macro_rules! by_rank {
+        ($($d:literal),*) => {
+            match rank {
+                $($d => {
+                    if let Some(g) = from.remove::<$d>(id) {
+                        to.register::<$d>(id, g);
+                    }
+                })*
+                _ => panic!("parameter of rank {rank}: ranks 1 to 8 are supported"),
+            }
+        };
+    }
+    by_rank!(1, 2, 3, 4, 5, 6, 7, 8);
 }
 
 impl fmt::Debug for Masked {
@@ -121,6 +161,7 @@ impl Masked {
             reset,
             clipping: None,
             mask: mask.into(),
+            resolved: None,
         }
     }
 
@@ -145,8 +186,34 @@ impl Masked {
         module: M,
         grads: GradientsParams,
     ) -> M {
-        let grads = self.mask.filter(grads, &module);
+        let grads = self.keep_trainable(grads, &module);
         self.inner.step(lr, module, grads)
+    }
+
+    /// The gradients of the trainable parameters of `module`, and nothing else.
+    ///
+    /// Matching paths against the mask costs string work per parameter, so the trainable ids
+    /// are resolved once and reused while the module's parameter ids stay the same (burn keeps
+    /// a parameter's id through optimizer steps); each step then only lists the ids.
+    fn keep_trainable<M: Module>(
+        &mut self,
+        mut grads: GradientsParams,
+        module: &M,
+    ) -> GradientsParams {
+        let ids = param_ids(module);
+        let resolved = match self.resolved.take() {
+            Some(r) if r.ids == ids => r,
+            _ => Resolved {
+                keep: self.mask.trainable_ranked(module),
+                ids,
+            },
+        };
+        let mut kept = GradientsParams::new();
+        for &(id, rank) in &resolved.keep {
+            move_gradient(&mut grads, &mut kept, id, rank);
+        }
+        self.resolved = Some(resolved);
+        kept
     }
 
     /// Replaces the mask. Parameters of `module` that leave it lose their optimizer state,
@@ -165,12 +232,14 @@ impl Masked {
             self.inner = (self.reset)(inner, group, self.clipping.clone());
         }
         self.mask = mask;
+        self.resolved = None;
         MaskChange { dropped, added }
     }
 
     /// Replaces the mask without freeing any state (for a mask set before the first step).
     pub(crate) fn set_mask_unchecked(&mut self, mask: impl Into<GradientMask>) {
         self.mask = mask.into();
+        self.resolved = None;
     }
 
     /// The number of optimizer state tensors held (for AdamW, two per trained parameter

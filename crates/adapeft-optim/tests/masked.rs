@@ -243,3 +243,19 @@ fn gradient_mask_filters_by_path_and_id() {
         6
     );
 }
+
+/// The trainable ids are cached between steps; a module with other parameter ids (another
+/// model of the same shape) must be resolved again, by path.
+#[test]
+fn a_new_module_is_resolved_again() {
+    let device = Device::flex().autodiff();
+    let mut masked = Masked::new(adamw(), ParamGroup::from_paths(vec!["third.bias"]));
+    let a = Net::new(&device);
+    let _ = masked.step(1e-2, a.clone(), a.grads(0, &device));
+    let b = Net::new(&device);
+    let before = snapshot(&b);
+    let after = snapshot(&masked.step(1e-2, b.clone(), b.grads(0, &device)));
+    for ((path, old), (_, new)) in before.iter().zip(&after) {
+        assert_eq!(path == "third.bias", old != new, "{path}");
+    }
+}
