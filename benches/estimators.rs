@@ -78,7 +78,7 @@ criterion_group!(benches, bench);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    let Some(step) = median_ns("estimators", "train_step") else {
+    let Some(step) = common::median_ns("estimators", "train_step") else {
         return; // filtered run (or `--test`): nothing to compare
     };
     println!(
@@ -93,7 +93,7 @@ fn main() {
         "forward_probe",
         "gradient_norm",
     ] {
-        if let Some(t) = median_ns("estimators", name) {
+        if let Some(t) = common::median_ns("estimators", name) {
             println!("| {name} | {:.1} ms | {:.1} |", t / 1e6, t / step);
         }
     }
