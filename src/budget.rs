@@ -16,7 +16,9 @@ pub enum Budget {
     /// The knee of the Pareto front: the selection farthest above the straight line from
     /// "train nothing" to "train every useful group", with both axes (trainable parameters,
     /// predicted reduction) scaled to `[0, 1]`. It is where adding parameters stops paying as
-    /// much as it did: the budget to pick when there is no constraint of one's own.
+    /// much as it did: the budget to pick when there is no constraint of one's own. When the
+    /// front has no point above that line (for example a single valuable group), the lightest
+    /// non-empty point of the front is taken instead of training nothing.
     Auto,
     /// A memory budget in bytes for what training the chosen groups adds: for every trainable
     /// float32 parameter its gradient (4 bytes), its optimizer state (`4 * optimizer_states`

@@ -270,7 +270,15 @@ impl AdaPeftConfig {
         let (chosen, budget_params) = match capacity {
             Some(c) => (solve(&items, c)?.chosen, c),
             None => {
-                let knee = front.knee().map(|p| p.chosen).unwrap_or_default();
+                // The knee, unless it is the empty selection while some group has value:
+                // a front whose points all lie on or below its chord (one valuable group, or
+                // value rising faster than size) has no knee, and "train nothing" is never
+                // what `Auto` is asked for. Then the lightest non-empty point is taken.
+                let mut index = front.knee_index().unwrap_or(0);
+                if index == 0 && front.len() > 1 && front.values()[1] > front.values()[0] {
+                    index = 1;
+                }
+                let knee = front.get(index).map(|p| p.chosen).unwrap_or_default();
                 let w = knee.iter().map(|&i| items[i].weight).sum();
                 (knee, w)
             }

@@ -208,6 +208,49 @@ fn auto_budget_is_the_knee_of_the_front() {
     assert_eq!(chosen, knee_useful);
 }
 
+/// A front with a single valuable group has no point above its chord, so its knee is the
+/// empty selection; `Auto` then takes the lightest non-empty point instead of nothing.
+#[test]
+fn auto_never_trains_nothing_when_a_group_has_value() {
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
+    let groups = config.groups(&model).unwrap();
+    let mut scores = GradientProbe::exact()
+        .estimate(&model, std::slice::from_ref(&batch), &groups)
+        .unwrap();
+    let largest = (0..scores.groups.len())
+        .max_by_key(|&i| scores.groups[i].params)
+        .unwrap();
+    for (i, g) in scores.groups.iter_mut().enumerate() {
+        if i != largest {
+            g.value = 0.0;
+        }
+    }
+    let selection = config
+        .select_scored(&groups, scores.clone(), Budget::Auto, 1)
+        .unwrap();
+    assert_eq!(
+        selection.front().knee().unwrap().weight,
+        0,
+        "the knee is empty"
+    );
+    let chosen: Vec<usize> = (0..selection.groups().len())
+        .filter(|&i| selection.groups()[i].chosen)
+        .collect();
+    assert_eq!(chosen, [largest]);
+
+    // With no value anywhere, Auto is empty.
+    for g in scores.groups.iter_mut() {
+        g.value = 0.0;
+    }
+    let nothing = config
+        .select_scored(&groups, scores, Budget::Auto, 1)
+        .unwrap();
+    assert!(nothing.is_empty());
+    assert_eq!(nothing.outcome(), BudgetOutcome::Empty);
+}
+
 #[test]
 fn budgets_at_the_edges() {
     let device = Device::flex().autodiff();

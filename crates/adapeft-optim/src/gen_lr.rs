@@ -511,8 +511,9 @@ impl<O: StepOptimizer> Gen<O> {
         M: Module,
         F: Fn(&M) -> Tensor<1>,
     {
+        let deltas = self.update(module, grads);
         let mut range = 1.0;
-        let mut probe = self.probe_at(module, grads, loss, range)?;
+        let mut probe = self.measure(module, &deltas, loss, range)?;
         for _ in 0..self.config.max_reprobes {
             if !matches!(
                 probe.rejected,
@@ -521,24 +522,19 @@ impl<O: StepOptimizer> Gen<O> {
                 break;
             }
             range /= 2.0;
-            probe = self.probe_at(module, grads, loss, range)?;
+            probe = self.measure(module, &deltas, loss, range)?;
         }
         Ok(probe)
     }
 
-    fn probe_at<M, F>(
+    /// The update the optimizer would make now at the current rate, per parameter it can
+    /// move, from a copy of the optimizer (its state does not advance) and of the gradients
+    /// (the real step needs them).
+    fn update<M: Module>(
         &self,
         module: &M,
         grads: &GradientsParams,
-        loss: &F,
-        range: f64,
-    ) -> Result<GenProbe, OptimError>
-    where
-        M: Module,
-        F: Fn(&M) -> Tensor<1>,
-    {
-        // The update at the current rate, from a copy of the optimizer (its state does not
-        // advance) and of the gradients (the real step needs them).
+    ) -> HashMap<ParamId, Tensor<1>> {
         let copied = copy_gradients(grads, module);
         let stepped = self
             .optim
@@ -556,12 +552,25 @@ impl<O: StepOptimizer> Gen<O> {
             out: HashMap::new(),
         };
         module.visit(&mut deltas);
-        let deltas = deltas.out;
+        deltas.out
+    }
 
+    /// The losses along `deltas` at `range` times the probe multipliers, and the decision.
+    fn measure<M, F>(
+        &self,
+        module: &M,
+        deltas: &HashMap<ParamId, Tensor<1>>,
+        loss: &F,
+        range: f64,
+    ) -> Result<GenProbe, OptimError>
+    where
+        M: Module,
+        F: Fn(&M) -> Tensor<1>,
+    {
         let mut losses = Vec::new();
         for &t in self.config.points.multipliers() {
             let t = t * range;
-            let at = module.clone().map(&mut Along { deltas: &deltas, t });
+            let at = module.clone().map(&mut Along { deltas, t });
             let value = loss(&at);
             let dims = value.dims();
             if dims[0] != 1 {
