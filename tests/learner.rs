@@ -13,6 +13,8 @@
 //! - with a model frozen by `Selection::apply` and the mask built from the same selection,
 //!   exactly the selection's chosen parameters change.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -21,7 +23,7 @@ use adapeft::{AdaPeft, Budget, Objective, backend};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::module::{Module, ParamGroup};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -32,6 +34,8 @@ use burn::train::{
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use common::snapshot;
 
 const INPUTS: usize = 4;
 const HIDDEN: usize = 8;
@@ -158,34 +162,6 @@ fn loss_on(model: &Net, batch: &Batch) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// Every float parameter of `model`: path, bytes and require-grad state.
-fn snapshot<M: Module>(model: &M) -> Vec<(String, Vec<u8>, bool)> {
-    struct Snap {
-        path: Vec<String>,
-        out: Vec<(String, Vec<u8>, bool)>,
-    }
-    impl ModuleVisitor for Snap {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let value = param.val();
-            let grad = value.is_require_grad();
-            let bytes = value.into_data().as_bytes().to_vec();
-            self.out.push((self.path.join("."), bytes, grad));
-        }
-    }
-    let mut snap = Snap {
-        path: Vec::new(),
-        out: Vec::new(),
-    };
-    model.visit(&mut snap);
-    snap.out
-}
 
 /// The paths whose bytes differ between two snapshots of the same model.
 fn changed(

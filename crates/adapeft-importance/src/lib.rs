@@ -59,5 +59,5 @@ pub use forward::{ForwardProbe, ProbeStep};
 pub use gradient::{GradientProbe, ProbeMode};
 pub use grouping::{Group, Grouping, Groups, KindRules, ParamKind, Unmatched};
 pub use objective::{LossFn, ModelObjective, Objective};
-pub use param::{ParamInfo, discover};
+pub use param::{ParamInfo, ParamSlot, discover, layout};
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};

@@ -93,6 +93,57 @@ impl ModuleVisitor for Discover {
     }
 }
 
+/// Where one float tensor parameter sits in a model, as listed by [`layout`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSlot {
+    /// Dotted module path, as in [`ParamInfo::path`].
+    pub path: String,
+    /// burn's identifier of the parameter.
+    pub id: ParamId,
+    /// The tensor's shape (its length is the tensor's rank).
+    pub shape: Vec<usize>,
+}
+
+impl ParamSlot {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Lists every float tensor parameter of `model` (path, id, shape) in visiting order, like
+/// [`discover`] but **without initialising lazy parameters**: for code that must not touch the
+/// weights (loading, matching a mask) and has no use for the require-grad state.
+pub fn layout<M: Module>(model: &M) -> Vec<ParamSlot> {
+    let mut visitor = Layout::default();
+    model.visit(&mut visitor);
+    visitor.slots
+}
+
+#[derive(Default)]
+struct Layout {
+    path: Vec<String>,
+    slots: Vec<ParamSlot>,
+}
+
+impl ModuleVisitor for Layout {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.slots.push(ParamSlot {
+            path: self.path.join("."),
+            id: param.id,
+            shape: param.lazy_shape().to_vec(),
+        });
+    }
+}
+
 /// `[.., "weight", "lora", "a"]` -> `Some("...weight")`.
 fn lora_base(path: &[String]) -> Option<String> {
     let n = path.len();

@@ -19,11 +19,11 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param};
+use adapeft_importance::layout;
+use burn::module::Module;
 use burn::store::{
     ApplyError, ModuleSnapshot, ModuleStore, SafetensorsStore, SafetensorsStoreError,
 };
-use burn::tensor::Tensor;
 use serde::Deserialize;
 
 /// Key under which the manifest JSON is stored in the safetensors header metadata.
@@ -395,39 +395,19 @@ fn read_metadata(file: &Path) -> Result<HashMap<String, String>, StoreError> {
 ///
 /// Shapes are read without initialising lazy parameters.
 fn float_params<M: Module>(model: &M) -> HashMap<String, Vec<usize>> {
-    let mut visitor = FloatParams::default();
-    model.visit(&mut visitor);
-    visitor.params
-}
-
-/// Collects the paths and shapes of float tensor parameters (see [`float_params`]).
-#[derive(Default)]
-struct FloatParams {
-    path: Vec<String>,
-    params: HashMap<String, Vec<usize>>,
-}
-
-impl ModuleVisitor for FloatParams {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.params
-            .insert(self.path.join("."), param.lazy_shape().to_vec());
-    }
+    layout(model)
+        .into_iter()
+        .map(|s| (s.path, s.shape))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::Lora;
+    use burn::module::{Lora, ModuleVisitor, Param};
     use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
     use burn::tensor::Device;
+    use burn::tensor::Tensor;
     use std::collections::BTreeMap;
 
     #[derive(Module, Debug)]

@@ -2,10 +2,10 @@
 
 use std::collections::HashSet;
 
+use adapeft_importance::{ParamSlot, layout};
 use adapeft_mask::Selection;
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::module::{Module, ParamGroup, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
 
 /// The set of parameters that train, matched by [`ParamId`] or path (a burn [`ParamGroup`]).
 ///
@@ -78,49 +78,26 @@ impl GradientMask {
     /// Removes from `grads` the gradient of every parameter of `module` outside the mask, and
     /// returns the rest. Gradients of ids that are not parameters of `module` are kept.
     pub fn filter<M: Module>(&self, mut grads: GradientsParams, module: &M) -> GradientsParams {
-        let mut visitor = Filter {
-            mask: self,
-            path: Vec::new(),
-            grads: &mut grads,
-        };
-        module.visit(&mut visitor);
+        for slot in layout(module) {
+            if !self.matches(&slot.id, &slot.path) {
+                move_gradient(&mut grads, None, slot.id, slot.shape.len());
+            }
+        }
         grads
     }
 
-    /// The parameters of `module` inside the mask: `(id, path, number of elements)`, in module
-    /// order.
-    pub fn trainable<M: Module>(&self, module: &M) -> Vec<(ParamId, String, usize)> {
-        let mut visitor = Members {
-            mask: self,
-            path: Vec::new(),
-            out: Vec::new(),
-        };
-        module.visit(&mut visitor);
-        visitor
-            .out
+    /// The parameters of `module` inside the mask, in module order (lazy parameters are not
+    /// initialised).
+    pub fn trainable<M: Module>(&self, module: &M) -> Vec<ParamSlot> {
+        layout(module)
             .into_iter()
-            .map(|(id, path, n, _)| (id, path, n))
-            .collect()
-    }
-
-    /// The ids and ranks of `module`'s parameters inside the mask.
-    pub(crate) fn trainable_ranked<M: Module>(&self, module: &M) -> Vec<(ParamId, usize)> {
-        let mut visitor = Members {
-            mask: self,
-            path: Vec::new(),
-            out: Vec::new(),
-        };
-        module.visit(&mut visitor);
-        visitor
-            .out
-            .into_iter()
-            .map(|(id, _, _, rank)| (id, rank))
+            .filter(|slot| self.matches(&slot.id, &slot.path))
             .collect()
     }
 
     /// The number of elements of `module`'s parameters inside the mask.
     pub fn trainable_params<M: Module>(&self, module: &M) -> usize {
-        self.trainable(module).iter().map(|(_, _, n)| n).sum()
+        self.trainable(module).iter().map(ParamSlot::numel).sum()
     }
 }
 
@@ -146,12 +123,12 @@ pub(crate) fn dropped_paths<M: Module>(
     let old: HashSet<String> = before
         .trainable(module)
         .into_iter()
-        .map(|(_, p, _)| p)
+        .map(|s| s.path)
         .collect();
     let new: HashSet<String> = after
         .trainable(module)
         .into_iter()
-        .map(|(_, p, _)| p)
+        .map(|s| s.path)
         .collect();
     let mut dropped: Vec<String> = old.difference(&new).cloned().collect();
     let mut added: Vec<String> = new.difference(&old).cloned().collect();
@@ -160,50 +137,25 @@ pub(crate) fn dropped_paths<M: Module>(
     (dropped, added)
 }
 
-struct Filter<'a> {
-    mask: &'a GradientMask,
-    path: Vec<String>,
-    grads: &'a mut GradientsParams,
-}
-
-impl ModuleVisitor for Filter<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+/// Removes the gradient of `id` (of rank `rank`) from `from`, and registers it in `to` when
+/// given. `GradientsParams` is typed by rank, so the rank picks the call.
+pub(crate) fn move_gradient(
+    from: &mut GradientsParams,
+    to: Option<&mut GradientsParams>,
+    id: ParamId,
+    rank: usize,
+) {
+    macro_rules! by_rank {
+        ($($d:literal),*) => {
+            match rank {
+                $($d => {
+                    if let (Some(g), Some(to)) = (from.remove::<$d>(id), to) {
+                        to.register::<$d>(id, g);
+                    }
+                })*
+                _ => panic!("parameter of rank {rank}: ranks 1 to 8 are supported"),
+            }
+        };
     }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if !self.mask.matches(&param.id, &self.path.join(".")) {
-            self.grads.remove::<D>(param.id);
-        }
-    }
-}
-
-struct Members<'a> {
-    mask: &'a GradientMask,
-    path: Vec<String>,
-    /// `(id, path, elements, rank)`.
-    out: Vec<(ParamId, String, usize, usize)>,
-}
-
-impl ModuleVisitor for Members<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.path.join(".");
-        if self.mask.matches(&param.id, &path) {
-            // The shape is known without initialising a lazy parameter.
-            let n = param.lazy_shape().num_elements();
-            self.out.push((param.id, path, n, D));
-        }
-    }
+    by_rank!(1, 2, 3, 4, 5, 6, 7, 8);
 }

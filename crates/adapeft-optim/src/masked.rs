@@ -9,7 +9,7 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer};
 use burn::tensor::Tensor;
 
-use crate::mask::{GradientMask, dropped_paths};
+use crate::mask::{GradientMask, dropped_paths, move_gradient};
 
 /// Adds a fresh-state group for the given parameters (burn's documented way to drop state).
 type ResetState =
@@ -116,23 +116,6 @@ fn param_ids<M: Module>(module: &M) -> Vec<ParamId> {
     ids.0
 }
 
-/// Moves the gradient of `id` (of rank `rank`) from `from` to `to`, if there is one.
-fn move_gradient(from: &mut GradientsParams, to: &mut GradientsParams, id: ParamId, rank: usize) {
-    macro_rules! by_rank {
-        ($($d:literal),*) => {
-            match rank {
-                $($d => {
-                    if let Some(g) = from.remove::<$d>(id) {
-                        to.register::<$d>(id, g);
-                    }
-                })*
-                _ => panic!("parameter of rank {rank}: ranks 1 to 8 are supported"),
-            }
-        };
-    }
-    by_rank!(1, 2, 3, 4, 5, 6, 7, 8);
-}
-
 impl fmt::Debug for Masked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Masked")
@@ -204,13 +187,18 @@ impl Masked {
         let resolved = match self.resolved.take() {
             Some(r) if r.ids == ids => r,
             _ => Resolved {
-                keep: self.mask.trainable_ranked(module),
+                keep: self
+                    .mask
+                    .trainable(module)
+                    .into_iter()
+                    .map(|slot| (slot.id, slot.shape.len()))
+                    .collect(),
                 ids,
             },
         };
         let mut kept = GradientsParams::new();
         for &(id, rank) in &resolved.keep {
-            move_gradient(&mut grads, &mut kept, id, rank);
+            move_gradient(&mut grads, Some(&mut kept), id, rank);
         }
         self.resolved = Some(resolved);
         kept

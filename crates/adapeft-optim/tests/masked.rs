@@ -232,7 +232,7 @@ fn gradient_mask_filters_by_path_and_id() {
 
     let by_id = GradientMask::from(ParamGroup::ids_from_module(model.second.clone()));
     let trainable = by_id.trainable(&model);
-    let paths: Vec<&str> = trainable.iter().map(|(_, p, _)| p.as_str()).collect();
+    let paths: Vec<&str> = trainable.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(paths, ["second.weight", "second.bias"]);
     assert_eq!(by_id.filter(model.grads(0, &device), &model).len(), 2);
 
