@@ -2,7 +2,8 @@
 //!
 //! burn 0.22 picks the backend from the [`Device`]; no adapeft code names a backend type. The
 //! cargo features of this crate forward to burn's: `flex` (the default, pure-Rust CPU), `wgpu`,
-//! `vulkan` and `cuda`.
+//! `vulkan` and `cuda`. (The device-level tests choose their backends with
+//! `ADAPEFT_TEST_BACKENDS`, through the workspace's unpublished test-support crate.)
 
 use burn::tensor::Device;
 
@@ -49,31 +50,4 @@ pub fn enabled() -> Vec<BackendDevice> {
         device: Device::cuda(0),
     });
     out
-}
-
-/// The backends device-level tests run on: every [`enabled`] backend, or only those named in
-/// the comma-separated environment variable `ADAPEFT_TEST_BACKENDS` when it is set (CI sets it
-/// to `wgpu` for its second pass, so flex tests do not run twice).
-///
-/// # Panics
-/// When the variable names a backend that is not enabled: a test run that silently tested
-/// nothing would be worse.
-pub fn for_tests() -> Vec<BackendDevice> {
-    let all = enabled();
-    match std::env::var("ADAPEFT_TEST_BACKENDS") {
-        Ok(list) if !list.trim().is_empty() => {
-            let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
-            for w in &wanted {
-                assert!(
-                    all.iter().any(|b| b.name == *w),
-                    "ADAPEFT_TEST_BACKENDS names `{w}`, which this build does not enable (enabled: {:?})",
-                    all.iter().map(|b| b.name).collect::<Vec<_>>()
-                );
-            }
-            all.into_iter()
-                .filter(|b| wanted.contains(&b.name))
-                .collect()
-        }
-        _ => all,
-    }
 }

@@ -1,27 +1,21 @@
-//! [`AdaPeftError`]: everything that can go wrong in a selection.
+//! [`AdaPeftError`]: everything that can go wrong in adapeft, for one `?` across the crates.
 
 use adapeft_importance::{EstimateError, GroupingError};
 use adapeft_knapsack::KnapsackError;
-use adapeft_mask::{SelectionError, StoreError};
+use adapeft_optim::OptimError;
+use adapeft_selection::{BudgetError, SelectionError, StoreError};
 use thiserror::Error;
 
-use crate::budget::Budget;
-
-/// Why a selection (or saving, loading, transferring one) failed. The user's model and data
-/// are never changed, error or not.
+/// Why a selection (or saving, loading, transferring one, or an optimizer adapter) failed.
+/// The user's model and data are never changed, error or not.
 #[derive(Debug, Error)]
 pub enum AdaPeftError {
     /// The model has no float parameter.
     #[error("the model has no float parameter to select from")]
     NoParameters,
     /// The budget is not valid.
-    #[error("invalid budget {budget:?}: {reason}")]
-    InvalidBudget {
-        /// The budget as given.
-        budget: Budget,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     /// The grouping could not be built.
     #[error(transparent)]
     Grouping(#[from] GroupingError),
@@ -37,4 +31,8 @@ pub enum AdaPeftError {
     /// Saving or loading the trained tensors failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An optimizer adapter ([`Masked`](crate::Masked), [`Gen`](crate::Gen),
+    /// [`Reselect`](crate::Reselect)) was misconfigured or failed.
+    #[error(transparent)]
+    Optim(#[from] OptimError),
 }

@@ -4,21 +4,56 @@
 //! which parameter groups (tensors, layers, biases, norms, LoRA adapters) are worth training,
 //! freezes the rest, and plugs into a burn training loop:
 //!
-//! ```text
-//! let selection = AdaPeft::select(&model, &batch, Budget::Fraction(0.01))?;
-//! let model = selection.apply(model); // only the chosen groups still require gradients
+//! ```
+//! use adapeft::prelude::*;
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::optim::{AdamWConfig, GradientsParams};
+//! use burn::tensor::{Device, Distribution, Tensor};
+//!
+//! // Your model, and its loss on a batch.
+//! #[derive(burn::module::Module, Debug)]
+//! struct Model {
+//!     body: Linear,
+//!     head: Linear,
+//! }
+//! impl Objective<Tensor<2>> for Model {
+//!     fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+//!         (self.head.forward(self.body.forward(x.clone()).tanh()) - 1.0).square().mean()
+//!     }
+//! }
+//!
+//! let device = Device::flex().autodiff();
+//! let model = Model {
+//!     body: LinearConfig::new(16, 32).init(&device),
+//!     head: LinearConfig::new(32, 1).init(&device),
+//! };
+//! let batch = Tensor::random([64, 16], Distribution::Normal(0.0, 1.0), &device);
+//!
+//! let selection = AdaPeft::select(&model, &batch, Budget::Fraction(0.1))?;
+//! let mut model = selection.apply(model); // only the chosen groups still require gradients
+//!
+//! // Train the chosen subset; the optimizer keeps no state for anything else.
+//! let mut optim = Masked::new(AdamWConfig::new().build(), &selection);
+//! for _ in 0..3 {
+//!     let grads = GradientsParams::from_grads(model.loss(&batch).backward(), &model);
+//!     model = optim.step(1e-3, model, grads);
+//! }
+//! # Ok::<(), AdaPeftError>(())
 //! ```
 //!
 //! It scores each group by the loss reduction a second-order Taylor model predicts for it,
 //! `v_k = b_k^2 / (2 a_k)`, and picks the subset by solving a 0-1 knapsack over group sizes,
-//! with the whole Pareto front of (trainable parameters, predicted reduction). See
-//! [`AdaPeft::select`] for a complete example.
+//! with the whole Pareto front of (trainable parameters, predicted reduction).
+//! [`prelude`] holds the names above; [`AdaPeft::select`] and [`Selection`] have more
+//! examples.
 //!
 //! The crates, one per step of the pipeline, are re-exported here:
 //!
-//! - [`importance`]: parameter discovery, groupings and the estimators (`b`, `a`, `v`);
+//! - [`importance`]: parameter discovery, the parameter walk, groupings and the estimators
+//!   (`b`, `a`, `v`);
 //! - [`knapsack`]: the exact 0-1 / multiple-choice knapsack solver and Pareto fronts;
-//! - [`mask`]: the [`Selection`] and what it does to a model (apply, save, transfer);
+//! - [`selection`]: [`Budget`], the [`Selection`] and what it does to a model (apply, save,
+//!   transfer);
 //! - [`optim`]: optimizer adapters ([`Masked`], the [`Gen`] learning rate, [`Reselect`]);
 //! - [`backend`]: the devices the enabled backend features give.
 //!
@@ -26,21 +61,28 @@
 
 pub use adapeft_importance as importance;
 pub use adapeft_knapsack as knapsack;
-pub use adapeft_mask as mask;
 pub use adapeft_optim as optim;
+pub use adapeft_selection as selection;
 
 pub mod backend;
-mod budget;
 mod error;
+pub mod prelude;
 mod select;
 mod store;
 
 pub use adapeft_importance::{
-    Baseline, Direction, ForwardProbe, GradientProbe, GroupScore, Grouping, Objective, ProbeMode,
+    AnyEstimator, Baseline, Direction, Estimator, ForwardProbe, GradientProbe, GroupScore,
+    Grouping, Objective, ProbeMode,
 };
-pub use adapeft_mask::{BudgetOutcome, GroupChoice, Selection};
 pub use adapeft_optim::{Gen, GenConfig, GradientMask, Masked, Reselect};
-pub use budget::Budget;
+pub use adapeft_selection::{Budget, BudgetError, BudgetOutcome, GroupChoice, Selection};
 pub use error::AdaPeftError;
-pub use select::{AdaPeft, AdaPeftConfig, EstimatorConfig};
+pub use select::{AdaPeft, AdaPeftConfig};
 pub use store::{load_trained, save_trained};
+
+/// The old name of [`AnyEstimator`].
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `AnyEstimator` (adapeft::importance)"
+)]
+pub type EstimatorConfig = AnyEstimator;

@@ -1,90 +1,22 @@
 //! The selector: scores -> knapsack and Pareto front -> [`Selection`].
 
 use adapeft_importance::{
-    Baseline, EstimateError, Estimator, ForwardProbe, GradientProbe, Grouping, Groups, LossFn,
-    ModelObjective, Objective, Scores, discover,
+    AnyEstimator, Estimator, Grouping, Groups, LossFn, ModelObjective, Objective, Scores, discover,
 };
 use adapeft_knapsack::{FrontOptions, Item, pareto_front_with, solve};
-use adapeft_mask::{BudgetOutcome, GroupChoice, Selection, SelectionSettings};
+use adapeft_selection::{Budget, BudgetOutcome, GroupChoice, Selection, SelectionSettings};
 use burn::module::Module;
-use serde::{Deserialize, Serialize};
 
-use crate::budget::Budget;
 use crate::error::AdaPeftError;
-
-/// Which estimator scores the groups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum EstimatorConfig {
-    /// The paper's forward probe (`4K + 1` forward passes).
-    Forward(ForwardProbe),
-    /// Curvature from gradient differences (`1 + 2P` backward passes whatever `K`).
-    Gradient(GradientProbe),
-    /// A first-order or data-free baseline score.
-    Baseline(Baseline),
-}
-
-impl Default for EstimatorConfig {
-    /// [`GradientProbe`] with 16 random-sign probes (or the exact mode for up to 16 groups).
-    fn default() -> Self {
-        EstimatorConfig::Gradient(GradientProbe {
-            probes: 16,
-            ..Default::default()
-        })
-    }
-}
-
-impl From<ForwardProbe> for EstimatorConfig {
-    fn from(e: ForwardProbe) -> Self {
-        EstimatorConfig::Forward(e)
-    }
-}
-
-impl From<GradientProbe> for EstimatorConfig {
-    fn from(e: GradientProbe) -> Self {
-        EstimatorConfig::Gradient(e)
-    }
-}
-
-impl From<Baseline> for EstimatorConfig {
-    fn from(e: Baseline) -> Self {
-        EstimatorConfig::Baseline(e)
-    }
-}
-
-impl Estimator for EstimatorConfig {
-    fn estimate_with<M, B, F>(
-        &self,
-        model: &M,
-        batches: &[B],
-        groups: &Groups,
-        loss: &F,
-    ) -> Result<Scores, EstimateError>
-    where
-        M: Module,
-        F: LossFn<M, B>,
-    {
-        match self {
-            EstimatorConfig::Forward(e) => e.estimate_with(model, batches, groups, loss),
-            EstimatorConfig::Gradient(e) => e.estimate_with(model, batches, groups, loss),
-            EstimatorConfig::Baseline(e) => e.estimate_with(model, batches, groups, loss),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            EstimatorConfig::Forward(e) => e.describe(),
-            EstimatorConfig::Gradient(e) => e.describe(),
-            EstimatorConfig::Baseline(e) => e.describe(),
-        }
-    }
-}
 
 /// The entry point: `AdaPeft::select(&model, &batch, budget)`.
 pub struct AdaPeft;
 
 impl AdaPeft {
     /// Scores every parameter tensor of `model` on `batch` with the default configuration
-    /// ([`AdaPeftConfig::new`]: a 16-probe [`GradientProbe`], one group per tensor) and picks the
+    /// ([`AdaPeftConfig::new`]: a [`GradientProbe`](adapeft_importance::GradientProbe) with its
+    /// default [`DEFAULT_PROBES`](adapeft_importance::DEFAULT_PROBES) random-sign probes, exact
+    /// for up to that many groups; one group per tensor) and picks the
     /// subset with the largest predicted loss reduction within `budget`.
     ///
     /// The model is not changed; apply the result with [`Selection::apply`].
@@ -143,10 +75,19 @@ impl AdaPeft {
 
 /// Everything a selection can be configured with, in burn's config style:
 /// `AdaPeftConfig::new().with_estimator(..).with_grouping(..)`.
+///
+/// The estimators' own settings are burn `Config`s; this type is not one, because a
+/// [`Grouping`] can hold compiled regular expressions and burn `ParamGroup`s, which have no
+/// serialised form. It keeps the same shape by hand: `new()`, `with_*` setters and public
+/// fields. What a selection was made with is recorded, typed, in
+/// [`Selection::settings`](adapeft_selection::Selection::settings).
 #[derive(Debug, Clone)]
 pub struct AdaPeftConfig {
-    /// The estimator (default: [`EstimatorConfig::default`], a 16-probe [`GradientProbe`]).
-    pub estimator: EstimatorConfig,
+    /// The estimator (default: [`AnyEstimator::default`], a [`GradientProbe`] with its
+    /// defaults).
+    ///
+    /// [`GradientProbe`]: adapeft_importance::GradientProbe
+    pub estimator: AnyEstimator,
     /// How parameters are grouped (default: [`Grouping::PerTensor`]).
     pub grouping: Grouping,
     /// Approximation of the Pareto front, in `[0, 1)` (default `0.01`): for every budget the
@@ -161,7 +102,7 @@ pub struct AdaPeftConfig {
 impl Default for AdaPeftConfig {
     fn default() -> Self {
         AdaPeftConfig {
-            estimator: EstimatorConfig::default(),
+            estimator: AnyEstimator::default(),
             grouping: Grouping::PerTensor,
             front_epsilon: 0.01,
         }
@@ -174,8 +115,9 @@ impl AdaPeftConfig {
         Self::default()
     }
 
-    /// Sets the estimator: a [`GradientProbe`], a [`ForwardProbe`] or a [`Baseline`].
-    pub fn with_estimator(mut self, estimator: impl Into<EstimatorConfig>) -> Self {
+    /// Sets the estimator: a `GradientProbe`, a `ForwardProbe`, a `Baseline` or an
+    /// [`AnyEstimator`].
+    pub fn with_estimator(mut self, estimator: impl Into<AnyEstimator>) -> Self {
         self.estimator = estimator.into();
         self
     }
@@ -195,7 +137,7 @@ impl AdaPeftConfig {
     /// Selects with the model's own [`Objective`], the loss averaged over `batches`.
     ///
     /// # Errors
-    /// As [`AdaPeft::select`], and [`EstimateError::NoBatch`] for an empty `batches`.
+    /// As [`AdaPeft::select`], and an estimate error for an empty `batches`.
     pub fn select<M, B>(
         &self,
         model: &M,
@@ -224,12 +166,12 @@ impl AdaPeftConfig {
         F: LossFn<M, B>,
     {
         let groups = self.groups(model)?;
-        // Check the budget before paying for the estimation.
-        budget.resolve(groups.total_params())?;
+        // Resolve the budget once, before paying for the estimation.
+        let capacity = budget.resolve(groups.total_params())?;
         let scores = self
             .estimator
             .estimate_with(model, batches, &groups, loss)?;
-        self.select_scored(&groups, scores, budget, batches.len())
+        self.choose(&groups, scores, budget, capacity, batches.len())
     }
 
     /// Discovers and groups the parameters of `model`.
@@ -247,7 +189,8 @@ impl AdaPeftConfig {
     /// Picks the subset from scores already computed on `groups`: estimate once, then select
     /// at as many budgets as you like.
     ///
-    /// Groups whose score is unreliable (value 0) are never chosen.
+    /// Groups whose score is unreliable (value 0) are never chosen. The selection's settings
+    /// record this configuration's estimator: compute `scores` with it.
     ///
     /// # Errors
     /// An invalid budget or front epsilon.
@@ -258,8 +201,21 @@ impl AdaPeftConfig {
         budget: Budget,
         batches: usize,
     ) -> Result<Selection, AdaPeftError> {
+        let capacity = budget.resolve(groups.total_params())?;
+        self.choose(groups, scores, budget, capacity, batches)
+    }
+
+    /// The knapsack and the front over `scores`, at `budget` resolved to `capacity`
+    /// parameters (`None` for [`Budget::Auto`]).
+    fn choose(
+        &self,
+        groups: &Groups,
+        scores: Scores,
+        budget: Budget,
+        capacity: Option<u64>,
+        batches: usize,
+    ) -> Result<Selection, AdaPeftError> {
         let total = groups.total_params();
-        let capacity = budget.resolve(total)?;
         let items: Vec<Item> = scores
             .groups
             .iter()
@@ -318,9 +274,9 @@ impl AdaPeftConfig {
             scores.cost,
             scores.loss,
             SelectionSettings {
-                estimator: scores.estimator,
-                grouping: self.grouping.describe(),
-                budget: budget.to_string(),
+                estimator: self.estimator.clone(),
+                grouping: self.grouping.to_string(),
+                budget,
                 budget_params,
                 front_epsilon: self.front_epsilon,
                 batches,

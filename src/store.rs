@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use adapeft_mask::{Selection, load_tensors, save_tensors};
+use adapeft_selection::{Selection, load_tensors, save_tensors};
 use burn::module::Module;
 
 use crate::error::AdaPeftError;

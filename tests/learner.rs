@@ -13,13 +13,10 @@
 //! - with a model frozen by `Selection::apply` and the mask built from the same selection,
 //!   exactly the selection's chosen parameters change.
 
-mod common;
-
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use adapeft::optim::GradientMask;
-use adapeft::{AdaPeft, Budget, Objective, backend};
+use adapeft::{AdaPeft, Budget, Objective};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
@@ -35,7 +32,7 @@ use burn::train::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use common::snapshot;
+use adapeft_testing::{backends, snapshot, temp_dir};
 
 const INPUTS: usize = 4;
 const HIDDEN: usize = 8;
@@ -180,35 +177,11 @@ fn changed(
         .collect()
 }
 
-/// A fresh, unique directory for the Learner's artifacts, removed on drop (also on panic).
-struct ArtifactDir(PathBuf);
-
-impl ArtifactDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "adapeft-learner-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create the artifact directory");
-        ArtifactDir(path)
-    }
-}
-
-impl Drop for ArtifactDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Trains `model` for `EPOCHS` epochs with burn-train's `Learner`: AdamW with weight decay 0.1
 /// at a constant learning rate of 1e-2, the loss as train and valid metric, metrics kept in
 /// memory, and the default renderer (the CLI one: burn-train's `tui` feature is off).
 fn train_with_learner(model: Net, data: &[Sample], name: &str) -> Net {
-    let dir = ArtifactDir::new(name);
+    let dir = temp_dir(&format!("learner-{name}"));
     let train = DataLoaderBuilder::new(SampleBatcher)
         .batch_size(BATCH)
         .shuffle(7)
@@ -217,7 +190,7 @@ fn train_with_learner(model: Net, data: &[Sample], name: &str) -> Net {
         .batch_size(BATCH)
         .build(InMemDataset::new(data.to_vec()));
     let optim = AdamWConfig::new().with_weight_decay(0.1).init();
-    let result = SupervisedTraining::new(&dir.0, train, valid)
+    let result = SupervisedTraining::new(dir.path(), train, valid)
         .num_epochs(EPOCHS)
         .metrics((LossMetric::new(),))
         .with_metric_logger(InMemoryMetricLogger::new())
@@ -232,7 +205,7 @@ fn train_with_learner(model: Net, data: &[Sample], name: &str) -> Net {
 
 #[test]
 fn gradient_mask_in_train_step_keeps_an_unfrozen_model_outside_the_mask_bit_identical() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let device = be.device.clone().autodiff();
         device.seed(11);
         let data = samples(1);
@@ -297,7 +270,7 @@ fn gradient_mask_in_train_step_keeps_an_unfrozen_model_outside_the_mask_bit_iden
 
 #[test]
 fn selection_frozen_model_with_its_mask_changes_exactly_the_chosen_parameters() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let device = be.device.clone().autodiff();
         device.seed(23);
         let data = samples(2);

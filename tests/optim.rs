@@ -1,16 +1,14 @@
 //! The optimizer adapters with real selections: `Masked` from a `Selection`, and `Reselect`'s
 //! history, state freeing and require-grad switching.
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use adapeft::importance::discover;
 use adapeft::optim::{Gen, GenConfig, Masked, OptimError, Reselect, group_learning_rates};
 use adapeft::{AdaPeft, Budget, Objective, Selection};
+use adapeft_testing::*;
 use burn::optim::{AdamWConfig, GradientsParams, SgdConfig};
 use burn::tensor::Device;
-use common::*;
 
 fn chosen(selection: &Selection) -> BTreeSet<String> {
     selection.chosen_paths().into_iter().collect()

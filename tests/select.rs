@@ -1,18 +1,17 @@
 //! The selector end to end: `AdaPeft::select`, `Selection::apply`, JSON, saving the trained
 //! subset, transfer across depths, and bad input.
 
-mod common;
-
 use adapeft::importance::{Estimator, Grouping, discover};
 use adapeft::knapsack::Item;
+use adapeft::selection::SelectionError;
 use adapeft::{
-    AdaPeft, AdaPeftConfig, AdaPeftError, Baseline, Budget, BudgetOutcome, GradientProbe,
-    Objective, Selection, backend, load_trained, save_trained,
+    AdaPeft, AdaPeftConfig, AdaPeftError, AnyEstimator, Baseline, Budget, BudgetError,
+    BudgetOutcome, GradientProbe, Objective, Selection, load_trained, save_trained,
 };
+use adapeft_testing::*;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
-use common::*;
 
 /// `depth` hidden layers and a head.
 #[derive(Module, Debug)]
@@ -69,7 +68,7 @@ fn brute_force(items: &[Item], capacity: u64) -> f64 {
 
 #[test]
 fn select_is_optimal_for_its_scores_and_leaves_the_model_unchanged() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let device = be.device.clone().autodiff();
         let (model, batch) = setup(&device);
         let before = snapshot(&model);
@@ -96,17 +95,18 @@ fn select_is_optimal_for_its_scores_and_leaves_the_model_unchanged() {
             selection
                 .groups()
                 .iter()
-                .all(|g| !g.chosen || g.score.reliable)
+                .all(|g| !g.chosen || g.score.is_reliable())
         );
         assert_eq!(selection.outcome(), BudgetOutcome::Within);
-        assert!(selection.settings().estimator.contains("GradientProbe"));
+        assert_eq!(selection.settings().estimator, AnyEstimator::default());
+        assert_eq!(selection.settings().budget, Budget::Fraction(0.2));
         assert!(selection.cost().backward_passes > 0);
     }
 }
 
 #[test]
 fn apply_leaves_exactly_the_chosen_parameters_with_gradients() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let device = be.device.clone().autodiff();
         let (model, batch) = setup(&device);
         let selection = AdaPeft::select(&model, &batch, Budget::Fraction(0.3)).unwrap();
@@ -181,10 +181,24 @@ fn json_round_trip_and_unknown_version() {
     assert_eq!(back.to_json(), json);
     assert_eq!(back.front().weights(), selection.front().weights());
 
-    let bumped = json.replacen("\"version\": 1", "\"version\": 99", 1);
-    let err = Selection::from_json(&bumped).unwrap_err();
-    assert!(err.to_string().contains("99"), "{err}");
-    assert!(Selection::from_json("{}").is_err());
+    let current = format!("\"version\": {}", adapeft::selection::SCHEMA_VERSION);
+    assert!(json.contains(&current), "{json}");
+    for old in [1, 99] {
+        let bumped = json.replacen(&current, &format!("\"version\": {old}"), 1);
+        let err = Selection::from_json(&bumped).unwrap_err();
+        assert!(
+            matches!(err, SelectionError::UnsupportedVersion { found, .. } if found == old),
+            "{err}"
+        );
+    }
+    assert!(matches!(
+        Selection::from_json("{}"),
+        Err(SelectionError::MissingVersion)
+    ));
+    // Not JSON at all: the parser's error is kept as the source.
+    let err = Selection::from_json("not json").unwrap_err();
+    assert!(matches!(err, SelectionError::Json(_)), "{err}");
+    assert!(std::error::Error::source(&err).is_some());
 }
 
 #[test]
@@ -274,7 +288,7 @@ fn budgets_at_the_edges() {
     let all = select(Budget::Params(10 * groups.total_params()));
     assert_eq!(all.outcome(), BudgetOutcome::EverythingFits);
     for g in all.groups() {
-        assert_eq!(g.chosen, g.score.reliable && g.score.value > 0.0);
+        assert_eq!(g.chosen, g.score.is_reliable() && g.score.value > 0.0);
     }
 
     let memory = select(Budget::memory_adam(16 * 50));
@@ -284,7 +298,10 @@ fn budgets_at_the_edges() {
     let err = config
         .select(&model, &[batch], Budget::Fraction(f64::NAN))
         .unwrap_err();
-    assert!(matches!(err, AdaPeftError::InvalidBudget { .. }), "{err}");
+    assert!(
+        matches!(err, AdaPeftError::Budget(BudgetError { .. })),
+        "{err}"
+    );
 }
 
 #[derive(Module, Debug)]
@@ -343,9 +360,8 @@ fn save_and_load_only_the_trained_parameters() {
         .select(&model, &[batch], Budget::Fraction(0.25))
         .unwrap();
     assert!(!selection.is_empty());
-    let dir = std::env::temp_dir().join(format!("adapeft-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("trained.safetensors");
+    let dir = temp_dir("select");
+    let path = dir.path().join("trained.safetensors");
     save_trained(&model, &selection, &path).unwrap();
 
     // Onto a fresh model of the same architecture (different weights).
@@ -374,7 +390,6 @@ fn save_and_load_only_the_trained_parameters() {
         size >= tensors && size < tensors + 2 * manifest_len + 2048,
         "{size}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -247,9 +247,8 @@ mod tests {
         let err = load(Path::new("/nonexistent/digits.csv.gz")).unwrap_err();
         assert!(err.to_string().contains("cannot open"), "{err}");
 
-        let dir = std::env::temp_dir().join(format!("digits-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("short.csv.gz");
+        let dir = adapeft_testing::temp_dir("digits");
+        let path = dir.path().join("short.csv.gz");
         let mut gz = flate2::write::GzEncoder::new(
             File::create(&path).unwrap(),
             flate2::Compression::fast(),
@@ -258,6 +257,5 @@ mod tests {
         gz.finish().unwrap();
         let err = load(&path).unwrap_err();
         assert!(matches!(err, DataError::Columns { found: 3, .. }), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

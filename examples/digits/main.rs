@@ -11,10 +11,10 @@
 //! Run:
 //!
 //! ```text
-//! cargo run --example digits                      # the full study (3 seeds, ~15 minutes)
-//! cargo run --example digits -- --quick           # the reduced study CI runs (< 2 minutes)
+//! cargo run --example digits                      # the full study (3 seeds; the README gives its time)
+//! cargo run --example digits -- --quick           # the reduced study CI runs
 //! cargo run --example digits -- --check [--quick] # only validate the outputs of a past run
-//! cargo test --example digits                     # the unit tests of the loader and tasks
+//! cargo test --example digits                     # its unit tests (data, tasks, methods, training)
 //! ```
 //!
 //! Outputs (in `target/adapeft/digits/`, or `target/adapeft/digits-quick/` for `--quick`):

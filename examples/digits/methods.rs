@@ -27,11 +27,9 @@
 
 use std::fmt;
 
-use adapeft::importance::Direction;
-use adapeft::importance::discover;
-use adapeft::{AdaPeftConfig, Baseline, Budget, EstimatorConfig, ForwardProbe, GradientProbe};
-use burn::module::{Lora, Module, ModuleMapper, Param};
-use burn::tensor::Tensor;
+use adapeft::importance::{Direction, discover, set_require_grad};
+use adapeft::{AdaPeftConfig, AnyEstimator, Baseline, Budget, ForwardProbe, GradientProbe};
+use burn::module::{Lora, Module};
 
 /// Learning rate of full fine-tuning.
 pub const LR_FULL: f64 = 1e-3;
@@ -83,7 +81,7 @@ impl Scorer {
 
     /// The adapeft configuration (per-tensor groups, the default front precision).
     pub fn config(self, seed: u64) -> AdaPeftConfig {
-        let estimator: EstimatorConfig = match self {
+        let estimator: AnyEstimator = match self {
             Scorer::Random => Baseline::Random { seed }.into(),
             Scorer::GradientNorm => Baseline::GradientNorm.into(),
             Scorer::Fisher => Baseline::Fisher.into(),
@@ -223,33 +221,9 @@ impl fmt::Display for Method {
     }
 }
 
-/// Sets require-grad on every float parameter from a rule on its dotted path.
-struct RequireGradByPath<F> {
-    path: Vec<String>,
-    rule: F,
-}
-
-impl<F: Fn(&str) -> bool> ModuleMapper for RequireGradByPath<F> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let trains = (self.rule)(&self.path.join("."));
-        param.set_require_grad(trains)
-    }
-}
-
 /// `model` with exactly the parameters whose path satisfies `rule` requiring gradients.
 pub fn with_trainable<M: Module>(model: M, rule: impl Fn(&str) -> bool) -> M {
-    model.map(&mut RequireGradByPath {
-        path: Vec::new(),
-        rule,
-    })
+    set_require_grad(model, rule)
 }
 
 /// `model` with LoRA adapters of `rank` on every 2-D weight; only the adapters train.
@@ -266,4 +240,53 @@ pub fn count_trainable<M: Module>(model: &M) -> (u64, u64) {
         .map(|p| p.numel)
         .sum();
     (trainable, params.iter().map(|p| p.numel).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+    use burn::tensor::Device;
+
+    #[derive(Module, Debug)]
+    struct Tiny {
+        body: Linear,
+        norm: LayerNorm,
+        head: Linear,
+    }
+
+    fn tiny() -> Tiny {
+        let device = Device::flex().autodiff();
+        Tiny {
+            body: LinearConfig::new(4, 3).init(&device),
+            norm: LayerNormConfig::new(3).init(&device),
+            head: LinearConfig::new(3, 2).init(&device),
+        }
+    }
+
+    /// The paths each fixed rule trains, counted by hand on a 4-3-2 network with a norm.
+    #[test]
+    fn fixed_rules_train_exactly_their_tensors() {
+        let total = 4 * 3 + 3 + 3 + 3 + 3 * 2 + 2;
+        for (method, want) in [
+            (Method::Frozen, 0),
+            (Method::Full, total),
+            (Method::Head, 3 * 2 + 2),
+            (Method::BitFit, 3 + 3 + 2),
+            (Method::LayerNorm, 3 + 3),
+        ] {
+            let rule = method.rule().expect("a fixed rule");
+            let model = with_trainable(tiny(), rule);
+            assert_eq!(count_trainable(&model), (want, total), "{method}");
+        }
+        assert!(Method::Lora { rank: 2 }.rule().is_none());
+    }
+
+    /// LoRA adapters of rank r on the two weights: r (4 + 3) + r (3 + 2) parameters train.
+    #[test]
+    fn lora_trains_only_its_adapters() {
+        let model = with_lora(tiny(), 2);
+        let (trainable, _) = count_trainable(&model);
+        assert_eq!(trainable, 2 * (4 + 3) + 2 * (3 + 2));
+    }
 }

@@ -157,7 +157,7 @@ pub fn write_runs_csv(path: &Path, runs: &[Run]) -> Result<(), Box<dyn std::erro
 
 fn fmt_params(x: f64) -> String {
     let n = x.round() as u64;
-    adapeft::mask::thousands(n)
+    adapeft::selection::thousands(n)
 }
 
 /// The Markdown table of one (task): every model and method, with N/A rows for methods a
@@ -336,7 +336,7 @@ pub fn markdown(config: &StudyConfig, outcome: &Outcome, rows: &[Row], command: 
             s,
             "- {}: {} parameters in {} tensors, source-task test accuracy {:.3} ({} in {:.1} s)",
             p.model.name(),
-            adapeft::mask::thousands(p.total_params),
+            adapeft::selection::thousands(p.total_params),
             p.tensors,
             p.source_accuracy,
             if p.cached {

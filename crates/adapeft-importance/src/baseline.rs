@@ -1,10 +1,10 @@
 //! Baseline scores from the PEFT literature, in the same result type as the Hessian-informed
 //! estimators so that every method feeds the same knapsack.
 
+use burn::config::Config;
 use burn::module::Module;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use crate::error::EstimateError;
 use crate::estimator::Estimator;
@@ -16,7 +16,9 @@ use crate::score::{GroupScore, Quality, Scores};
 /// A first-order or data-free score per group. Each puts its score in
 /// [`GroupScore::value`]; `b` holds `||G_k||^2` where a gradient was taken (else `0`) and `a` is
 /// `0` (no curvature is modelled). Groups are always reliable.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+///
+/// A burn [`Config`] (serde, `Display` as JSON), like the other estimators.
+#[derive(Config, Debug, Copy, PartialEq)]
 pub enum Baseline {
     /// `||G_k||^2` of the mean gradient over the batches. One backward pass per batch.
     GradientNorm,
@@ -123,20 +125,15 @@ impl Estimator for Baseline {
                 b: b[g],
                 a: 0.0,
                 value: values[g],
-                reliable: true,
                 unreliable: None,
                 quality: Quality::Exact,
             })
             .collect();
         Ok(Scores {
-            estimator: self.describe(),
+            estimator: format!("Baseline {self}"),
             groups: scores,
             cost: ws.finish_cost(),
             loss: mean_loss,
         })
-    }
-
-    fn describe(&self) -> String {
-        format!("Baseline::{self:?}")
     }
 }

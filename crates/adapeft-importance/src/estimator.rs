@@ -1,18 +1,26 @@
-//! The [`Estimator`] trait every scoring method implements.
+//! The [`Estimator`] trait every scoring method implements, and [`AnyEstimator`], one of
+//! them chosen at run time.
+
+use std::fmt;
 
 use burn::module::Module;
+use serde::{Deserialize, Serialize};
 
+use crate::baseline::Baseline;
 use crate::error::EstimateError;
+use crate::forward::ForwardProbe;
+use crate::gradient::GradientProbe;
 use crate::grouping::Groups;
 use crate::objective::{LossFn, ModelObjective, Objective};
 use crate::score::Scores;
 
 /// A way to score parameter groups on some batches.
 ///
-/// Implemented by [`crate::ForwardProbe`], [`crate::GradientProbe`] and [`crate::Baseline`].
+/// Implemented by [`ForwardProbe`], [`GradientProbe`], [`Baseline`] and [`AnyEstimator`].
 /// No estimator changes the model: every parameter is bit-identical afterwards, with the same
-/// require-grad state.
-pub trait Estimator {
+/// require-grad state. `Display` writes the estimator and its settings (stored in
+/// [`Scores::estimator`]).
+pub trait Estimator: fmt::Display {
     /// Scores `groups` of `model` on `batches` with the loss `loss(model, batch)`; the loss is
     /// averaged over the batches.
     ///
@@ -45,7 +53,80 @@ pub trait Estimator {
     {
         self.estimate_with(model, batches, groups, &ModelObjective)
     }
+}
 
-    /// The estimator and its settings, in words (stored in [`Scores::estimator`]).
-    fn describe(&self) -> String;
+/// Any one of the estimators, chosen at run time: what a selection is configured with and
+/// what it records (serde), so that a saved selection can be re-run with the same settings.
+///
+/// ```
+/// use adapeft_importance::{AnyEstimator, Baseline, DEFAULT_PROBES, GradientProbe};
+/// assert_eq!(AnyEstimator::default(), AnyEstimator::Gradient(GradientProbe::new()));
+/// assert!(matches!(AnyEstimator::default(), AnyEstimator::Gradient(p) if p.probes == DEFAULT_PROBES));
+/// let baseline: AnyEstimator = Baseline::Fisher.into();
+/// let json = serde_json::to_string(&baseline).unwrap();
+/// assert_eq!(serde_json::from_str::<AnyEstimator>(&json).unwrap(), baseline);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AnyEstimator {
+    /// The paper's forward probe (`4K + 1` forward passes).
+    Forward(ForwardProbe),
+    /// Curvature from gradient differences (`1 + 2P` backward passes whatever `K`).
+    Gradient(GradientProbe),
+    /// A first-order or data-free baseline score.
+    Baseline(Baseline),
+}
+
+impl Default for AnyEstimator {
+    /// A [`GradientProbe`] with its defaults.
+    fn default() -> Self {
+        AnyEstimator::Gradient(GradientProbe::new())
+    }
+}
+
+impl From<ForwardProbe> for AnyEstimator {
+    fn from(e: ForwardProbe) -> Self {
+        AnyEstimator::Forward(e)
+    }
+}
+
+impl From<GradientProbe> for AnyEstimator {
+    fn from(e: GradientProbe) -> Self {
+        AnyEstimator::Gradient(e)
+    }
+}
+
+impl From<Baseline> for AnyEstimator {
+    fn from(e: Baseline) -> Self {
+        AnyEstimator::Baseline(e)
+    }
+}
+
+impl fmt::Display for AnyEstimator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnyEstimator::Forward(e) => write!(f, "ForwardProbe {e}"),
+            AnyEstimator::Gradient(e) => write!(f, "GradientProbe {e}"),
+            AnyEstimator::Baseline(e) => write!(f, "Baseline {e}"),
+        }
+    }
+}
+
+impl Estimator for AnyEstimator {
+    fn estimate_with<M, B, F>(
+        &self,
+        model: &M,
+        batches: &[B],
+        groups: &Groups,
+        loss: &F,
+    ) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        match self {
+            AnyEstimator::Forward(e) => e.estimate_with(model, batches, groups, loss),
+            AnyEstimator::Gradient(e) => e.estimate_with(model, batches, groups, loss),
+            AnyEstimator::Baseline(e) => e.estimate_with(model, batches, groups, loss),
+        }
+    }
 }

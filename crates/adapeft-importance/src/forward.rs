@@ -1,11 +1,13 @@
 //! The paper's estimator: per-group forward probes and a least-squares quadratic fit.
 
+use burn::config::Config;
 use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use crate::direction::{Direction, SlopeEstimate, first_order};
 use crate::error::EstimateError;
 use crate::estimator::Estimator;
+use crate::fit::{Intercept, QuadraticFit};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{Workspace, dots, per_group, restrict};
@@ -46,30 +48,32 @@ impl Default for ProbeStep {
 /// which the fit's own linear coefficient estimates with noise; the fit's R^2 over the probed
 /// points (and the origin) is the quality figure, and a fit below `min_r2` is unreliable.
 /// Groups with a zero direction are reported unreliable without probing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A burn [`Config`]: `ForwardProbe::new().with_min_r2(0.95)`, or a struct literal with
+/// `..Default::default()`; `Display` writes it as JSON.
+#[derive(Config, Debug, PartialEq)]
 pub struct ForwardProbe {
     /// Probe multipliers of the base step (default `[-2, -1, 1, 2]`). At least two distinct
     /// non-zero values.
+    #[config(default = "vec![-2.0, -1.0, 1.0, 2.0]")]
     pub multipliers: Vec<f64>,
     /// How the base step is chosen (default [`ProbeStep::LossChange`]`(0.01)`).
+    #[config(default = "ProbeStep::LossChange(0.01)")]
     pub step: ProbeStep,
     /// A fit with R^2 below this is unreliable (default `0.99`, GeN's threshold).
+    #[config(default = 0.99)]
     pub min_r2: f64,
     /// The update direction (default [`Direction::Gradient`]).
+    #[config(default = "Direction::Gradient")]
     pub direction: Direction,
     /// How `b_k^2` is estimated (default [`SlopeEstimate::Plain`]).
+    #[config(default = "SlopeEstimate::Plain")]
     pub slope: SlopeEstimate,
 }
 
 impl Default for ForwardProbe {
     fn default() -> Self {
-        ForwardProbe {
-            multipliers: vec![-2.0, -1.0, 1.0, 2.0],
-            step: ProbeStep::default(),
-            min_r2: 0.99,
-            direction: Direction::Gradient,
-            slope: SlopeEstimate::Plain,
-        }
+        ForwardProbe::new()
     }
 }
 
@@ -105,43 +109,6 @@ impl ForwardProbe {
         }
         Ok(())
     }
-}
-
-/// Least-squares fit of `y = a x^2 / 2 - b x` through the origin; returns `(a, b, r2)` with
-/// R^2 taken over the points and the origin.
-pub(crate) fn fit_quadratic(xs: &[f64], ys: &[f64]) -> (f64, f64, f64) {
-    // Features u = x^2 / 2 and w = -x; normal equations for (a, b).
-    let (mut suu, mut suw, mut sww, mut suy, mut swy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (&x, &y) in xs.iter().zip(ys) {
-        let u = 0.5 * x * x;
-        let w = -x;
-        suu += u * u;
-        suw += u * w;
-        sww += w * w;
-        suy += u * y;
-        swy += w * y;
-    }
-    let det = suu * sww - suw * suw;
-    if det == 0.0 {
-        return (0.0, 0.0, 0.0);
-    }
-    let a = (suy * sww - swy * suw) / det;
-    let b = (swy * suu - suy * suw) / det;
-    let n = xs.len() as f64 + 1.0;
-    let mean = ys.iter().sum::<f64>() / n;
-    let mut ss_tot = mean * mean; // the origin
-    let mut ss_res = 0.0;
-    for (&x, &y) in xs.iter().zip(ys) {
-        ss_tot += (y - mean) * (y - mean);
-        let r = y - (0.5 * a * x * x - b * x);
-        ss_res += r * r;
-    }
-    let r2 = if ss_tot > 0.0 {
-        1.0 - ss_res / ss_tot
-    } else {
-        0.0
-    };
-    (a, b, r2)
 }
 
 impl Estimator for ForwardProbe {
@@ -192,8 +159,7 @@ impl Estimator for ForwardProbe {
                 }
                 ProbeStep::LossChange(rho) => rho / g_norm2[k].sqrt(),
             };
-            let mut xs = Vec::with_capacity(self.multipliers.len());
-            let mut ys = Vec::with_capacity(self.multipliers.len());
+            let mut points = Vec::with_capacity(self.multipliers.len());
             for &m in &self.multipliers {
                 let x = m * h;
                 let delta = restrict(groups, k, &fo.dir, -x);
@@ -202,10 +168,11 @@ impl Estimator for ForwardProbe {
                     step: x,
                     loss,
                 })?;
-                xs.push(x);
-                ys.push(l - fo.loss);
+                points.push((x, l));
             }
-            let (a, _b_fit, r2) = fit_quadratic(&xs, &ys);
+            // `b` is reported from the gradient (exact); the fit gives the curvature.
+            let fit = QuadraticFit::fit(&points, Intercept::Known(fo.loss));
+            let (a, r2) = (fit.a, fit.r2);
             let poor = (r2 < self.min_r2).then_some(Unreliable::PoorFit { r2 });
             scores.push(GroupScore::from_quadratic(
                 group.name.clone(),
@@ -218,41 +185,17 @@ impl Estimator for ForwardProbe {
             ));
         }
         Ok(Scores {
-            estimator: self.describe(),
+            estimator: format!("ForwardProbe {self}"),
             groups: scores,
             cost: ws.finish_cost(),
             loss: Some(fo.loss),
         })
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "ForwardProbe {{ multipliers: {:?}, step: {:?}, min_r2: {}, direction: {:?}, slope: {:?} }}",
-            self.multipliers, self.step, self.min_r2, self.direction, self.slope
-        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fit_recovers_an_exact_quadratic() {
-        let xs = [-0.2, -0.1, 0.1, 0.2];
-        let ys: Vec<f64> = xs.iter().map(|x| 0.5 * 3.0 * x * x - 1.5 * x).collect();
-        let (a, b, r2) = fit_quadratic(&xs, &ys);
-        assert!((a - 3.0).abs() < 1e-12 && (b - 1.5).abs() < 1e-12);
-        assert!((r2 - 1.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn fit_of_noise_has_low_r2() {
-        let xs = [-2.0, -1.0, 1.0, 2.0];
-        let ys = [1.0, -1.0, -1.0, 1.0e-3];
-        let (_, _, r2) = fit_quadratic(&xs, &ys);
-        assert!(r2 < 0.9, "{r2}");
-    }
 
     #[test]
     fn invalid_multipliers_and_steps_are_rejected() {

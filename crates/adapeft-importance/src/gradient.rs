@@ -1,6 +1,7 @@
 //! Beyond the paper: curvature from finite differences of gradients (Hessian-vector products),
 //! for every group at once with random signs.
 
+use burn::config::Config;
 use burn::module::Module;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -43,37 +44,47 @@ pub enum ProbeMode {
 /// the cube root of float32's epsilon, which balances truncation and rounding error) of their
 /// norm; for all-zero weights `e ||v|| = step`.
 ///
+/// A burn [`Config`]: `GradientProbe::new().with_probes(32)`, or a struct literal with
+/// `..Default::default()`; `Display` writes it as JSON.
+///
 /// ```
-/// use adapeft_importance::{GradientProbe, ProbeMode};
-/// let probe = GradientProbe { probes: 16, mode: ProbeMode::RandomSigns, ..Default::default() };
+/// use adapeft_importance::{DEFAULT_PROBES, GradientProbe, ProbeMode};
+/// let probe = GradientProbe { probes: 32, mode: ProbeMode::RandomSigns, ..Default::default() };
 /// assert_eq!(probe.seed, 0);
+/// assert_eq!(GradientProbe::new().probes, DEFAULT_PROBES);
+/// assert_eq!(GradientProbe::new().with_seed(7).seed, 7);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Config, Debug, PartialEq)]
 pub struct GradientProbe {
-    /// Number of random-sign probes `P` (default 8; at least 2 in random-sign mode).
+    /// Number of random-sign probes `P` (default [`DEFAULT_PROBES`]; at least 2 in
+    /// random-sign mode).
+    #[config(default = "DEFAULT_PROBES")]
     pub probes: usize,
     /// Exact, random signs, or the cheaper of the two (default).
+    #[config(default = "ProbeMode::Auto")]
     pub mode: ProbeMode,
     /// Relative finite-difference step (default `5e-3`).
+    #[config(default = 5e-3)]
     pub step: f64,
-    /// Seed of the random signs.
+    /// Seed of the random signs (default 0).
+    #[config(default = 0)]
     pub seed: u64,
     /// The update direction (default [`Direction::Gradient`]).
+    #[config(default = "Direction::Gradient")]
     pub direction: Direction,
     /// How `b_k^2` is estimated (default [`SlopeEstimate::Plain`]).
+    #[config(default = "SlopeEstimate::Plain")]
     pub slope: SlopeEstimate,
 }
 
+/// The default number of random-sign probes of a [`GradientProbe`] (and so of
+/// `AdaPeft::select`): with [`ProbeMode::Auto`], models of up to this many groups are probed
+/// exactly, at the cost of `1 + 2 * DEFAULT_PROBES` backward passes at most.
+pub const DEFAULT_PROBES: usize = 16;
+
 impl Default for GradientProbe {
     fn default() -> Self {
-        GradientProbe {
-            probes: 8,
-            mode: ProbeMode::Auto,
-            step: 5e-3,
-            seed: 0,
-            direction: Direction::Gradient,
-            slope: SlopeEstimate::Plain,
-        }
+        GradientProbe::new()
     }
 }
 
@@ -244,17 +255,10 @@ impl Estimator for GradientProbe {
             })
             .collect();
         Ok(Scores {
-            estimator: self.describe(),
+            estimator: format!("GradientProbe {self}"),
             groups: scores,
             cost: ws.finish_cost(),
             loss: Some(fo.loss),
         })
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "GradientProbe {{ probes: {}, mode: {:?}, step: {:e}, seed: {}, direction: {:?}, slope: {:?} }}",
-            self.probes, self.mode, self.step, self.seed, self.direction, self.slope
-        )
     }
 }

@@ -139,6 +139,24 @@ pub enum Grouping {
     },
 }
 
+/// `per-tensor`, `per-module`, `by-kind`, `regex [..]`, `custom [names]`: what a selection
+/// records of its grouping (a custom grouping's `ParamGroup`s and the compiled rules of
+/// [`KindRules`] have no serialised form).
+impl fmt::Display for Grouping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Grouping::PerTensor => f.write_str("per-tensor"),
+            Grouping::PerModule => f.write_str("per-module"),
+            Grouping::ByKind(_) => f.write_str("by-kind"),
+            Grouping::Regex { patterns, .. } => write!(f, "regex {patterns:?}"),
+            Grouping::Custom { groups, .. } => {
+                let names: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
+                write!(f, "custom [{}]", names.join(", "))
+            }
+        }
+    }
+}
+
 impl Grouping {
     /// A [`Grouping::Regex`] whose unmatched parameters form the `other` group.
     pub fn regex<S: Into<String>>(patterns: impl IntoIterator<Item = S>) -> Self {
@@ -159,24 +177,6 @@ impl Grouping {
     /// [`Grouping::ByKind`] with the default rules.
     pub fn by_kind() -> Self {
         Grouping::ByKind(KindRules::default())
-    }
-
-    /// A short description for reports (`per-tensor`, `by-kind`, ...).
-    pub fn describe(&self) -> String {
-        match self {
-            Grouping::PerTensor => "per-tensor".into(),
-            Grouping::PerModule => "per-module".into(),
-            Grouping::ByKind(_) => "by-kind".into(),
-            Grouping::Regex { patterns, .. } => format!("regex {patterns:?}"),
-            Grouping::Custom { groups, .. } => format!(
-                "custom [{}]",
-                groups
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
     }
 
     /// Splits `params` (from [`crate::discover`]) into groups.
@@ -597,7 +597,7 @@ mod tests {
                 .flat_map(|g| g.members.clone())
                 .collect();
             seen.sort_unstable();
-            assert_eq!(seen, (0..14).collect::<Vec<_>>(), "{}", grouping.describe());
+            assert_eq!(seen, (0..14).collect::<Vec<_>>(), "{}", grouping);
             assert_eq!(
                 groups.groups.iter().map(|g| g.numel).sum::<u64>(),
                 groups.total_params()

@@ -16,7 +16,12 @@
 //! Estimators: [`ForwardProbe`] (the paper's, `4K + 1` forward passes for `K` groups),
 //! [`GradientProbe`] (Hessian-vector products by central differences of gradients, `1 + 2P`
 //! backward passes whatever `K`), and the literature's [`Baseline`]s (gradient norm, Fisher,
-//! Taylor, magnitude, random).
+//! Taylor, magnitude, random); [`AnyEstimator`] is any one of them, chosen at run time. Their
+//! settings are burn [`Config`](burn::config::Config)s. [`QuadraticFit`] is the least-squares
+//! parabola the forward probe (and the GeN learning rate in `adapeft-optim`) fit to losses.
+//!
+//! [`visit_params`], [`map_params`] and [`set_require_grad`] are the one walk over a module's
+//! float parameters with their dotted paths that every adapeft crate uses.
 //!
 //! Estimators never change the model: a probe point is a new module mapped from a clone of
 //! the user's (burn tensors are immutable), so every parameter is bit-identical afterwards.
@@ -43,6 +48,7 @@ mod baseline;
 mod direction;
 mod error;
 mod estimator;
+mod fit;
 mod forward;
 mod gradient;
 mod grouping;
@@ -54,10 +60,14 @@ mod score;
 pub use baseline::Baseline;
 pub use direction::{Direction, SlopeEstimate};
 pub use error::{EstimateError, GroupingError};
-pub use estimator::Estimator;
+pub use estimator::{AnyEstimator, Estimator};
+pub use fit::{Intercept, QuadraticFit, fit_quadratic};
 pub use forward::{ForwardProbe, ProbeStep};
-pub use gradient::{GradientProbe, ProbeMode};
+pub use gradient::{DEFAULT_PROBES, GradientProbe, ProbeMode};
 pub use grouping::{Group, Grouping, Groups, KindRules, ParamKind, Unmatched};
 pub use objective::{LossFn, ModelObjective, Objective};
-pub use param::{ParamInfo, ParamSlot, discover, layout};
+pub use param::{
+    ParamInfo, ParamMapper, ParamSlot, ParamVisitor, discover, layout, map_params,
+    set_require_grad, visit_params,
+};
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};

@@ -1,6 +1,9 @@
-//! Parameter discovery: every float tensor parameter of a burn module, with its path.
+//! Parameter discovery and the one path-tracking walk over a burn module's float parameters:
+//! [`discover`] and [`layout`] list them, [`visit_params`] and [`map_params`] run a
+//! [`ParamVisitor`] or [`ParamMapper`] over them with their dotted paths, and
+//! [`set_require_grad`] sets require-grad by a path rule.
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 
 /// One float tensor parameter of a model, as found by [`discover`].
@@ -58,39 +61,23 @@ impl ParamInfo {
 /// assert_eq!(params[1].path, "bias");
 /// ```
 pub fn discover<M: Module>(model: &M) -> Vec<ParamInfo> {
-    let mut visitor = Discover::default();
-    model.visit(&mut visitor);
-    visitor.params
-}
-
-#[derive(Default)]
-struct Discover {
-    path: Vec<String>,
-    params: Vec<ParamInfo>,
-}
-
-impl ModuleVisitor for Discover {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    struct Discover(Vec<ParamInfo>);
+    impl ParamVisitor for Discover {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            let shape = param.lazy_shape();
+            self.0.push(ParamInfo {
+                path: path.to_string(),
+                id: param.id,
+                numel: shape.num_elements() as u64,
+                shape: shape.to_vec(),
+                require_grad: param.val().is_require_grad(),
+                lora_of: lora_base(path),
+            });
+        }
     }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let shape = param.lazy_shape();
-        let path = self.path.join(".");
-        let lora_of = lora_base(&self.path);
-        self.params.push(ParamInfo {
-            path,
-            id: param.id,
-            numel: shape.num_elements() as u64,
-            shape: shape.to_vec(),
-            require_grad: param.val().is_require_grad(),
-            lora_of,
-        });
-    }
+    let mut discover = Discover(Vec::new());
+    visit_params(model, &mut discover);
+    discover.0
 }
 
 /// Where one float tensor parameter sits in a model, as listed by [`layout`].
@@ -115,18 +102,108 @@ impl ParamSlot {
 /// [`discover`] but **without initialising lazy parameters**: for code that must not touch the
 /// weights (loading, matching a mask) and has no use for the require-grad state.
 pub fn layout<M: Module>(model: &M) -> Vec<ParamSlot> {
-    let mut visitor = Layout::default();
-    model.visit(&mut visitor);
-    visitor.slots
+    struct Layout(Vec<ParamSlot>);
+    impl ParamVisitor for Layout {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            self.0.push(ParamSlot {
+                path: path.to_string(),
+                id: param.id,
+                shape: param.lazy_shape().to_vec(),
+            });
+        }
+    }
+    let mut layout = Layout(Vec::new());
+    visit_params(model, &mut layout);
+    layout.0
 }
 
-#[derive(Default)]
-struct Layout {
+/// Something that looks at every float parameter of a module with its dotted path
+/// (`encoder.layers.0.norm.gamma`): the path-tracking [`ModuleVisitor`] written once. Pass it
+/// to [`visit_params`].
+pub trait ParamVisitor {
+    /// Called once per float tensor parameter, in the module's visiting order.
+    fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>);
+}
+
+/// Something that rebuilds every float parameter of a module, knowing its dotted path: the
+/// path-tracking [`ModuleMapper`] written once. Pass it to [`map_params`].
+pub trait ParamMapper {
+    /// Called once per float tensor parameter, in the module's visiting order; returns the
+    /// parameter to put in its place.
+    fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>>;
+}
+
+/// Runs `visitor` over every float parameter of `model`, with its path.
+///
+/// ```
+/// use adapeft_importance::{ParamVisitor, visit_params};
+/// use burn::module::Param;
+/// use burn::nn::LinearConfig;
+/// use burn::tensor::{Device, Tensor};
+///
+/// struct Sizes(Vec<(String, usize)>);
+/// impl ParamVisitor for Sizes {
+///     fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+///         self.0.push((path.to_string(), param.lazy_shape().num_elements()));
+///     }
+/// }
+/// let model = LinearConfig::new(3, 2).init(&Device::flex());
+/// let mut sizes = Sizes(Vec::new());
+/// visit_params(&model, &mut sizes);
+/// assert_eq!(sizes.0, [("weight".to_string(), 6), ("bias".to_string(), 2)]);
+/// ```
+pub fn visit_params<M: Module, V: ParamVisitor>(model: &M, visitor: &mut V) {
+    model.visit(&mut Walk {
+        path: Vec::new(),
+        inner: visitor,
+    });
+}
+
+/// Returns `model` with every float parameter replaced by what `mapper` makes of it.
+pub fn map_params<M: Module, P: ParamMapper>(model: M, mapper: &mut P) -> M {
+    model.map(&mut Walk {
+        path: Vec::new(),
+        inner: mapper,
+    })
+}
+
+/// Returns `model` with exactly the float parameters whose path satisfies `trains` requiring
+/// gradients; every other float parameter stops requiring them.
+///
+/// Only gradients change: unlike burn's `Module::freeze`, the module's training flags are
+/// left alone (dropout stays active, batch-norm statistics keep updating). On a device without
+/// autodiff the setting is stored and takes effect when the model goes back to training
+/// (`Module::train`). This is what `Selection::apply` does with the chosen paths; use it
+/// directly for rules of your own (train the head and every bias, say).
+///
+/// ```
+/// use adapeft_importance::{discover, set_require_grad};
+/// use burn::nn::LinearConfig;
+/// use burn::tensor::Device;
+///
+/// let model = LinearConfig::new(3, 2).init(&Device::flex().autodiff());
+/// let model = set_require_grad(model, |path| path.ends_with("bias"));
+/// let trains: Vec<_> = discover(&model).into_iter().map(|p| (p.path, p.require_grad)).collect();
+/// assert_eq!(trains, [("weight".to_string(), false), ("bias".to_string(), true)]);
+/// ```
+pub fn set_require_grad<M: Module>(model: M, trains: impl Fn(&str) -> bool) -> M {
+    struct ByPath<F>(F);
+    impl<F: Fn(&str) -> bool> ParamMapper for ByPath<F> {
+        fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let trains = (self.0)(path);
+            param.set_require_grad(trains)
+        }
+    }
+    map_params(model, &mut ByPath(trains))
+}
+
+/// The one path-tracking walker behind [`visit_params`] and [`map_params`].
+struct Walk<'a, T> {
     path: Vec<String>,
-    slots: Vec<ParamSlot>,
+    inner: &'a mut T,
 }
 
-impl ModuleVisitor for Layout {
+impl<V: ParamVisitor> ModuleVisitor for Walk<'_, V> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -136,18 +213,29 @@ impl ModuleVisitor for Layout {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.slots.push(ParamSlot {
-            path: self.path.join("."),
-            id: param.id,
-            shape: param.lazy_shape().to_vec(),
-        });
+        self.inner.visit(&self.path.join("."), param);
     }
 }
 
-/// `[.., "weight", "lora", "a"]` -> `Some("...weight")`.
-fn lora_base(path: &[String]) -> Option<String> {
-    let n = path.len();
-    (n >= 3 && path[n - 2] == "lora").then(|| path[..n - 2].join("."))
+impl<P: ParamMapper> ModuleMapper for Walk<'_, P> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        self.inner.map(&self.path.join("."), param)
+    }
+}
+
+/// `"...weight.lora.a"` -> `Some("...weight")`.
+fn lora_base(path: &str) -> Option<String> {
+    let mut parts = path.rsplitn(3, '.');
+    let (_leaf, lora, base) = (parts.next()?, parts.next()?, parts.next()?);
+    (lora == "lora").then(|| base.to_string())
 }
 
 #[cfg(test)]
@@ -156,12 +244,12 @@ mod tests {
 
     #[test]
     fn lora_base_recognises_adapter_factors() {
-        let p = |s: &str| s.split('.').map(String::from).collect::<Vec<_>>();
+        assert_eq!(lora_base("fc.weight.lora.a").as_deref(), Some("fc.weight"));
         assert_eq!(
-            lora_base(&p("fc.weight.lora.a")).as_deref(),
-            Some("fc.weight")
+            lora_base("layers.0.fc.weight.lora.b").as_deref(),
+            Some("layers.0.fc.weight")
         );
-        assert_eq!(lora_base(&p("fc.weight")), None);
-        assert_eq!(lora_base(&p("lora.a")), None);
+        assert_eq!(lora_base("fc.weight"), None);
+        assert_eq!(lora_base("lora.a"), None);
     }
 }

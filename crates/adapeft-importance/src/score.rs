@@ -53,7 +53,7 @@ pub enum Quality {
 /// For the Hessian-informed estimators `b = G . g` and `a = g^T H g` along the group's
 /// update direction `g`, and `value = b^2 / (2a)`, the loss reduction the quadratic model
 /// predicts from training the group (see `docs/algorithm.md`). An unreliable group has
-/// `value = 0` and says why in `unreliable`; it is still reported.
+/// `value = 0` and says why in [`GroupScore::unreliable`]; it is still reported.
 ///
 /// Baseline estimators put their score in `value` and set `a = 0`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,9 +68,8 @@ pub struct GroupScore {
     pub a: f64,
     /// Predicted loss reduction `v_k = b_k^2 / (2 a_k)` (the knapsack value), or the baseline score.
     pub value: f64,
-    /// Whether the quadratic model is trustworthy for this group.
-    pub reliable: bool,
-    /// Why not, when not.
+    /// Why the quadratic model is not trustworthy for this group; `None` when it is (see
+    /// [`GroupScore::is_reliable`]).
     pub unreliable: Option<Unreliable>,
     /// The estimate's quality figure.
     pub quality: Quality,
@@ -108,15 +107,21 @@ impl GroupScore {
             b,
             a,
             value,
-            reliable: unreliable.is_none(),
             unreliable,
             quality,
         }
     }
 
-    /// The per-group learning rate `b / a` the quadratic model suggests (GeN's), when reliable.
+    /// Whether the quadratic model is trustworthy for this group (no [`Unreliable`] reason).
+    pub fn is_reliable(&self) -> bool {
+        self.unreliable.is_none()
+    }
+
+    /// The per-group learning rate `b / a` the quadratic model suggests (GeN's), when reliable
+    /// and positive and finite.
     pub fn learning_rate(&self) -> Option<f64> {
-        (self.reliable && self.a > 0.0).then(|| self.b / self.a)
+        let eta = self.b / self.a;
+        (self.is_reliable() && self.a > 0.0 && eta.is_finite() && eta > 0.0).then_some(eta)
     }
 }
 

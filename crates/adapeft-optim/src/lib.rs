@@ -3,7 +3,7 @@
 //! Each adapter wraps a burn optimizer, adds one idea and delegates the rest:
 //!
 //! - [`Masked`]: any burn [`Optimizer`](burn::optim::Optimizer), restricted to a set of
-//!   parameters (a [`Selection`](adapeft_mask::Selection) or a burn `ParamGroup`); the other
+//!   parameters (a [`Selection`](adapeft_selection::Selection) or a burn `ParamGroup`); the other
 //!   parameters get no update, no weight decay, no clipping and no optimizer state.
 //! - [`GradientMask`]: the same restriction as a gradient filter, for burn-train's `Learner`
 //!   (which takes a plain `ModuleOptimizer`): filter in your model's `TrainStep`.
@@ -13,6 +13,31 @@
 //!   selection.
 //! - [`Reselect`]: re-selects the subset every N steps during training, freeing the state of
 //!   dropped groups, and keeps the [`SelectionHistory`].
+//!
+//! ```
+//! use adapeft_optim::{Gen, GenConfig, Masked};
+//! use burn::module::ParamGroup;
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::optim::{AdamWConfig, GradientsParams};
+//! use burn::tensor::{Device, Tensor};
+//!
+//! let device = Device::flex().autodiff();
+//! let mut model: Linear = LinearConfig::new(4, 1).init(&device);
+//! let x = Tensor::<2>::ones([8, 4], &device);
+//! let loss = |m: &Linear| (m.forward(x.clone()) - 3.0).square().mean();
+//!
+//! // AdamW on the bias only, with a GeN learning rate that adapts from 1e-3.
+//! let masked = Masked::new(AdamWConfig::new().build(), ParamGroup::from_paths(vec!["bias"]));
+//! let mut optim = Gen::new(masked, 1e-3, GenConfig::new())?;
+//! let weight = model.weight.val().into_data();
+//! for _ in 0..10 {
+//!     let grads = GradientsParams::from_grads(loss(&model).backward(), &model);
+//!     model = optim.step(model, grads, &loss)?;
+//! }
+//! assert_eq!(model.weight.val().into_data(), weight); // outside the mask: untouched
+//! assert!(optim.lr() > 1e-3); // a too small rate was raised
+//! # Ok::<(), adapeft_optim::OptimError>(())
+//! ```
 
 mod error;
 mod gen_lr;
@@ -20,10 +45,10 @@ mod mask;
 mod masked;
 mod reselect;
 
+pub use adapeft_importance::{QuadraticFit, fit_quadratic};
 pub use error::OptimError;
 pub use gen_lr::{
-    Gen, GenConfig, GenProbe, GroupRates, ProbePoints, QuadraticFit, Rejection, fit_quadratic,
-    group_learning_rates,
+    Gen, GenConfig, GenProbe, GroupRates, ProbePoints, Rejection, group_learning_rates,
 };
 pub use mask::GradientMask;
 pub use masked::{MaskChange, Masked, StepOptimizer};

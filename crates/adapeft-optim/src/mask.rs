@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use adapeft_importance::{ParamSlot, layout};
-use adapeft_mask::Selection;
+use adapeft_selection::Selection;
 use burn::module::{Module, ParamGroup, ParamId};
 use burn::optim::GradientsParams;
 

@@ -85,7 +85,7 @@ impl StepOptimizer for ModuleOptimizer {
 /// assert_eq!(optim.state_tensors(), 2); // AdamW's two moments, for the weight only
 /// ```
 ///
-/// [`Selection::apply`]: adapeft_mask::Selection::apply
+/// [`Selection::apply`]: adapeft_selection::Selection::apply
 #[derive(Clone)]
 pub struct Masked {
     inner: ModuleOptimizer,
@@ -132,7 +132,7 @@ impl fmt::Debug for Masked {
 }
 
 impl Masked {
-    /// `optimizer` restricted to `mask` (a [`Selection`](adapeft_mask::Selection), a burn
+    /// `optimizer` restricted to `mask` (a [`Selection`](adapeft_selection::Selection), a burn
     /// `ParamGroup` or a [`GradientMask`]).
     pub fn new<O: Optimizer>(optimizer: O, mask: impl Into<GradientMask>) -> Self {
         let inner = ModuleOptimizer::from(optimizer.clone());

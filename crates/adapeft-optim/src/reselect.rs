@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use adapeft_mask::Selection;
+use adapeft_selection::Selection;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
@@ -17,20 +17,48 @@ use crate::masked::Masked;
 ///
 /// The training loop stays in your hands, because a selection needs a batch and can fail:
 ///
-/// ```text
-/// let mut trainer = Reselect::new(Masked::new(AdamWConfig::new().build(), &first), &first, 50)?;
+/// ```
+/// use adapeft::prelude::*;
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::optim::{AdamWConfig, GradientsParams};
+/// use burn::tensor::{Device, Distribution, Tensor};
+///
+/// #[derive(burn::module::Module, Debug)]
+/// struct Model {
+///     body: Linear,
+///     head: Linear,
+/// }
+/// impl Objective<Tensor<2>> for Model {
+///     fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+///         (self.head.forward(self.body.forward(x.clone()).tanh()) - 1.0).square().mean()
+///     }
+/// }
+///
+/// let device = Device::flex().autodiff();
+/// let model = Model {
+///     body: LinearConfig::new(8, 16).init(&device),
+///     head: LinearConfig::new(16, 1).init(&device),
+/// };
+/// let batches: Vec<Tensor<2>> = (0..6)
+///     .map(|_| Tensor::random([32, 8], Distribution::Normal(0.0, 1.0), &device))
+///     .collect();
+/// let budget = Budget::Fraction(0.2);
+/// let config = AdaPeftConfig::new().with_estimator(Baseline::Fisher); // something cheap
+///
+/// let first = config.select(&model, &batches[..1], budget)?;
+/// let mut trainer = Reselect::new(Masked::new(AdamWConfig::new().build(), &first), &first, 3)?;
 /// let mut model = first.apply(model);
-/// for (step, batch) in batches.enumerate() {
-///     let grads = GradientsParams::from_grads(model.loss(&batch).backward(), &model);
+/// for batch in &batches {
+///     let grads = GradientsParams::from_grads(model.loss(batch).backward(), &model);
 ///     model = trainer.step(1e-3, model, grads);
 ///     if trainer.due() {
-///         let selection = AdaPeftConfig::new()
-///             .with_estimator(Baseline::Fisher) // something cheap
-///             .select(&model, &[batch], budget)?;
+///         let selection = config.select(&model, std::slice::from_ref(batch), budget)?;
 ///         model = trainer.update(model, selection);
 ///     }
 /// }
+/// assert_eq!(trainer.history().entries().len(), 3); // the first selection and two more
 /// println!("{}", trainer.history());
+/// # Ok::<(), AdaPeftError>(())
 /// ```
 ///
 /// [`Reselect::update`] applies the new selection to the model (the dropped groups stop

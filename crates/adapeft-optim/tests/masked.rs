@@ -2,7 +2,7 @@
 //! optimizer for parameters that join the mask.
 
 use adapeft_optim::{GradientMask, Masked};
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::module::{Module, ParamGroup};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::grad_clipping::GradientClipping;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
@@ -47,28 +47,10 @@ fn data(step: usize, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
 
 /// Every float parameter as `(path, raw bytes)`.
 fn snapshot<M: Module>(model: &M) -> Vec<(String, Vec<u8>)> {
-    struct Snap {
-        path: Vec<String>,
-        out: Vec<(String, Vec<u8>)>,
-    }
-    impl ModuleVisitor for Snap {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let bytes = param.val().into_data().as_bytes().to_vec();
-            self.out.push((self.path.join("."), bytes));
-        }
-    }
-    let mut snap = Snap {
-        path: Vec::new(),
-        out: Vec::new(),
-    };
-    model.visit(&mut snap);
-    snap.out
+    adapeft_testing::snapshot(model)
+        .into_iter()
+        .map(|(path, bytes, _)| (path, bytes))
+        .collect()
 }
 
 fn value(snapshot: &[(String, Vec<u8>)], path: &str) -> Vec<u8> {

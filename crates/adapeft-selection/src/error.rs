@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 /// A selection could not be read or transferred.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum SelectionError {
     /// The JSON was written with a schema version this build does not read.
     #[error(
@@ -15,9 +15,12 @@ pub enum SelectionError {
         /// The version this build reads.
         supported: u32,
     },
-    /// The text is not a selection.
+    /// The text is not JSON, or not a selection of this schema version.
     #[error("not a selection: {0}")]
-    Json(String),
+    Json(#[source] serde_json::Error),
+    /// The JSON has no schema version: it was not written by [`Selection::to_json`](crate::Selection::to_json).
+    #[error("not a selection: the JSON has no `version` field")]
+    MissingVersion,
     /// Paths that have no counterpart in the other model.
     #[error("cannot transfer the selection: {} path(s) do not match: {}", .paths.len(), .paths.join(", "))]
     Unmatched {

@@ -2,16 +2,18 @@
 
 use std::collections::HashSet;
 
-use adapeft_importance::{Cost, GroupScore};
+use adapeft_importance::{AnyEstimator, Cost, GroupScore, set_require_grad};
 use adapeft_knapsack::ParetoFront;
-use burn::module::{Module, ModuleMapper, Param, ParamGroup};
-use burn::tensor::Tensor;
+use burn::module::{Module, ParamGroup};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::{Budget, BudgetOutcome};
 use crate::error::SelectionError;
 
-/// The version of the JSON schema written by [`Selection::to_json`].
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version of the JSON schema written by [`Selection::to_json`]. Version 2 (this one)
+/// records the estimator and the budget as typed values and a group's reliability in one
+/// field; version 1 files are refused with [`SelectionError::UnsupportedVersion`].
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One scored group and whether it was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,27 +37,17 @@ impl GroupChoice {
     }
 }
 
-/// How the budget related to the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BudgetOutcome {
-    /// Nothing was chosen: the budget is 0, smaller than every group with a positive value,
-    /// or no group has a reliable positive value.
-    Empty,
-    /// Some groups were chosen within the budget.
-    Within,
-    /// The budget holds every group: every reliable group with a positive value trains.
-    EverythingFits,
-}
-
-/// The settings a selection was made with, in words, for reports and reproducibility.
+/// The settings a selection was made with: enough to make it again (the estimator, the budget
+/// and the front's precision are typed; the grouping is recorded in words, since a custom
+/// grouping's burn `ParamGroup`s have no serialised form).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SelectionSettings {
     /// The estimator and its settings.
-    pub estimator: String,
-    /// The grouping.
+    pub estimator: AnyEstimator,
+    /// The grouping, as its `Display` writes it (`per-tensor`, `regex [..]`, ...).
     pub grouping: String,
     /// The budget as given.
-    pub budget: String,
+    pub budget: Budget,
     /// The budget in parameters it resolved to.
     pub budget_params: u64,
     /// The approximation of the Pareto front (`0` for the exact front).
@@ -72,6 +64,48 @@ pub struct SelectionSettings {
 /// [`Selection::param_group`], print it (`Display` shows [`Selection::summary`] and a table),
 /// store it with [`Selection::to_json`], and carry it to a bigger or smaller model of the same
 /// family with [`Selection::transfer_to`].
+///
+/// ```
+/// use adapeft::prelude::*;
+/// use burn::module::Module;
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::tensor::{Device, Distribution, Tensor};
+///
+/// #[derive(Module, Debug)]
+/// struct Model {
+///     hidden: Linear,
+///     head: Linear,
+/// }
+///
+/// impl Objective<Tensor<2>> for Model {
+///     fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+///         (self.head.forward(self.hidden.forward(x.clone()).tanh()) - 1.0).square().mean()
+///     }
+/// }
+///
+/// let device = Device::flex().autodiff();
+/// let model = Model {
+///     hidden: LinearConfig::new(8, 16).init(&device),
+///     head: LinearConfig::new(16, 2).init(&device),
+/// };
+/// let x = Tensor::random([32, 8], Distribution::Normal(0.0, 1.0), &device);
+/// let selection = AdaPeft::select(&model, &x, Budget::Params(40))?;
+///
+/// println!("{selection}"); // the summary line and one row per group
+/// assert!(selection.trainable_params() <= 40);
+/// assert_eq!(selection.settings().budget, Budget::Params(40));
+/// // Exactly the chosen tensors require gradients afterwards.
+/// let model = selection.apply(model);
+/// let trains: Vec<String> = adapeft::importance::discover(&model)
+///     .into_iter()
+///     .filter(|p| p.require_grad)
+///     .map(|p| p.path)
+///     .collect();
+/// assert_eq!(trains, selection.chosen_paths());
+/// // A selection round-trips through JSON, settings included.
+/// assert_eq!(Selection::from_json(&selection.to_json())?, selection);
+/// # Ok::<(), AdaPeftError>(())
+/// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Selection {
     version: u32,
@@ -203,11 +237,7 @@ impl Selection {
     /// takes effect when the model goes back to training (`Module::train`).
     pub fn apply<M: Module>(&self, model: M) -> M {
         let chosen: HashSet<String> = self.chosen_paths().into_iter().collect();
-        let mut mapper = SetRequireGrad {
-            path: Vec::new(),
-            chosen: &chosen,
-        };
-        model.map(&mut mapper)
+        set_require_grad(model, |path| chosen.contains(path))
     }
 
     /// The chosen parameters as a burn [`ParamGroup`] (matched by path), for users who apply
@@ -225,10 +255,10 @@ impl Selection {
     ///
     /// # Errors
     /// [`SelectionError::UnsupportedVersion`] for another schema version,
-    /// [`SelectionError::Json`] for text that is not a selection.
+    /// [`SelectionError::MissingVersion`] or [`SelectionError::Json`] for text that is not a
+    /// selection.
     pub fn from_json(text: &str) -> Result<Self, SelectionError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| SelectionError::Json(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(SelectionError::Json)?;
         match value.get("version").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
             Some(v) => {
@@ -237,9 +267,9 @@ impl Selection {
                     supported: SCHEMA_VERSION,
                 });
             }
-            None => return Err(SelectionError::Json("no `version` field".into())),
+            None => return Err(SelectionError::MissingVersion),
         }
-        serde_json::from_value(value).map_err(|e| SelectionError::Json(e.to_string()))
+        serde_json::from_value(value).map_err(SelectionError::Json)
     }
 
     /// The same selection with other groups (used by transfer).
@@ -249,26 +279,5 @@ impl Selection {
             total_params,
             ..self.clone()
         }
-    }
-}
-
-/// Sets require-grad by path membership.
-struct SetRequireGrad<'a> {
-    path: Vec<String>,
-    chosen: &'a HashSet<String>,
-}
-
-impl ModuleMapper for SetRequireGrad<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let trains = self.chosen.contains(&self.path.join("."));
-        param.set_require_grad(trains)
     }
 }

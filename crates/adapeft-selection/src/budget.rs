@@ -1,10 +1,10 @@
-//! [`Budget`]: how many parameters may train.
+//! [`Budget`]: how many parameters may train, and [`BudgetOutcome`]: how it related to the
+//! model once resolved.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-
-use crate::error::AdaPeftError;
+use thiserror::Error;
 
 /// How many parameters may train.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ pub enum Budget {
     /// A memory budget in bytes for what training the chosen groups adds: for every trainable
     /// float32 parameter its gradient (4 bytes), its optimizer state (`4 * optimizer_states`
     /// bytes: 2 for Adam and AdamW, 1 for SGD with momentum, 0 for plain SGD) and a trained
-    /// copy of the weight (4 bytes; what [`crate::save_trained`] writes). So each parameter
+    /// copy of the weight (4 bytes; what `adapeft::save_trained` writes). So each parameter
     /// costs `4 * (2 + optimizer_states)` bytes.
     Memory {
         /// The bytes available.
@@ -46,13 +46,13 @@ impl Budget {
     /// [`Budget::Auto`], which depends on the front).
     ///
     /// # Errors
-    /// [`AdaPeftError::InvalidBudget`] for a fraction that is negative or not finite.
-    pub fn resolve(&self, total: u64) -> Result<Option<u64>, AdaPeftError> {
+    /// [`BudgetError`] for a fraction that is negative or not finite.
+    pub fn resolve(&self, total: u64) -> Result<Option<u64>, BudgetError> {
         Ok(match *self {
             Budget::Params(n) => Some(n),
             Budget::Fraction(f) => {
                 if !f.is_finite() || f < 0.0 {
-                    return Err(AdaPeftError::InvalidBudget {
+                    return Err(BudgetError {
                         budget: *self,
                         reason: "a fraction must be finite and non-negative",
                     });
@@ -66,6 +66,28 @@ impl Budget {
             } => Some(bytes / (4 * (2 + u64::from(optimizer_states)))),
         })
     }
+}
+
+/// A budget that cannot be resolved, with the budget as given and what is wrong with it.
+#[derive(Debug, Clone, Copy, PartialEq, Error)]
+#[error("invalid budget {budget:?}: {reason}")]
+pub struct BudgetError {
+    /// The budget as given.
+    pub budget: Budget,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// How the budget related to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BudgetOutcome {
+    /// Nothing was chosen: the budget is 0, smaller than every group with a positive value,
+    /// or no group has a reliable positive value.
+    Empty,
+    /// Some groups were chosen within the budget.
+    Within,
+    /// The budget holds every group: every reliable group with a positive value trains.
+    EverythingFits,
 }
 
 impl fmt::Display for Budget {
@@ -108,7 +130,7 @@ mod tests {
         for bad in [-0.1, f64::NAN, f64::INFINITY] {
             assert!(matches!(
                 Budget::Fraction(bad).resolve(10),
-                Err(AdaPeftError::InvalidBudget { .. })
+                Err(BudgetError { .. })
             ));
         }
     }

@@ -1,134 +1,20 @@
-//! Models with closed-form curvature, and host-side (f64) reference math, shared by the
-//! integration tests. Everything here is independent of the estimators under test.
-#![allow(dead_code)]
+//! Models with closed-form curvature (a quadratic, a multinomial logistic regression), a
+//! small MLP with a dense finite-difference Hessian, and host-side (f64) reference math.
+//! Everything here is independent of the estimators under test.
 // Index loops read like the formulas they implement.
 #![allow(clippy::needless_range_loop)]
 
 use std::collections::HashMap;
 
-use adapeft::importance::Objective;
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use adapeft_importance::Objective;
+use burn::module::{Module, Param, ParamId};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-// ---------------------------------------------------------------------------------------------
-// Host-side helpers
-
-/// The values of a tensor as f64.
-pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data().iter::<f64>().collect()
-}
-
-pub fn tensor1(values: &[f64], device: &Device) -> Tensor<1> {
-    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-    Tensor::from_data(TensorData::new(v, [values.len()]), device)
-}
-
-pub fn tensor2(values: &[f64], rows: usize, cols: usize, device: &Device) -> Tensor<2> {
-    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-    Tensor::from_data(TensorData::new(v, [rows, cols]), device)
-}
-
-pub fn rel_err(got: f64, want: f64) -> f64 {
-    (got - want).abs() / want.abs().max(1e-30)
-}
-
-/// Every float parameter's path, bytes and require-grad state: for bit-exact comparisons.
-pub fn snapshot<M: Module>(model: &M) -> Vec<(String, Vec<u8>, bool)> {
-    struct Snap {
-        path: Vec<String>,
-        out: Vec<(String, Vec<u8>, bool)>,
-    }
-    impl ModuleVisitor for Snap {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let value = param.val();
-            let grad = value.is_require_grad();
-            let bytes = value.into_data().as_bytes().to_vec();
-            self.out.push((self.path.join("."), bytes, grad));
-        }
-    }
-    let mut s = Snap {
-        path: vec![],
-        out: vec![],
-    };
-    model.visit(&mut s);
-    s.out
-}
-
-/// The flattened values of every float parameter, in visiting order.
-pub fn flat_params<M: Module>(model: &M) -> Vec<Vec<f64>> {
-    struct Flat(Vec<Vec<f64>>);
-    impl ModuleVisitor for Flat {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.push(host(param.val()));
-        }
-    }
-    let mut f = Flat(vec![]);
-    model.visit(&mut f);
-    f.0
-}
-
-/// A copy of `model` whose float parameters (in visiting order) take the given values, all
-/// requiring gradients on the autodiff version of `device`.
-pub fn with_params<M: Module>(model: &M, values: &[Vec<f64>], device: &Device) -> M {
-    struct Set<'a> {
-        values: &'a [Vec<f64>],
-        next: usize,
-        device: Device,
-    }
-    impl ModuleMapper for Set<'_> {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let v: Vec<f32> = self.values[self.next].iter().map(|&x| x as f32).collect();
-            self.next += 1;
-            let device = self.device.clone();
-            param.map(|t| {
-                let shape = t.shape();
-                Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device)
-                    .reshape(shape)
-                    .require_grad()
-            })
-        }
-    }
-    model.clone().map(&mut Set {
-        values,
-        next: 0,
-        device: device.clone().autodiff(),
-    })
-}
-
-/// The gradients (visiting order, flattened) of `loss(model)` at the given parameter values.
-pub fn gradient_at<M: Module>(
-    model: &M,
-    values: &[Vec<f64>],
-    device: &Device,
-    loss: impl Fn(&M) -> Tensor<1>,
-) -> Vec<Vec<f64>> {
-    let m = with_params(model, values, device);
-    let grads = loss(&m).backward();
-    struct Grads<'g>(&'g burn::tensor::Gradients, Vec<Vec<f64>>);
-    impl ModuleVisitor for Grads<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let v = param.val();
-            let n = v.shape().num_elements();
-            self.1.push(match v.grad(self.0) {
-                Some(g) => host(g),
-                None => vec![0.0; n],
-            });
-        }
-    }
-    let mut g = Grads(&grads, vec![]);
-    m.visit(&mut g);
-    g.1
-}
+use crate::host::{flat_params, gradient_at, host, tensor1, tensor2};
 
 // ---------------------------------------------------------------------------------------------
 // The quadratic model L(w) = 1/2 w^T A w - c^T w, its vector split into groups.
@@ -472,7 +358,7 @@ pub fn dense_hessian<M: Module>(
 
 /// Maps every parameter id of `model` to its path.
 pub fn ids<M: Module>(model: &M) -> HashMap<ParamId, String> {
-    adapeft::importance::discover(model)
+    adapeft_importance::discover(model)
         .into_iter()
         .map(|p| (p.id, p.path))
         .collect()

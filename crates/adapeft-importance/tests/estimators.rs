@@ -1,23 +1,20 @@
 //! The estimators against independent truth: closed-form curvature of a quadratic and of a
 //! multinomial logistic regression, and a dense finite-difference Hessian of a small MLP.
-//! Every test runs on each backend `adapeft::backend::for_tests()` gives.
-
-mod common;
+//! Every test runs on each backend `adapeft_testing::backends()` gives (`ADAPEFT_TEST_BACKENDS`).
 
 use std::cell::Cell;
 
-use adapeft::backend;
-use adapeft::importance::{
+use adapeft_importance::{
     Baseline, Direction, EstimateError, Estimator, ForwardProbe, GradientProbe, Grouping,
     ProbeMode, ProbeStep, Quality, Scores, SlopeEstimate, discover,
 };
+use adapeft_testing::*;
 use burn::module::Module;
 use burn::tensor::Device;
-use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn per_tensor<M: Module>(model: &M) -> adapeft::importance::Groups {
+fn per_tensor<M: Module>(model: &M) -> adapeft_importance::Groups {
     Grouping::PerTensor.group(discover(model)).unwrap()
 }
 
@@ -41,9 +38,10 @@ fn assert_close(scores: &Scores, truth: &[(f64, f64)], tol: f64, what: &str) {
             rel_err(s.a, a)
         );
         assert!(
-            s.reliable,
+            s.is_reliable(),
             "{what}: group {} unreliable: {:?}",
-            s.name, s.unreliable
+            s.name,
+            s.unreliable
         );
         assert!(rel_err(s.value, b * b / (2.0 * a)) < 3.0 * tol);
     }
@@ -60,7 +58,7 @@ fn random_signs(probes: usize, seed: u64) -> GradientProbe {
 
 #[test]
 fn quadratic_coupled_forward_and_exact_gradient_probe_recover_a_and_b() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let problem = QuadraticProblem::random(&[3, 5, 2, 6], true, 7);
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
@@ -86,7 +84,7 @@ fn quadratic_coupled_forward_and_exact_gradient_probe_recover_a_and_b() {
 
 #[test]
 fn quadratic_block_diagonal_random_signs_recover_a_and_b() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let problem = QuadraticProblem::random(&[4, 3, 5, 2, 4, 3], false, 11);
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
@@ -103,7 +101,7 @@ fn quadratic_block_diagonal_random_signs_recover_a_and_b() {
 
 #[test]
 fn quadratic_adam_direction_matches_closed_form() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let problem = QuadraticProblem::random(&[3, 4, 5], true, 5);
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
@@ -130,7 +128,7 @@ fn quadratic_adam_direction_matches_closed_form() {
 
 #[test]
 fn logistic_regression_forward_and_exact_gradient_probe_within_two_percent() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let problem = LogisticProblem::random(64, 5, 4, 1);
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
@@ -155,7 +153,7 @@ fn forward_probe_step_rule_is_scale_free() {
     // Multiplying the loss by s multiplies b by s^2 and a by s^3: the rule h = rho |L| / b
     // keeps the probed loss changes a fixed fraction of the loss, so float32 precision holds at
     // every scale.
-    for be in backend::for_tests() {
+    for be in backends() {
         let problem = LogisticProblem::random(64, 5, 4, 2);
         let model = problem.model(&be.device);
         let groups = per_tensor(&model);
@@ -181,7 +179,7 @@ fn forward_probe_step_rule_is_scale_free() {
         .unwrap();
         let weight_a = truth[0].1 * 1e-12;
         assert!(
-            rel_err(fixed.groups[0].a, weight_a) > 0.02 || !fixed.groups[0].reliable,
+            rel_err(fixed.groups[0].a, weight_a) > 0.02 || !fixed.groups[0].is_reliable(),
             "a fixed step should not be accurate at scale 1e-4"
         );
     }
@@ -189,7 +187,7 @@ fn forward_probe_step_rule_is_scale_free() {
 
 #[test]
 fn logistic_random_signs_are_unbiased_with_honest_standard_errors() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let problem = LogisticProblem::random(64, 5, 4, 3);
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
@@ -232,7 +230,7 @@ fn logistic_random_signs_are_unbiased_with_honest_standard_errors() {
 
 #[test]
 fn mlp_against_dense_finite_difference_hessian() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let device: Device = be.device.clone();
         // Fixed weights: with burn's unseeded initialisation an occasional draw puts a
         // tensor's curvature near zero, where a relative tolerance means nothing.
@@ -244,7 +242,7 @@ fn mlp_against_dense_finite_difference_hessian() {
             .collect();
         let model = with_params(&model, &values, &device);
         let batch = regression_batch(16, 3, 2, 9, &device);
-        let loss = |m: &Mlp| adapeft::importance::Objective::loss(m, &batch);
+        let loss = |m: &Mlp| adapeft_importance::Objective::loss(m, &batch);
         let (hess, sizes) = dense_hessian(&model, &device, 1e-2, loss);
         let grad: Vec<f64> = gradient_at(&model, &flat_params(&model), &device, loss).concat();
         let n = grad.len();
@@ -278,7 +276,7 @@ fn mlp_against_dense_finite_difference_hessian() {
 
 #[test]
 fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let problem = QuadraticProblem::random(&[2, 3, 4, 2, 3], true, 4);
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
@@ -287,7 +285,7 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
         let calls = Cell::new(0u64);
         let counting = |m: &Quadratic, b: &QuadraticBatch| {
             calls.set(calls.get() + 1);
-            adapeft::importance::Objective::loss(m, b)
+            adapeft_importance::Objective::loss(m, b)
         };
 
         let fwd = ForwardProbe::default()
@@ -347,7 +345,7 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
 }
 
 type EstimateFn = Box<
-    dyn Fn(&Mlp, &[RegressionBatch], &adapeft::importance::Groups) -> Result<Scores, EstimateError>,
+    dyn Fn(&Mlp, &[RegressionBatch], &adapeft_importance::Groups) -> Result<Scores, EstimateError>,
 >;
 
 fn all_estimators() -> Vec<(String, EstimateFn)> {
@@ -378,7 +376,7 @@ fn all_estimators() -> Vec<(String, EstimateFn)> {
 
 #[test]
 fn every_estimator_leaves_the_model_bit_identical() {
-    for be in backend::for_tests() {
+    for be in backends() {
         // Autodiff device, one layer frozen: both states must survive.
         let device = be.device.clone().autodiff();
         let model = Mlp::new(3, 5, 2, &device);
@@ -414,14 +412,14 @@ fn every_estimator_leaves_the_model_bit_identical() {
         let scores = GradientProbe::default()
             .estimate(&plain, &batches, &per_tensor(&plain))
             .unwrap();
-        assert!(scores.groups.iter().any(|s| s.reliable));
+        assert!(scores.groups.iter().any(|s| s.is_reliable()));
         assert_eq!(snapshot(&plain), before);
     }
 }
 
 #[test]
 fn baselines_match_their_definitions() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let device = be.device.clone();
         let model = Mlp::new(3, 4, 2, &device);
         let b1 = regression_batch(8, 3, 2, 1, &device);
@@ -429,10 +427,10 @@ fn baselines_match_their_definitions() {
         let groups = per_tensor(&model);
         let w = flat_params(&model);
         let g1 = gradient_at(&model, &w, &device, |m: &Mlp| {
-            adapeft::importance::Objective::loss(m, &b1)
+            adapeft_importance::Objective::loss(m, &b1)
         });
         let g2 = gradient_at(&model, &w, &device, |m: &Mlp| {
-            adapeft::importance::Objective::loss(m, &b2)
+            adapeft_importance::Objective::loss(m, &b2)
         });
         let batches = [b1, b2];
         let sq = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>();
@@ -473,17 +471,17 @@ fn baselines_match_their_definitions() {
 
 #[test]
 fn two_batch_slope_is_the_product_of_per_half_slopes() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let device = be.device.clone();
         let model = Mlp::new(3, 4, 2, &device);
         let b1 = regression_batch(8, 3, 2, 1, &device);
         let b2 = regression_batch(8, 3, 2, 2, &device);
         let w = flat_params(&model);
         let g1 = gradient_at(&model, &w, &device, |m: &Mlp| {
-            adapeft::importance::Objective::loss(m, &b1)
+            adapeft_importance::Objective::loss(m, &b1)
         });
         let g2 = gradient_at(&model, &w, &device, |m: &Mlp| {
-            adapeft::importance::Objective::loss(m, &b2)
+            adapeft_importance::Objective::loss(m, &b2)
         });
         let groups = per_tensor(&model);
         let exact = GradientProbe::exact();
@@ -502,7 +500,7 @@ fn two_batch_slope_is_the_product_of_per_half_slopes() {
             let s = &two.groups[t];
             assert!(rel_err(s.b, 0.5 * (p1 + p2)) < 1e-4);
             assert_eq!(s.a, plain.groups[t].a);
-            if s.reliable {
+            if s.is_reliable() {
                 assert!(rel_err(s.value, p1 * p2 / (2.0 * s.a)) < 1e-4);
             }
         }

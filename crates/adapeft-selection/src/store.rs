@@ -138,7 +138,7 @@ pub enum StoreError {
 /// # Example
 ///
 /// ```
-/// use adapeft_mask::{load_tensors, read_manifest, save_tensors};
+/// use adapeft_selection::{load_tensors, read_manifest, save_tensors};
 /// use burn::nn::LinearConfig;
 /// use burn::tensor::Device;
 ///
@@ -404,10 +404,9 @@ fn float_params<M: Module>(model: &M) -> HashMap<String, Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::{Lora, ModuleVisitor, Param};
+    use burn::module::Lora;
     use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
     use burn::tensor::Device;
-    use burn::tensor::Tensor;
     use std::collections::BTreeMap;
 
     #[derive(Module, Debug)]
@@ -451,34 +450,11 @@ mod tests {
 
     /// path -> (raw bytes, require-grad) of every float parameter (the stored base for a
     /// LoRA-adapted weight).
-    #[derive(Default)]
-    struct Snapshot {
-        path: Vec<String>,
-        tensors: BTreeMap<String, (Vec<u8>, bool)>,
-    }
-
-    impl ModuleVisitor for Snapshot {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let value = param.base();
-            let require_grad = value.is_require_grad();
-            let bytes = value.into_data().as_bytes().to_vec();
-            self.tensors
-                .insert(self.path.join("."), (bytes, require_grad));
-        }
-    }
-
     fn snapshot<M: Module>(model: &M) -> BTreeMap<String, (Vec<u8>, bool)> {
-        let mut visitor = Snapshot::default();
-        model.visit(&mut visitor);
-        visitor.tensors
+        adapeft_testing::snapshot_base(model)
+            .into_iter()
+            .map(|(path, bytes, grad)| (path, (bytes, grad)))
+            .collect()
     }
 
     fn bytes<M: Module>(model: &M) -> BTreeMap<String, Vec<u8>> {
@@ -503,7 +479,7 @@ mod tests {
     #[test]
     fn round_trip_restores_saved_tensors_and_keeps_the_rest() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("subset.safetensors");
 
         let trained = Small::new(&device, 8);
@@ -539,7 +515,7 @@ mod tests {
     #[test]
     fn loading_leaves_unmentioned_lazy_params_and_ids_alone() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("bias.safetensors");
         let trained = Small::new(&device, 8);
         save_tensors(&trained, &strings(&["fc2.bias"]), "{}", &file).expect("save");
@@ -561,7 +537,7 @@ mod tests {
     #[test]
     fn empty_selection_writes_only_the_manifest() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("empty.safetensors");
         let trained = Small::new(&device, 8);
         save_tensors(&trained, &[], "[]", &file).expect("save");
@@ -577,7 +553,7 @@ mod tests {
     #[test]
     fn saving_again_replaces_the_file() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("twice.safetensors");
         let trained = Small::new(&device, 8);
         save_tensors(&trained, &strings(&["fc1.weight"]), "first", &file).expect("save 1");
@@ -589,7 +565,7 @@ mod tests {
     #[test]
     fn file_size_follows_saved_elements_not_model_size() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let model = Big::new(&device);
         assert!(model.num_params() > 100_000);
         let manifest = r#"{"selection":["small.weight"]}"#;
@@ -623,7 +599,7 @@ mod tests {
     #[test]
     fn lora_factors_round_trip() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("lora.safetensors");
 
         let trained = Small::new(&device, 8).apply_lora(Lora::new(2, 4.0));
@@ -684,7 +660,7 @@ mod tests {
     #[test]
     fn loading_keeps_the_receiving_models_require_grad() {
         let device = Device::flex().autodiff();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("grad.safetensors");
 
         // `apply_lora` freezes every base tensor and leaves the factors trainable.
@@ -720,7 +696,7 @@ mod tests {
     #[test]
     fn unknown_path_on_save_is_refused() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("unknown.safetensors");
         let model = Small::new(&device, 8);
         for bad in ["fc3.weight", "fc1", "fc1.weight.lora.a", ""] {
@@ -735,7 +711,7 @@ mod tests {
     #[test]
     fn file_without_manifest_is_refused() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let model = Small::new(&device, 8);
 
         // Written by burn-store directly: default metadata but no manifest...
@@ -764,7 +740,7 @@ mod tests {
     #[test]
     fn stored_tensor_without_parameter_is_refused() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("other.safetensors");
         let other = Other {
             extra: LinearConfig::new(4, 8).init(&device),
@@ -781,7 +757,7 @@ mod tests {
     #[test]
     fn shape_mismatch_is_refused() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("shape.safetensors");
         let wide = Small::new(&device, 16);
         save_tensors(&wide, &strings(&["fc1.weight"]), "{}", &file).expect("save");
@@ -802,7 +778,7 @@ mod tests {
     #[test]
     fn missing_file_is_named() {
         let device = Device::flex();
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let file = dir.path().join("does-not-exist.safetensors");
         let shown = file.display().to_string();
         match read_manifest(&file) {
@@ -826,7 +802,7 @@ mod tests {
 
     #[test]
     fn malformed_files_are_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = adapeft_testing::temp_dir("store");
         let cases: [(&str, Vec<u8>); 4] = [
             ("short", vec![1, 2, 3]),
             ("huge", u64::MAX.to_le_bytes().to_vec()),

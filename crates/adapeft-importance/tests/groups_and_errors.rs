@@ -1,18 +1,15 @@
 //! Parameter discovery and groupings on real burn modules (a transformer encoder, LoRA
 //! adapters), and the estimators' errors on bad input.
 
-mod common;
-
-use adapeft::backend;
-use adapeft::importance::{
+use adapeft_importance::{
     EstimateError, Estimator, ForwardProbe, GradientProbe, Grouping, ParamKind, ProbeStep,
     Unmatched, discover,
 };
+use adapeft_testing::*;
 use burn::module::{Lora, Module, Param};
 use burn::nn::transformer::TransformerEncoderConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::Tensor;
-use common::*;
 
 #[test]
 fn discovers_every_tensor_of_a_transformer_with_paths_and_kinds() {
@@ -54,7 +51,7 @@ fn discovers_every_tensor_of_a_transformer_with_paths_and_kinds() {
 
 #[test]
 fn lora_adapters_are_groups_that_compete_with_tensors() {
-    for be in backend::for_tests() {
+    for be in backends() {
         let problem = LogisticProblem::random(32, 6, 3, 5);
         let model = problem.model(&be.device.clone().autodiff());
         let model = Logistic {
@@ -93,8 +90,11 @@ fn lora_adapters_are_groups_that_compete_with_tensors() {
         // Frozen or not, every group is scored; the adapter (b = 0 at init, so only its `b`
         // factor has a gradient) gets a positive slope and curvature.
         let lora = &scores.groups[1];
-        assert!(lora.b > 0.0 && lora.a > 0.0 && lora.reliable, "{lora:?}");
-        assert!(scores.groups[0].reliable);
+        assert!(
+            lora.b > 0.0 && lora.a > 0.0 && lora.is_reliable(),
+            "{lora:?}"
+        );
+        assert!(scores.groups[0].is_reliable());
         assert_eq!(snapshot(&model), before);
     }
 }
@@ -123,7 +123,7 @@ fn bad_input_gives_typed_errors() {
     );
 
     let nan = |m: &Logistic, b: &LabelledBatch| {
-        adapeft::importance::Objective::loss(m, b).mul_scalar(f64::NAN)
+        adapeft_importance::Objective::loss(m, b).mul_scalar(f64::NAN)
     };
     let err = GradientProbe::default()
         .estimate_with(&model, std::slice::from_ref(&batch), &groups, &nan)
@@ -195,7 +195,7 @@ fn non_finite_probe_loss_names_the_group_and_the_step() {
     let scores = ForwardProbe::default()
         .estimate_with(&model, &[x], &groups, &loss)
         .unwrap();
-    assert!(scores.groups[0].reliable, "{:?}", scores.groups[0]);
+    assert!(scores.groups[0].is_reliable(), "{:?}", scores.groups[0]);
 }
 
 #[derive(Module, Debug)]
@@ -222,12 +222,12 @@ fn a_parameter_the_loss_ignores_is_unreliable_with_zero_value() {
         .unwrap();
     for scores in [forward, exact] {
         let (used, unused) = (&scores.groups[0], &scores.groups[1]);
-        assert!(used.reliable && used.value > 0.0, "{used:?}");
-        assert!(!unused.reliable);
+        assert!(used.is_reliable() && used.value > 0.0, "{used:?}");
+        assert!(!unused.is_reliable());
         assert_eq!(unused.value, 0.0);
         assert_eq!(
             unused.unreliable,
-            Some(adapeft::importance::Unreliable::ZeroDirection)
+            Some(adapeft_importance::Unreliable::ZeroDirection)
         );
     }
 }

@@ -1,0 +1,42 @@
+//! The result of an adapeft selection, and everything that touches a model after it.
+//!
+//! A [`Selection`] says which parameter groups of a model train, why, and within which
+//! [`Budget`]. This crate holds:
+//!
+//! - [`Budget`] (parameters, fraction, memory, `Auto`), resolved to a parameter count once,
+//!   its [`BudgetError`], and the [`BudgetOutcome`];
+//! - [`Selection::apply`] sets require-grad on exactly the chosen parameters (gradients only:
+//!   dropout and batch-norm statistics are left as they are, unlike burn's `Module::freeze`);
+//! - [`Selection::param_group`] gives the chosen parameters as a burn `ParamGroup`;
+//! - [`Selection::summary`] and `Display` print the count PEFT users know and a table;
+//! - [`Selection::to_json`] / [`Selection::from_json`] store it (versioned schema);
+//! - [`Selection::transfer_to`] maps it onto a model with more or fewer layers;
+//! - [`save_tensors`] / [`load_tensors`] write and read only the trained tensors, with the
+//!   selection as the file's manifest.
+//!
+//! The selector that makes selections (`AdaPeft::select`) is in the `adapeft` crate; the
+//! optimizer-side masks (`Masked`, `GradientMask`) are in `adapeft-optim`.
+//!
+//! ```
+//! use adapeft_selection::{Budget, BudgetError};
+//!
+//! // A budget resolves once, against the model's parameter count.
+//! assert_eq!(Budget::Fraction(0.01).resolve(250_000)?, Some(2_500));
+//! assert_eq!(Budget::memory_adam(16_000).resolve(250_000)?, Some(1_000));
+//! assert_eq!(Budget::Auto.resolve(250_000)?, None); // read off the Pareto front
+//! assert!(Budget::Fraction(-0.5).resolve(250_000).is_err());
+//! # Ok::<(), BudgetError>(())
+//! ```
+
+mod budget;
+mod error;
+mod selection;
+mod store;
+mod summary;
+mod transfer;
+
+pub use budget::{Budget, BudgetError, BudgetOutcome};
+pub use error::SelectionError;
+pub use selection::{GroupChoice, SCHEMA_VERSION, Selection, SelectionSettings};
+pub use store::*;
+pub use summary::thousands;

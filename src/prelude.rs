@@ -1,0 +1,15 @@
+//! The names the README and the examples use, in one import:
+//!
+//! ```
+//! use adapeft::prelude::*;
+//! ```
+//!
+//! It brings the selector ([`AdaPeft`], [`AdaPeftConfig`], [`Budget`]), the traits needed to
+//! call it and its estimators ([`Objective`], [`Estimator`]), the estimators and their
+//! settings, [`Selection`], the optimizer adapters, saving and loading, and [`AdaPeftError`].
+
+pub use crate::{
+    AdaPeft, AdaPeftConfig, AdaPeftError, AnyEstimator, Baseline, Budget, BudgetOutcome, Direction,
+    Estimator, ForwardProbe, Gen, GenConfig, GradientMask, GradientProbe, Grouping, Masked,
+    Objective, ProbeMode, Reselect, Selection, load_trained, save_trained,
+};
