@@ -4,14 +4,17 @@
 //! One knapsack item per tensor: its weight is the tensor's parameter count and its value the
 //! loss reduction training it is predicted to bring. **The values here are synthetic** (a
 //! deterministic random model in which biases and LayerNorm parameters are worth the most per
-//! parameter and deeper layers more than shallow ones) until the estimators run on a real
-//! model; the parameter counts are those of a 12-layer, 768-wide encoder.
+//! parameter and deeper layers more than shallow ones): this example exercises the solver
+//! alone, on an instance of realistic size, without burn. On a real model the values come
+//! from adapeft's estimators (`AdaPeft::select`, as in the `digits` study at the workspace
+//! root); the parameter counts here are those of a 12-layer, 768-wide encoder.
 //!
-//! Run with `cargo run --example knapsack_front` (the README's run command).
+//! Run with `cargo run -p adapeft-knapsack --example knapsack_front` (it needs only this
+//! crate, not burn).
 
 use std::time::Instant;
 
-use adapeft::knapsack::{FrontOptions, Item, ParetoFront, greedy, pareto_front_with, solve};
+use adapeft_knapsack::{FrontOptions, Item, ParetoFront, greedy, pareto_front_with, solve};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

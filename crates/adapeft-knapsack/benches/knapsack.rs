@@ -9,12 +9,21 @@
 //! minutes and 5 GB, measured once), so the exact front is only benchmarked at 100 items. The
 //! bench prints the front sizes of every case it runs.
 //!
-//! Run with `cargo bench --bench knapsack`.
+//! Multiple-choice fronts are benchmarked on classes built the same way: each class is a
+//! matrix with `weight` parameters (its full option) and three LoRA-like options of ranks 1,
+//! 4 and 16 (`2 r sqrt(weight)` parameters, worth `sqrt(r / 32)` of the full value with
+//! log-normal noise, never more than it).
+//!
+//! Run with `cargo bench -p adapeft-knapsack --bench knapsack` (it needs only this crate, not
+//! burn).
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use adapeft_knapsack::{FrontOptions, Item, greedy, pareto_front, pareto_front_with, solve};
+use adapeft_knapsack::{
+    Class, FrontOptions, Item, greedy, pareto_front, pareto_front_classes_with, pareto_front_with,
+    solve,
+};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -34,6 +43,25 @@ fn instance(n: usize, seed: u64) -> Vec<Item> {
             let weight = (rng.random::<f64>() * 1e7f64.ln()).exp().round().max(1.0) as u64;
             let value = (weight as f64).sqrt() * (1.5 * normal(&mut rng)).exp();
             Item::new(weight, value)
+        })
+        .collect()
+}
+
+/// `n` classes: a full option as in [`instance`] plus LoRA-like options of ranks 1, 4, 16.
+fn classes(n: usize, seed: u64) -> Vec<Class> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let weight = (rng.random::<f64>() * 1e7f64.ln()).exp().round().max(1.0) as u64;
+            let value = (weight as f64).sqrt() * (1.5 * normal(&mut rng)).exp();
+            let side = (weight as f64).sqrt();
+            let mut options = vec![Item::new(weight, value)];
+            for rank in [1.0f64, 4.0, 16.0] {
+                let w = (2.0 * rank * side).round().max(1.0) as u64;
+                let share = (rank / 32.0).sqrt() * (0.3 * normal(&mut rng)).exp();
+                options.push(Item::new(w, value * share.min(1.0)));
+            }
+            Class::new(options)
         })
         .collect()
 }
@@ -104,5 +132,26 @@ fn bench_front(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_solve, bench_greedy, bench_front);
+fn bench_classes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("front_classes_eps_0.01");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    let opts = FrontOptions::new().with_epsilon(0.01);
+    for n in SIZES {
+        let classes = classes(n, 7);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &classes, |b, classes| {
+            b.iter(|| pareto_front_classes_with(black_box(classes), opts))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_solve,
+    bench_greedy,
+    bench_front,
+    bench_classes
+);
 criterion_main!(benches);
