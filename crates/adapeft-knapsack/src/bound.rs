@@ -182,6 +182,32 @@ impl LpBound {
         (lower, lower + frac)
     }
 
+    /// The feasible selections along the LP's greedy path, before any group is removed:
+    /// `(weight, value)` of the hull start of every group (`self.base`) plus each prefix of
+    /// the segments in slope order (a group's segments come in its own hull order, so every
+    /// prefix takes at most one option per group). Weights saturate at `u64::MAX`.
+    pub fn chain(&self) -> Vec<(u64, f64)> {
+        let mut out = Vec::with_capacity(self.segments.len() + 1);
+        let (mut w, mut v) = (0u64, self.base);
+        out.push((w, v));
+        for s in &self.segments {
+            w = w.saturating_add(s.w);
+            v += s.v;
+            out.push((w, v));
+        }
+        out
+    }
+
+    /// Value of the hull start of `group` (0, or its weightless first option's value).
+    pub fn start_value(&self, group: usize) -> f64 {
+        self.hulls[group].base
+    }
+
+    /// Sum of the hull starts of all groups still in the bound.
+    pub fn base(&self) -> f64 {
+        self.base
+    }
+
     /// The LP bound alone; see [`LpBound::bounds`].
     #[cfg(test)]
     pub fn upper_bound(&self, residual: u64) -> f64 {

@@ -31,7 +31,8 @@
 //! The order of the merges changes no result, only the work: the solvers merge the heaviest
 //! classes first (the bound over the light ones left is then nearly integral and prunes almost
 //! everything; 10,000 items take milliseconds), the fronts the lightest first. Approximate
-//! fronts trim the lists geometrically in value, spending an error budget of `epsilon` (see
+//! fronts trim the lists in value, relative to each point's value or to a lower bound on the
+//! optimum at its weight, whichever is larger, spending an error budget of `epsilon` (see
 //! [`pareto_front_with`]).
 //!
 //! Fronts can hold very many points, and each point's selection can hold thousands of picks,
@@ -80,6 +81,7 @@ mod error;
 mod greedy;
 mod instance;
 mod item;
+mod lower;
 mod merge;
 mod pareto;
 mod solution;

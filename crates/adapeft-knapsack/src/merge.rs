@@ -10,9 +10,10 @@
 //!
 //! Three optional prunings ride on the same pass:
 //! - a capacity drops points heavier than it (the exact solvers and bounded fronts);
-//! - trimming with a factor `delta > 0` also drops a point whose value is within a factor
-//!   `1 - delta` of the last kept one, which bounds the list's length (approximate fronts; see
-//!   [`crate::trim`] for when and by how much);
+//! - trimming with a tolerance `delta > 0` also drops a point `(w, v)` whose value is within
+//!   `delta * max(v, LB(w))` of the last kept one, which bounds the list's length
+//!   (approximate fronts; see [`crate::trim`] for the rule, its proof, and when and by how
+//!   much);
 //! - with the LP bound, a point whose value plus the bound of the groups still to come cannot
 //!   reach the best value known to be feasible is dropped (the exact solvers).
 
@@ -20,6 +21,7 @@ use crate::arena::{Arena, ROOT};
 use crate::bound::LpBound;
 use crate::error::KnapsackError;
 use crate::instance::Instance;
+use crate::lower::{Cursor, LowerBound};
 use crate::trim::Schedule;
 
 /// How to merge.
@@ -73,10 +75,11 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
     });
     let order = merge_order(inst, lp.is_some());
     let mut schedule = Schedule::new(opts.epsilon, inst.groups.len());
+    let lower = (opts.epsilon > 0.0).then(|| LowerBound::new(inst));
     let mut gc_at = GC_MIN;
 
     for (step, g) in order.into_iter().enumerate() {
-        let scale = schedule.scale(step, cur.w.len());
+        let delta = schedule.delta(step, cur.w.len());
         let group = &inst.groups[g];
         if let Some(lp) = lp.as_mut() {
             lp.remove(g);
@@ -90,8 +93,7 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
             node: &mut next_node,
             arena: &mut cur.arena,
             last_v: f64::NEG_INFINITY,
-            threshold: f64::NEG_INFINITY,
-            scale,
+            trim: trim_state(delta, lower.as_ref()),
             trimmed: false,
             bound: lp.as_ref().zip(prune.as_mut()),
         };
@@ -114,7 +116,7 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
             }
         }
         cur.trimmed |= sink.trimmed;
-        if scale > 1.0 {
+        if delta > 0.0 {
             schedule.trimmed(next_w.len());
         }
         std::mem::swap(&mut cur.w, &mut next_w);
@@ -125,7 +127,9 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
             gc_at = cur.arena.len().saturating_mul(2).max(GC_MIN);
         }
     }
-    cur.trimmed |= trim_list(&mut cur, schedule.final_scale());
+    if let Some(trim) = trim_state(schedule.final_delta(), lower.as_ref()) {
+        cur.trimmed |= trim_list(&mut cur, trim);
+    }
     cur.arena.compact(&mut cur.node);
     Ok(cur)
 }
@@ -166,9 +170,8 @@ struct Sink<'a> {
     node: &'a mut Vec<u32>,
     arena: &'a mut Arena,
     last_v: f64,
-    /// `last_v / (1 - delta)`: a point must beat it to survive trimming.
-    threshold: f64,
-    scale: f64,
+    /// Trimming, if this merge trims.
+    trim: Option<Trim<'a>>,
     trimmed: bool,
     bound: Option<(&'a LpBound, &'a mut Prune)>,
 }
@@ -180,7 +183,9 @@ impl Sink<'_> {
         if v <= self.last_v {
             return Ok(()); // dominated
         }
-        if v <= self.threshold {
+        if let Some(trim) = self.trim.as_mut()
+            && trim.drops(w, v, self.last_v)
+        {
             self.trimmed = true;
             return Ok(());
         }
@@ -189,7 +194,6 @@ impl Sink<'_> {
             if v + upper < prune.incumbent - prune.slack {
                 // Hopeless, and so is everything it dominates.
                 self.last_v = v;
-                self.threshold = v;
                 return Ok(());
             }
             // Completing the point with the whole LP segments that fit is feasible.
@@ -204,26 +208,50 @@ impl Sink<'_> {
         self.v.push(v);
         self.node.push(node);
         self.last_v = v;
-        self.threshold = v * self.scale;
         Ok(())
     }
 }
 
-/// Trims a list in place with the given scale `1 / (1 - delta)`; returns whether it dropped
-/// any point.
-fn trim_list(list: &mut Merged, scale: f64) -> bool {
-    if scale <= 1.0 {
-        return false;
+/// Trimming with tolerance `delta` against the lower bound `LB` (see [`crate::trim`]).
+struct Trim<'a> {
+    delta: f64,
+    lower: Cursor<'a>,
+}
+
+impl Trim<'_> {
+    /// Whether the point `(w, v)` is dropped after a kept point of value `last_v`; points
+    /// must come by non-decreasing weight.
+    #[inline]
+    fn drops(&mut self, w: u64, v: f64, last_v: f64) -> bool {
+        // Cheap first: the classic geometric rule already drops it.
+        if v - last_v <= self.delta * v {
+            return true;
+        }
+        v - last_v <= self.delta * self.lower.at(w)
     }
+}
+
+fn trim_state(delta: f64, lower: Option<&LowerBound>) -> Option<Trim<'_>> {
+    match lower {
+        Some(lower) if delta > 0.0 => Some(Trim {
+            delta,
+            lower: lower.cursor(),
+        }),
+        _ => None,
+    }
+}
+
+/// Trims a list in place; returns whether it dropped any point.
+fn trim_list(list: &mut Merged, mut trim: Trim<'_>) -> bool {
     let mut kept = 0;
-    let mut threshold = f64::NEG_INFINITY;
+    let mut last_v = f64::NEG_INFINITY;
     for i in 0..list.w.len() {
-        if list.v[i] > threshold {
+        if !trim.drops(list.w[i], list.v[i], last_v) {
             list.w[kept] = list.w[i];
             list.v[kept] = list.v[i];
             list.node[kept] = list.node[i];
             kept += 1;
-            threshold = list.v[i] * scale;
+            last_v = list.v[i];
         }
     }
     let dropped = kept < list.w.len();

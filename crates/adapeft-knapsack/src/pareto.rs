@@ -148,16 +148,18 @@ pub fn pareto_front(items: &[Item]) -> Result<ParetoFront, KnapsackError> {
 /// The Pareto front of a 0-1 knapsack instance, exact or approximate (see [`FrontOptions`]).
 ///
 /// With `epsilon > 0` the lists are **trimmed**: walking a list by increasing weight, a point
-/// is kept only if its value exceeds the last kept value divided by `1 - delta`. A dropped point
-/// is dominated within a factor `1 - delta` by a lighter kept point; merging preserves that, so
-/// after trims with factors `delta_1, delta_2, ...` every selection is dominated within
-/// `prod (1 - delta_t)` by a point of the result. The trims are scheduled so that this product
-/// is exactly `1 - epsilon`, which gives the guarantee stated on [`FrontOptions::epsilon`]:
-/// half of the budget goes to trims during the merging, each made only once the list has
-/// doubled since the previous one and spending what has accrued evenly over the merges since;
-/// the rest goes to one final trim of the result. (Trimming after every one of the `K` merges
-/// with `delta = epsilon / K`, the textbook schedule, gives the same guarantee but keeps lists
-/// at a resolution `K` times finer: 5 to 20 times slower at a thousand items.)
+/// `(w, v)` is dropped when the last kept point's value is at least
+/// `v - delta * max(v, LB(w))`, where `LB(w)` is the value of a cheap feasible selection of
+/// weight at most `w` (the greedy prefixes along the LP relaxation, and single options). A
+/// dropped selection is thus represented by a lighter kept point that loses at most
+/// `delta * OPT(w)`; merging preserves that, losses add up over the trims, and the trims are
+/// scheduled so that their tolerances sum to `epsilon`, which gives the guarantee stated on
+/// [`FrontOptions::epsilon`] (the proof is in the source, `trim.rs`): half of the budget goes
+/// to trims during the merging, each made only once the list has doubled since the previous
+/// one and spending what has accrued evenly over the merges since; the rest goes to one final
+/// trim of the result. (Trimming after every one of the `K` merges with `delta = epsilon / K`,
+/// the textbook schedule, gives the same guarantee but keeps lists at a resolution `K` times
+/// finer: 5 to 20 times slower at a thousand items.)
 /// [`ParetoFront::is_exact`] reports whether trimming dropped anything.
 ///
 /// # Errors

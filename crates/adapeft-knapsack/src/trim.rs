@@ -1,23 +1,50 @@
 //! The error budget of approximate fronts: when to trim, and by how much.
 //!
-//! Trimming a list with factor `delta` keeps, walking it by increasing weight, only the points
-//! whose value exceeds the last kept value divided by `1 - delta`. Every dropped point is then
-//! dominated within `1 - delta` by a lighter kept point, and since merging preserves such
-//! domination, a sequence of trims with factors `delta_t` leaves every selection dominated
-//! within `prod_t (1 - delta_t)` by a point of the result. The front's guarantee holds as long
-//! as that product stays at least `1 - epsilon`, whatever the number and timing of the trims.
+//! # The trimming rule
+//!
+//! Trimming a list with tolerance `delta` walks it by increasing weight and drops a point
+//! `(w, v)` when the last kept point (lighter, since the list is sorted) has a value of at
+//! least `v - delta * max(v, LB(w))`, where `LB` is a lower bound on the optimum at every
+//! capacity ([`crate::lower`]). With `LB = 0` this is the classic geometric trim (keep a point
+//! only if it beats the last kept one by a factor `1 / (1 - delta)`); the `LB` term lets
+//! trimming be coarse where the list's points are poor compared with what the instance can
+//! achieve at their weight (the heavy end of a list of light items, typically), and that is
+//! where most of a list's points are.
+//!
+//! # Why the front keeps its guarantee
+//!
+//! Fix any selection `S` and follow it through the merges: `S_t` is its part among the groups
+//! merged so far, and `R_t` a point of the list after merge `t` that *represents* it, with
+//! `w(R_t) <= w(S_t)`. Merge `t` forms the candidate `C_t = R_{t-1}` plus `S`'s option of
+//! group `t` (if any), which is in the merged list before pruning, and `w(C_t) <= w(S_t)`.
+//! - If `C_t` survives, `R_t = C_t`.
+//! - If a lighter point beats it (dominance), that point is `R_t`, and it loses nothing.
+//! - If trimming drops it, the last kept point is `R_t`: lighter, and
+//!   `v(R_t) >= v(C_t) - delta_t * max(v(C_t), LB(w(C_t)))`.
+//!
+//! Both `v(C_t)` (the value of a real selection of weight `w(C_t)`) and `LB(w(C_t))` are at
+//! most `OPT(w(C_t)) <= OPT(w(S))`, so each trim loses at most `delta_t * OPT(w(S))`, and
+//! values add up along the way: `v(R_end) >= v(S) - (sum_t delta_t) * OPT(w(S))`. For the
+//! optimal selection `S` at a capacity `c`, `OPT(w(S)) = OPT(c) = v(S)`, and the front's
+//! best point within `c` (weight `w(R_end) <= w(S) <= c`) is worth at least
+//! `(1 - sum_t delta_t) * OPT(c)`. The schedule below keeps `sum_t delta_t <= epsilon`,
+//! whatever the number and timing of the trims, which is the guarantee of
+//! [`crate::FrontOptions::epsilon`].
+//!
+//! # The schedule
 //!
 //! The textbook schedule trims after every one of the `K` merges with `delta = epsilon / K`,
 //! which keeps lists at resolution `epsilon / K`: slow for thousands of items. Here the budget
-//! `ln(1 / (1 - epsilon))` (a sum, in log space) is split in two halves:
+//! `epsilon` is split in two halves:
 //!
 //! - the first half accrues evenly over the merges, and is spent by a trim only when the list
 //!   has at least doubled since the previous trim (and holds at least [`MIN_TRIM_LEN`]
 //!   points), each trim spending everything accrued since the previous one. Trims are then few
 //!   and coarse, lists stay short, and the budget can never run out before the last merge;
 //! - the second half, with whatever the first left unspent, goes to one final trim of the
-//!   result, so that the front has at most about `2 ln(V / v_1) / epsilon + 2` points (`V`
-//!   the largest value, `v_1` the smallest positive one).
+//!   result. Since a kept point beats the last kept one by more than `delta * v`, the front
+//!   has at most about `2 ln(V / v_1) / epsilon + 2` points (`V` the largest value, `v_1` the
+//!   smallest positive one).
 
 /// Lists shorter than this are cheap to merge and never trimmed before the end.
 pub(crate) const MIN_TRIM_LEN: usize = 1024;
@@ -31,7 +58,7 @@ const FINAL_SHARE: f64 = 0.5;
 /// The trimming schedule of one merge run.
 #[derive(Debug, Clone)]
 pub(crate) struct Schedule {
-    /// Total budget, `-ln(1 - epsilon)`.
+    /// Total budget, `epsilon`: the sum of all trims' tolerances.
     budget: f64,
     /// Budget accrued per merge for intermediate trims.
     per_merge: f64,
@@ -45,10 +72,9 @@ pub(crate) struct Schedule {
 impl Schedule {
     /// The schedule for `merges` merges with the guarantee `1 - epsilon` (`0` for none).
     pub fn new(epsilon: f64, merges: usize) -> Self {
-        let budget = -(-epsilon).ln_1p();
-        let per_merge = (1.0 - FINAL_SHARE) * budget / merges.max(1) as f64;
+        let per_merge = (1.0 - FINAL_SHARE) * epsilon / merges.max(1) as f64;
         Self {
-            budget,
+            budget: epsilon,
             per_merge,
             spent: 0.0,
             accrued_from: 0,
@@ -56,16 +82,16 @@ impl Schedule {
         }
     }
 
-    /// For merge number `step` (from 0) of a list of `len` points: the trimming scale
-    /// `1 / (1 - delta)` to apply to it, `1.0` for no trimming.
-    pub fn scale(&mut self, step: usize, len: usize) -> f64 {
+    /// For merge number `step` (from 0) of a list of `len` points: the tolerance `delta` to
+    /// trim it with, `0.0` for no trimming.
+    pub fn delta(&mut self, step: usize, len: usize) -> f64 {
         if self.budget == 0.0 || len < MIN_TRIM_LEN || len < GROWTH * self.last_len {
-            return 1.0;
+            return 0.0;
         }
         let spend = self.per_merge * (step + 1 - self.accrued_from) as f64;
         self.accrued_from = step + 1;
         self.spent += spend;
-        spend.exp()
+        spend
     }
 
     /// Records the length of a list just trimmed.
@@ -73,9 +99,9 @@ impl Schedule {
         self.last_len = len;
     }
 
-    /// The scale of the final trim: everything not yet spent (`1.0` when exact).
-    pub fn final_scale(&self) -> f64 {
-        (self.budget - self.spent).max(0.0).exp()
+    /// The tolerance of the final trim: everything not yet spent (`0.0` when exact).
+    pub fn final_delta(&self) -> f64 {
+        (self.budget - self.spent).max(0.0)
     }
 }
 
@@ -87,20 +113,20 @@ mod tests {
     fn the_whole_budget_is_spent_and_no_more() {
         let epsilon = 0.05;
         let mut s = Schedule::new(epsilon, 10);
-        let mut product = 1.0;
+        let mut sum = 0.0;
         for (step, len) in [10, 2000, 2500, 4100, 5000, 9000, 100, 20000, 30000, 90000]
             .into_iter()
             .enumerate()
         {
-            let scale = s.scale(step, len);
-            if scale > 1.0 {
+            let delta = s.delta(step, len);
+            if delta > 0.0 {
                 s.trimmed(len / 2);
             }
-            product /= scale;
+            sum += delta;
         }
-        product /= s.final_scale();
-        assert!((product - (1.0 - epsilon)).abs() < 1e-12, "{product}");
+        sum += s.final_delta();
+        assert!((sum - epsilon).abs() < 1e-15, "{sum}");
         let exact = Schedule::new(0.0, 10);
-        assert_eq!(exact.final_scale(), 1.0);
+        assert_eq!(exact.final_delta(), 0.0);
     }
 }

@@ -326,3 +326,155 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The same for multiple-choice classes: lists long enough to be trimmed during the
+    /// merging, checked against the exact front at every capacity where the optimum changes.
+    #[test]
+    fn approximate_classes_front_keeps_its_guarantee_on_larger_instances(
+        raw in prop::collection::vec(prop::collection::vec(item(), 1..=4), 10..16),
+        epsilon in 0.001f64..0.3,
+    ) {
+        let classes: Vec<Class> = raw.iter().map(|o| Class::new(o.clone())).collect();
+        let exact = pareto_front_classes(&classes).unwrap();
+        let opts = FrontOptions::new().with_epsilon(epsilon);
+        let approx = pareto_front_classes_with(&classes, opts).unwrap();
+        check_size_bound(&approx, epsilon);
+        for (c, opt) in exact.weights().iter().zip(exact.values()) {
+            let best = approx.best_within(*c).unwrap();
+            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
+                "capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
+        }
+        for p in approx.iter() {
+            let (w, v) = picks_total(&classes, &p.chosen);
+            prop_assert_eq!(w, p.weight);
+            prop_assert!(close(v, p.value));
+        }
+    }
+}
+
+/// Capacities at which to compare a front with the exact solver: fractions of the total
+/// weight, the front's own weights and one less than them (just before a step).
+fn probe_capacities<C>(front: &ParetoFront<C>, total: u64, fractions: &[f64]) -> Vec<u64> {
+    let mut caps = capacities(total, fractions);
+    let step = (front.len() / 12).max(1);
+    for &w in front.weights().iter().step_by(step) {
+        caps.push(w);
+        caps.push(w.saturating_sub(1));
+    }
+    caps
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Instances far beyond brute force and the exact front, with many trims during the
+    /// merging: the guarantee against the exact single-capacity solvers, at capacities spread
+    /// over the whole front.
+    #[test]
+    fn approximate_fronts_against_the_exact_solvers_on_many_items(
+        items in prop::collection::vec(item(), 100..300),
+        raw in prop::collection::vec(prop::collection::vec(item(), 1..=4), 60..120),
+        fractions in prop::collection::vec(0.0f64..1.0, 6),
+        epsilon in 0.002f64..0.2,
+    ) {
+        let opts = FrontOptions::new().with_epsilon(epsilon);
+        let front = pareto_front_with(&items, opts).unwrap();
+        check_size_bound(&front, epsilon);
+        let total: u64 = items.iter().map(|it| it.weight).sum();
+        for c in probe_capacities(&front, total, &fractions) {
+            let opt = solve(&items, c).unwrap().value;
+            let best = front.best_within(c).unwrap();
+            prop_assert!(best.weight <= c);
+            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
+                "items, capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
+            prop_assert!(at_least(opt, best.value), "capacity {}: front beats solve", c);
+            let (w, v) = items_total(&items, &best.chosen);
+            prop_assert_eq!(w, best.weight);
+            prop_assert!(close(v, best.value));
+        }
+
+        let classes: Vec<Class> = raw.iter().map(|o| Class::new(o.clone())).collect();
+        let front = pareto_front_classes_with(&classes, opts).unwrap();
+        check_size_bound(&front, epsilon);
+        let total: u64 = raw
+            .iter()
+            .map(|o| o.iter().map(|it| it.weight).max().unwrap_or(0))
+            .sum();
+        for c in probe_capacities(&front, total, &fractions) {
+            let opt = solve_classes(&classes, c).unwrap().value;
+            let best = front.best_within(c).unwrap();
+            prop_assert!(best.weight <= c);
+            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
+                "classes, capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
+            prop_assert!(at_least(opt, best.value), "capacity {}: front beats solve_classes", c);
+            let (w, v) = picks_total(&classes, &best.chosen);
+            prop_assert_eq!(w, best.weight);
+            prop_assert!(close(v, best.value));
+        }
+    }
+}
+
+/// Model-shaped instances as in the bench (weights log-uniform in 1..1e7, values
+/// `sqrt(weight) * lognormal`), large enough that the front is trimmed many times: the
+/// guarantee against the exact solvers at capacities spread over the front.
+#[test]
+fn model_shaped_fronts_against_the_exact_solvers() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(11);
+    let normal = |rng: &mut StdRng| {
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    };
+    let full = |rng: &mut StdRng| {
+        let weight = (rng.random::<f64>() * 1e7f64.ln()).exp().round().max(1.0) as u64;
+        Item::new(weight, (weight as f64).sqrt() * (1.5 * normal(rng)).exp())
+    };
+    let items: Vec<Item> = (0..1500).map(|_| full(&mut rng)).collect();
+    let classes: Vec<Class> = (0..400)
+        .map(|_| {
+            let it = full(&mut rng);
+            let side = (it.weight as f64).sqrt();
+            let mut options = vec![it];
+            for (rank, share) in [(1.0, 0.2), (4.0, 0.4), (16.0, 0.7)] {
+                let w = (2.0 * rank * side).round().max(1.0) as u64;
+                options.push(Item::new(w, it.value * share * rng.random_range(0.8..1.2)));
+            }
+            Class::new(options)
+        })
+        .collect();
+    let epsilon = 0.01;
+    let opts = FrontOptions::new().with_epsilon(epsilon);
+
+    let front = pareto_front_with(&items, opts).unwrap();
+    assert!(!front.is_exact());
+    let total: u64 = items.iter().map(|it| it.weight).sum();
+    let fractions = [1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.03, 0.1, 0.3, 0.6, 0.9];
+    for c in probe_capacities(&front, total, &fractions) {
+        let opt = solve(&items, c).unwrap().value;
+        let best = front.best_within(c).unwrap();
+        assert!(best.weight <= c);
+        assert!(
+            at_least(best.value, (1.0 - epsilon) * opt),
+            "items, capacity {c}: {} vs {opt}",
+            best.value
+        );
+    }
+
+    let front = pareto_front_classes_with(&classes, opts).unwrap();
+    let total: u64 = classes.iter().map(|c| c.options()[0].weight).sum();
+    for c in probe_capacities(&front, total, &fractions) {
+        let opt = solve_classes(&classes, c).unwrap().value;
+        let best = front.best_within(c).unwrap();
+        assert!(best.weight <= c);
+        assert!(
+            at_least(best.value, (1.0 - epsilon) * opt),
+            "classes, capacity {c}: {} vs {opt}",
+            best.value
+        );
+    }
+}
