@@ -43,6 +43,29 @@ impl Arena {
         Ok(node as u32)
     }
 
+    /// Makes room for `links` more links, failing if they would exceed the size limit; the
+    /// next `links` pushes may then use [`Arena::push_reserved`].
+    pub fn reserve(&mut self, links: usize) -> Result<(), KnapsackError> {
+        if self.parent.len().saturating_add(links) > MAX_LINKS {
+            return Err(KnapsackError::TooLarge {
+                what: format!("more than {MAX_LINKS} subset links"),
+            });
+        }
+        self.parent.reserve(links);
+        self.pick.reserve(links);
+        Ok(())
+    }
+
+    /// [`Arena::push`] after a [`Arena::reserve`] that covers it.
+    #[inline(always)]
+    pub fn push_reserved(&mut self, parent: u32, pick: u32) -> u32 {
+        debug_assert!(self.parent.len() < MAX_LINKS);
+        let node = self.parent.len() as u32;
+        self.parent.push(parent);
+        self.pick.push(pick);
+        node
+    }
+
     /// The picks of `node`'s subset, most recent first.
     pub fn picks(&self, node: u32) -> Picks<'_> {
         Picks { arena: self, node }

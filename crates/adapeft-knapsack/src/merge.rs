@@ -46,9 +46,11 @@ pub(crate) struct Merged {
     pub trimmed: bool,
 }
 
-/// The arena is compacted once it holds at least this many links and twice as many as the
-/// last compaction kept, which keeps compaction's cost amortised `O(1)` per link.
+/// The arena is compacted once it holds at least [`GC_MIN`] links and [`GC_GROWTH`] times as
+/// many as the last compaction kept, which keeps compaction's cost amortised `O(1)` per link
+/// (at most `GC_GROWTH / (GC_GROWTH - 1)` link visits per link created).
 const GC_MIN: usize = 1 << 20;
+const GC_GROWTH: usize = 4;
 
 /// Merges all groups of `inst`, starting from the base selection.
 pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, KnapsackError> {
@@ -87,6 +89,42 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
         next_w.clear();
         next_v.clear();
         next_node.clear();
+        let list = List {
+            w: &cur.w,
+            v: &cur.v,
+            node: &cur.node,
+        };
+        if lp.is_none() {
+            // Fronts: no bound to consult, so the tight loops of `front_merge_*`.
+            let mut out = Out {
+                w: &mut next_w,
+                v: &mut next_v,
+                node: &mut next_node,
+                arena: &mut cur.arena,
+            };
+            let mut keep = Keep::new(trim_state(delta, lower.as_ref()));
+            match group.options.as_slice() {
+                [o] if group.none_allowed => {
+                    front_merge_one(list, (o.w, o.v, o.flat), opts.capacity, &mut keep, &mut out)?
+                }
+                _ => {
+                    let shifts = shifts_of(group);
+                    front_merge_many(list, &shifts, opts.capacity, &mut keep, &mut out)?;
+                }
+            }
+            cur.trimmed |= keep.trimmed;
+            if delta > 0.0 {
+                schedule.trimmed(next_w.len());
+            }
+            std::mem::swap(&mut cur.w, &mut next_w);
+            std::mem::swap(&mut cur.v, &mut next_v);
+            std::mem::swap(&mut cur.node, &mut next_node);
+            if cur.arena.len() >= gc_at {
+                cur.arena.compact(&mut cur.node);
+                gc_at = cur.arena.len().saturating_mul(GC_GROWTH).max(GC_MIN);
+            }
+            continue;
+        }
         let mut sink = Sink {
             w: &mut next_w,
             v: &mut next_v,
@@ -97,23 +135,11 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
             trimmed: false,
             bound: lp.as_ref().zip(prune.as_mut()),
         };
-        let list = List {
-            w: &cur.w,
-            v: &cur.v,
-            node: &cur.node,
-        };
         match group.options.as_slice() {
             [o] if group.none_allowed => {
                 merge_one(list, (o.w, o.v, o.flat), opts.capacity, &mut sink)?
             }
-            _ => {
-                let mut shifts: Vec<(u64, f64, u32)> = Vec::with_capacity(group.options.len() + 1);
-                if group.none_allowed {
-                    shifts.push((0, 0.0, ROOT));
-                }
-                shifts.extend(group.options.iter().map(|o| (o.w, o.v, o.flat)));
-                merge_many(list, &shifts, opts.capacity, &mut sink)?;
-            }
+            _ => merge_many(list, &shifts_of(group), opts.capacity, &mut sink)?,
         }
         cur.trimmed |= sink.trimmed;
         if delta > 0.0 {
@@ -124,7 +150,7 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
         std::mem::swap(&mut cur.node, &mut next_node);
         if cur.arena.len() >= gc_at {
             cur.arena.compact(&mut cur.node);
-            gc_at = cur.arena.len().saturating_mul(2).max(GC_MIN);
+            gc_at = cur.arena.len().saturating_mul(GC_GROWTH).max(GC_MIN);
         }
     }
     if let Some(trim) = trim_state(schedule.final_delta(), lower.as_ref()) {
@@ -259,6 +285,187 @@ fn trim_list(list: &mut Merged, mut trim: Trim<'_>) -> bool {
     list.v.truncate(kept);
     list.node.truncate(kept);
     dropped
+}
+
+/// The shifts of a multi-option merge: the list itself (`pick == ROOT`) when taking nothing
+/// is allowed, then the list shifted by each option.
+fn shifts_of(group: &crate::instance::Group) -> Vec<(u64, f64, u32)> {
+    let mut shifts: Vec<(u64, f64, u32)> = Vec::with_capacity(group.options.len() + 1);
+    if group.none_allowed {
+        shifts.push((0, 0.0, ROOT));
+    }
+    shifts.extend(group.options.iter().map(|o| (o.w, o.v, o.flat)));
+    shifts
+}
+
+/// Where the fronts' merges write the new list.
+struct Out<'a> {
+    w: &'a mut Vec<u64>,
+    v: &'a mut Vec<f64>,
+    node: &'a mut Vec<u32>,
+    arena: &'a mut Arena,
+}
+
+impl Out<'_> {
+    /// Room for `points` more points, `links` of them new links, so that the loop's pushes
+    /// never fail (the arena's size limit is checked here, once per merge).
+    fn reserve(&mut self, points: usize, links: usize) -> Result<(), KnapsackError> {
+        self.w.reserve(points);
+        self.v.reserve(points);
+        self.node.reserve(points);
+        self.arena.reserve(links)
+    }
+
+    #[inline(always)]
+    fn push(&mut self, w: u64, v: f64, node: u32) {
+        self.w.push(w);
+        self.v.push(v);
+        self.node.push(node);
+    }
+}
+
+/// The pruning of the fronts' merges, dominance and trimming in one test: a point `(w, v)`
+/// arriving by non-decreasing weight is kept iff `v - last_v > delta * max(v, LB(w))`
+/// (`delta = 0`: iff `v > last_v`), the rule of [`Sink::offer`] without the bound.
+struct Keep<'a> {
+    delta: f64,
+    lower: Option<Cursor<'a>>,
+    last_v: f64,
+    trimmed: bool,
+}
+
+impl<'a> Keep<'a> {
+    fn new(trim: Option<Trim<'a>>) -> Self {
+        let (delta, lower) = trim.map_or((0.0, None), |t| (t.delta, Some(t.lower)));
+        Self {
+            delta,
+            lower,
+            last_v: f64::NEG_INFINITY,
+            trimmed: false,
+        }
+    }
+
+    #[inline(always)]
+    fn keeps(&mut self, w: u64, v: f64) -> bool {
+        let gain = v - self.last_v;
+        if gain > self.delta * v {
+            if let Some(lower) = self.lower.as_mut()
+                && gain <= self.delta * lower.at(w)
+            {
+                self.trimmed = true;
+                return false;
+            }
+            self.last_v = v;
+            true
+        } else {
+            // Dropped by the trim rather than by dominance only if it beats the last point.
+            self.trimmed |= gain > 0.0;
+            false
+        }
+    }
+}
+
+/// [`merge_one`] for fronts.
+fn front_merge_one(
+    list: List<'_>,
+    (sw, sv, pick): (u64, f64, u32),
+    capacity: Option<u64>,
+    keep: &mut Keep<'_>,
+    out: &mut Out<'_>,
+) -> Result<(), KnapsackError> {
+    let (n, m) = (list.w.len(), list.fitting(sw, capacity));
+    out.reserve(n + m, m)?;
+    let (lw, lv, ln) = (&list.w[..n], &list.v[..n], &list.node[..n]);
+    let (bw, bv, bn) = (&lw[..m], &lv[..m], &ln[..m]);
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        let (wa, va) = (lw[i], lv[i]);
+        let (wb, vb) = (bw[j] + sw, bv[j] + sv);
+        if wa < wb || (wa == wb && va >= vb) {
+            if keep.keeps(wa, va) {
+                out.push(wa, va, ln[i]);
+            }
+            i += 1;
+        } else {
+            if keep.keeps(wb, vb) {
+                let node = out.arena.push_reserved(bn[j], pick);
+                out.push(wb, vb, node);
+            }
+            j += 1;
+        }
+    }
+    for i in i..n {
+        if keep.keeps(lw[i], lv[i]) {
+            out.push(lw[i], lv[i], ln[i]);
+        }
+    }
+    for j in j..m {
+        let (wb, vb) = (bw[j] + sw, bv[j] + sv);
+        if keep.keeps(wb, vb) {
+            let node = out.arena.push_reserved(bn[j], pick);
+            out.push(wb, vb, node);
+        }
+    }
+    Ok(())
+}
+
+/// [`merge_many`] for fronts: the heads of the shifted lists are cached, so choosing the
+/// next point scans a few registers-worth of values.
+fn front_merge_many(
+    list: List<'_>,
+    shifts: &[(u64, f64, u32)],
+    capacity: Option<u64>,
+    keep: &mut Keep<'_>,
+    out: &mut Out<'_>,
+) -> Result<(), KnapsackError> {
+    let k = shifts.len();
+    let end: Vec<usize> = shifts
+        .iter()
+        .map(|&(sw, _, _)| list.fitting(sw, capacity))
+        .collect();
+    let total: usize = end.iter().sum();
+    out.reserve(total, total)?;
+    let mut at = vec![0usize; k];
+    // Exhausted lists have head (u64::MAX, -inf): any real point wins against them.
+    let head = |x: usize, i: usize| {
+        if i < end[x] {
+            (list.w[i] + shifts[x].0, list.v[i] + shifts[x].1)
+        } else {
+            (u64::MAX, f64::NEG_INFINITY)
+        }
+    };
+    let mut hw = Vec::with_capacity(k);
+    let mut hv = Vec::with_capacity(k);
+    for x in 0..k {
+        let (w, v) = head(x, 0);
+        hw.push(w);
+        hv.push(v);
+    }
+    loop {
+        // The lightest head, most valuable among equal weights, earliest list on ties.
+        let mut b = 0;
+        for x in 1..k {
+            if hw[x] < hw[b] || (hw[x] == hw[b] && hv[x] > hv[b]) {
+                b = x;
+            }
+        }
+        let i = at[b];
+        if i >= end[b] {
+            return Ok(());
+        }
+        let (w, v) = (hw[b], hv[b]);
+        if keep.keeps(w, v) {
+            let pick = shifts[b].2;
+            let node = if pick == ROOT {
+                list.node[i]
+            } else {
+                out.arena.push_reserved(list.node[i], pick)
+            };
+            out.push(w, v, node);
+        }
+        at[b] = i + 1;
+        (hw[b], hv[b]) = head(b, i + 1);
+    }
 }
 
 /// Merges `L ∪ (L + option)`: the common case of a plain item, as a two-way merge.

@@ -478,3 +478,34 @@ fn model_shaped_fronts_against_the_exact_solvers() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A weight limit only cuts the exact front: the bounded front is the prefix of the full
+    /// one up to `max_weight`, for items and classes (the merges skip the shifted points that
+    /// do not fit). Values up to rounding: the limit drops options, which can change the order
+    /// in which the same values are added.
+    #[test]
+    fn bounded_exact_fronts_are_prefixes_of_the_full_front(
+        items in prop::collection::vec(item(), 0..=14),
+        raw in prop::collection::vec(prop::collection::vec(item(), 1..=3), 0..=6),
+        fraction in 0.0f64..1.0,
+    ) {
+        let full = pareto_front(&items).unwrap();
+        let cap = (*full.weights().last().unwrap() as f64 * fraction) as u64;
+        let bounded = pareto_front_with(&items, FrontOptions::new().with_max_weight(cap)).unwrap();
+        let k = full.best_index_within(cap).unwrap() + 1;
+        prop_assert_eq!(bounded.weights(), &full.weights()[..k]);
+        prop_assert!(bounded.values().iter().zip(full.values()).all(|(&a, &b)| close(a, b)));
+
+        let classes: Vec<Class> = raw.iter().map(|o| Class::new(o.clone())).collect();
+        let full = pareto_front_classes(&classes).unwrap();
+        let cap = (*full.weights().last().unwrap() as f64 * fraction) as u64;
+        let opts = FrontOptions::new().with_max_weight(cap);
+        let bounded = pareto_front_classes_with(&classes, opts).unwrap();
+        let k = full.best_index_within(cap).unwrap() + 1;
+        prop_assert_eq!(bounded.weights(), &full.weights()[..k]);
+        prop_assert!(bounded.values().iter().zip(full.values()).all(|(&a, &b)| close(a, b)));
+    }
+}
