@@ -33,7 +33,8 @@
 //! everything; 10,000 items take milliseconds), the fronts the lightest first. Approximate
 //! fronts trim the lists in value, relative to each point's value or to a lower bound on the
 //! optimum at its weight, whichever is larger, spending an error budget of `epsilon` (see
-//! [`pareto_front_with`]).
+//! [`pareto_front_with`]). Approximate fronts of many plain items merge only the items that
+//! matter within each range of capacities and add the others greedily.
 //!
 //! Fronts can hold very many points, and each point's selection can hold thousands of picks,
 //! so selections are never copied: each point refers to a node of an arena of links
@@ -86,6 +87,7 @@ mod merge;
 mod pareto;
 mod solution;
 mod solve;
+mod split;
 mod trim;
 
 pub use class::{Class, Pick};

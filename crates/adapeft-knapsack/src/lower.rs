@@ -46,6 +46,12 @@ impl LowerBound {
         Self { w, v }
     }
 
+    /// `LB(w)`, by binary search.
+    pub fn value_at(&self, w: u64) -> f64 {
+        let k = self.w.partition_point(|&x| x <= w);
+        self.v[k.saturating_sub(1)]
+    }
+
     /// A lookup for weights offered in non-decreasing order.
     pub fn cursor(&self) -> Cursor<'_> {
         Cursor { lb: self, at: 0 }

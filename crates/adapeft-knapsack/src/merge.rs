@@ -35,6 +35,19 @@ pub(crate) struct MergeOptions {
     pub bound: bool,
 }
 
+/// How an approximate merge run trims (see [`crate::trim`]): against which lower bound, and
+/// with which share of the budget kept for the final trim.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TrimOptions<'a> {
+    /// A lower bound on the optimum of an instance containing the merged one; `None`: the
+    /// merged instance's own. Any such bound keeps the guarantee relative to that
+    /// instance's optimum, since the proof in [`crate::trim`] only uses
+    /// `LB(w) <= OPT(w)`.
+    pub lower: Option<&'a LowerBound>,
+    /// Share of `epsilon` for the final trim; `None`: the default schedule's.
+    pub final_share: Option<f64>,
+}
+
 /// The final list of a merge run.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Merged {
@@ -54,6 +67,23 @@ const GC_GROWTH: usize = 4;
 
 /// Merges all groups of `inst`, starting from the base selection.
 pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, KnapsackError> {
+    merge_all_with(
+        inst,
+        opts,
+        TrimOptions {
+            lower: None,
+            final_share: None,
+        },
+    )
+}
+
+/// [`merge_all`] with the trimming set by `trim`.
+pub(crate) fn merge_all_with(
+    inst: &Instance,
+    opts: MergeOptions,
+    trim: TrimOptions<'_>,
+) -> Result<Merged, KnapsackError> {
+    let lower = trim.lower;
     debug_assert!(!opts.bound || (opts.capacity.is_some() && opts.epsilon == 0.0));
     let mut arena = Arena::default();
     let mut base = ROOT;
@@ -76,8 +106,16 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
         slack: 1e-9 * (inst.base_value + total_value(inst)),
     });
     let order = merge_order(inst, lp.is_some());
-    let mut schedule = Schedule::new(opts.epsilon, inst.groups.len());
-    let lower = (opts.epsilon > 0.0).then(|| LowerBound::new(inst));
+    let mut schedule = match trim.final_share {
+        Some(share) => Schedule::with_final_share(opts.epsilon, inst.groups.len(), share),
+        None => Schedule::new(opts.epsilon, inst.groups.len()),
+    };
+    let own = (opts.epsilon > 0.0 && lower.is_none()).then(|| LowerBound::new(inst));
+    let lower = if opts.epsilon > 0.0 {
+        lower.or(own.as_ref())
+    } else {
+        None
+    };
     let mut gc_at = GC_MIN;
 
     for (step, g) in order.into_iter().enumerate() {
@@ -102,7 +140,7 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
                 node: &mut next_node,
                 arena: &mut cur.arena,
             };
-            let mut keep = Keep::new(trim_state(delta, lower.as_ref()));
+            let mut keep = Keep::new(trim_state(delta, lower));
             match group.options.as_slice() {
                 [o] if group.none_allowed => {
                     front_merge_one(list, (o.w, o.v, o.flat), opts.capacity, &mut keep, &mut out)?
@@ -131,7 +169,7 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
             node: &mut next_node,
             arena: &mut cur.arena,
             last_v: f64::NEG_INFINITY,
-            trim: trim_state(delta, lower.as_ref()),
+            trim: trim_state(delta, lower),
             trimmed: false,
             bound: lp.as_ref().zip(prune.as_mut()),
         };
@@ -153,7 +191,7 @@ pub(crate) fn merge_all(inst: &Instance, opts: MergeOptions) -> Result<Merged, K
             gc_at = cur.arena.len().saturating_mul(GC_GROWTH).max(GC_MIN);
         }
     }
-    if let Some(trim) = trim_state(schedule.final_delta(), lower.as_ref()) {
+    if let Some(trim) = trim_state(schedule.final_delta(), lower) {
         cur.trimmed |= trim_list(&mut cur, trim);
     }
     cur.arena.compact(&mut cur.node);

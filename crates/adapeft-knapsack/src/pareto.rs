@@ -162,6 +162,19 @@ pub fn pareto_front(items: &[Item]) -> Result<ParetoFront, KnapsackError> {
 /// finer: 5 to 20 times slower at a thousand items.)
 /// [`ParetoFront::is_exact`] reports whether trimming dropped anything.
 ///
+/// With many items (200 or more, after weightless and valueless ones are set aside) the
+/// merging costs about (items) x (list length), so approximate fronts then merge fewer
+/// items: the capacities are cut into ranges `[lo, 8 lo - 1]`, and for each range only the
+/// items worth more than a small share of `LB(lo)` are merged (with a weight limit at the
+/// range's end); the others, each worth too little to matter at any capacity of the range,
+/// are added as the prefixes of the ratio-greedy order that fit beside each merged point. The
+/// best combinations of all ranges are pooled and trimmed once with half the budget, so the
+/// guarantee and the size bound of [`FrontOptions::epsilon`] are unchanged (the proof is in
+/// the source, `split.rs`). This is used only when the items are large in few ranges (at
+/// most 2.5 ranges per item on average), which is what makes it faster: 10,000 model-shaped
+/// items at `epsilon = 0.01` take a quarter of the time. Fronts built this way report
+/// [`ParetoFront::is_exact`] as `false`. Multiple-choice classes always use the merging alone.
+///
 /// # Errors
 ///
 /// As [`pareto_front`], plus [`KnapsackError::InvalidEpsilon`]. With a `max_weight` the
@@ -238,14 +251,23 @@ pub(crate) fn pick_table(classes: &[Class]) -> Vec<Pick> {
 
 impl<C> ParetoFront<C> {
     fn build(inst: &Instance, opts: FrontOptions, choices: Vec<C>) -> Result<Self, KnapsackError> {
-        let merged = merge_all(
-            inst,
-            MergeOptions {
-                capacity: opts.max_weight,
-                epsilon: opts.epsilon,
-                bound: false,
-            },
-        )?;
+        let split = if crate::split::applies(inst, opts.epsilon) {
+            crate::split::front(inst, opts.epsilon, opts.max_weight)?
+        } else {
+            None
+        };
+        let merged = if let Some(merged) = split {
+            merged
+        } else {
+            merge_all(
+                inst,
+                MergeOptions {
+                    capacity: opts.max_weight,
+                    epsilon: opts.epsilon,
+                    bound: false,
+                },
+            )?
+        };
         Ok(Self {
             weights: merged.w,
             values: merged.v,
@@ -270,7 +292,8 @@ impl<C> ParetoFront<C> {
     }
 
     /// Whether this is the exact front: computed with `epsilon = 0`, or trimming happened not
-    /// to drop any point.
+    /// to drop any point (approximate fronts of many items built by ranges, see
+    /// [`pareto_front_with`], always report `false`).
     pub fn is_exact(&self) -> bool {
         self.exact
     }

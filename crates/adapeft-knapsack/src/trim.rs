@@ -72,7 +72,13 @@ pub(crate) struct Schedule {
 impl Schedule {
     /// The schedule for `merges` merges with the guarantee `1 - epsilon` (`0` for none).
     pub fn new(epsilon: f64, merges: usize) -> Self {
-        let per_merge = (1.0 - FINAL_SHARE) * epsilon / merges.max(1) as f64;
+        Self::with_final_share(epsilon, merges, FINAL_SHARE)
+    }
+
+    /// [`Schedule::new`] keeping the share `final_share` of the budget (in `[0, 1]`) for the
+    /// final trim instead of [`FINAL_SHARE`].
+    pub fn with_final_share(epsilon: f64, merges: usize, final_share: f64) -> Self {
+        let per_merge = (1.0 - final_share) * epsilon / merges.max(1) as f64;
         Self {
             budget: epsilon,
             per_merge,

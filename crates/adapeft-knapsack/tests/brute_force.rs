@@ -417,6 +417,45 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Enough items for the large-instance construction of approximate fronts (capacity
+    /// ranges, large items merged, small ones as ratio-order prefixes), with and without a
+    /// weight limit: the guarantee against `solve` at capacities spread over the front, and
+    /// every answer achieved by its selection.
+    #[test]
+    fn approximate_fronts_of_many_items_with_a_weight_limit(
+        items in prop::collection::vec(item(), 200..400),
+        fractions in prop::collection::vec(0.0f64..1.0, 6),
+        limit in prop_oneof![Just(None), (0.0f64..1.0).prop_map(Some)],
+        epsilon in 0.002f64..0.3,
+    ) {
+        let total: u64 = items.iter().map(|it| it.weight).sum();
+        let mut opts = FrontOptions::new().with_epsilon(epsilon);
+        if let Some(f) = limit {
+            opts = opts.with_max_weight((total as f64 * f * f) as u64);
+        }
+        let front = pareto_front_with(&items, opts).unwrap();
+        check_size_bound(&front, epsilon);
+        let max = opts.max_weight.unwrap_or(u64::MAX);
+        prop_assert!(*front.weights().last().unwrap() <= max);
+        let caps = probe_capacities(&front, total.min(max), &fractions);
+        for c in caps.into_iter().filter(|&c| c <= max) {
+            let opt = solve(&items, c).unwrap().value;
+            let best = front.best_within(c).unwrap();
+            prop_assert!(best.weight <= c);
+            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
+                "capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
+            prop_assert!(at_least(opt, best.value), "capacity {}: front beats solve", c);
+            let (w, v) = items_total(&items, &best.chosen);
+            prop_assert_eq!(w, best.weight);
+            prop_assert!(close(v, best.value));
+            prop_assert!(best.chosen.windows(2).all(|p| p[0] < p[1]));
+        }
+    }
+}
+
 /// Model-shaped instances as in the bench (weights log-uniform in 1..1e7, values
 /// `sqrt(weight) * lognormal`), large enough that the front is trimmed many times: the
 /// guarantee against the exact solvers at capacities spread over the front.
