@@ -171,7 +171,7 @@ pub fn pareto_front(items: &[Item]) -> Result<ParetoFront, KnapsackError> {
 /// best combinations of all ranges are pooled and trimmed once with half the budget, so the
 /// guarantee and the size bound of [`FrontOptions::epsilon`] are unchanged (the proof is in
 /// the source, `split.rs`). This is used only when the items are large in few ranges (at
-/// most 2.5 ranges per item on average), which is what makes it faster: 10,000 model-shaped
+/// most 2 ranges per item on average), which is what makes it faster: 10,000 model-shaped
 /// items at `epsilon = 0.01` take a quarter of the time. Fronts built this way report
 /// [`ParetoFront::is_exact`] as `false`. Multiple-choice classes always use the merging alone.
 ///

@@ -489,19 +489,27 @@ fn model_shaped_fronts_against_the_exact_solvers() {
     let epsilon = 0.01;
     let opts = FrontOptions::new().with_epsilon(epsilon);
 
-    let front = pareto_front_with(&items, opts).unwrap();
-    assert!(!front.is_exact());
     let total: u64 = items.iter().map(|it| it.weight).sum();
     let fractions = [1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.03, 0.1, 0.3, 0.6, 0.9];
-    for c in probe_capacities(&front, total, &fractions) {
-        let opt = solve(&items, c).unwrap().value;
-        let best = front.best_within(c).unwrap();
-        assert!(best.weight <= c);
-        assert!(
-            at_least(best.value, (1.0 - epsilon) * opt),
-            "items, capacity {c}: {} vs {opt}",
-            best.value
-        );
+    // 0.01: the merging alone at this size; 0.03: few enough large items per capacity range
+    // for the construction by ranges (see `pareto_front_with`).
+    for eps in [epsilon, 0.03] {
+        let front = pareto_front_with(&items, FrontOptions::new().with_epsilon(eps)).unwrap();
+        assert!(!front.is_exact());
+        check_size_bound(&front, eps);
+        for c in probe_capacities(&front, total, &fractions) {
+            let opt = solve(&items, c).unwrap().value;
+            let best = front.best_within(c).unwrap();
+            assert!(best.weight <= c);
+            assert!(
+                at_least(best.value, (1.0 - eps) * opt),
+                "items, epsilon {eps}, capacity {c}: {} vs {opt}",
+                best.value
+            );
+            let (w, v) = items_total(&items, &best.chosen);
+            assert_eq!(w, best.weight);
+            assert!(close(v, best.value));
+        }
     }
 
     let front = pareto_front_classes_with(&classes, opts).unwrap();
