@@ -198,6 +198,17 @@ impl LpBound {
         out
     }
 
+    /// The LP's greedy path, before any group is removed: for each hull segment in order of
+    /// decreasing slope, its weight and value increments, its group and the option (index
+    /// into the group's options) the group moves to. Every prefix of the path, each group at
+    /// the last option it reached (or at its hull start), is a feasible selection.
+    pub fn path(&self) -> impl Iterator<Item = (u64, f64, usize, usize)> + '_ {
+        self.segments.iter().map(|s| {
+            let g = s.group as usize;
+            (s.w, s.v, g, self.hulls[g].vertices[s.step as usize])
+        })
+    }
+
     /// Value of the hull start of `group` (0, or its weightless first option's value).
     pub fn start_value(&self, group: usize) -> f64 {
         self.hulls[group].base

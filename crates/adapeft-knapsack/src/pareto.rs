@@ -173,7 +173,7 @@ pub fn pareto_front(items: &[Item]) -> Result<ParetoFront, KnapsackError> {
 /// the source, `split.rs`). This is used only when the items are large in few ranges (at
 /// most 2 ranges per item on average), which is what makes it faster: 10,000 model-shaped
 /// items at `epsilon = 0.01` take a quarter of the time. Fronts built this way report
-/// [`ParetoFront::is_exact`] as `false`. Multiple-choice classes always use the merging alone.
+/// [`ParetoFront::is_exact`] as `false`.
 ///
 /// # Errors
 ///
@@ -227,6 +227,13 @@ pub fn pareto_front_classes(classes: &[Class]) -> Result<ParetoFront<Pick>, Knap
 
 /// The Pareto front of a multiple-choice knapsack instance, exact or approximate; trimming and
 /// its guarantee are as in [`pareto_front_with`].
+///
+/// Approximate fronts of 1,000 classes or more are built by capacity ranges as described
+/// there: a class is merged only if one of its options within the range is worth more than
+/// a small share of `LB(lo)`, and the others are added as prefixes of the LP's greedy path
+/// (hull segments of all their options in order of decreasing slope). 10,000 model-shaped
+/// classes of four options at `epsilon = 0.01` take about a tenth of the time of the merging
+/// alone.
 ///
 /// # Errors
 ///

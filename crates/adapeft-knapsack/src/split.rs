@@ -1,10 +1,11 @@
-//! Approximate fronts of many plain items: capacity ranges, each split into a few large items
-//! merged by the list engine and many small ones taken as a ratio-order prefix.
+//! Approximate fronts of many items or classes: capacity ranges, each split into a few large
+//! groups merged by the list engine and many small ones taken as a prefix of the LP greedy.
 //!
-//! The list engine ([`crate::merge`]) costs about (number of items) x (list length), and the
-//! lists of approximate fronts over thousands of items hold tens of thousands of points. Most
-//! items, though, are worth a negligible share of the optimum at the capacities where they
-//! can be used at all. This module merges only the others.
+//! The list engine ([`crate::merge`]) costs about (number of groups) x (list length), and the
+//! lists of approximate fronts over thousands of groups hold tens of thousands of points. Most
+//! groups, though, are worth a negligible share of the optimum at the capacities where they
+//! can be used at all. This module merges only the others. (A group is an item, or a class
+//! of options; see [`crate::instance`].)
 //!
 //! # The construction
 //!
@@ -13,13 +14,18 @@
 //! non-decreasing). The capacities `[1, top]` (`top`: the total weight, or `max_weight`) are
 //! cut into ranges `[lo, hi]` with `hi + 1 = RANGE_FACTOR * lo`. For each range:
 //!
-//! 1. an item with `w <= hi` is **small** if `v <= e1 * LB(lo)`, else **large** (items
-//!    heavier than `hi` fit no capacity of the range and are left out);
-//! 2. `F`: the engine's front over the large items (and the forced base picks), with
+//! 1. each group loses its options heavier than `hi` (they fit no capacity of the range; a
+//!    group left without options is dropped). It is **small** if it may be left out (no
+//!    weightless option) and every remaining option is worth at most `e1 * LB(lo)`, else
+//!    **large**. For plain items: an item with `w <= hi` is small iff `v <= e1 * LB(lo)`;
+//! 2. `F`: the engine's front over the large groups (and the forced base picks), with
 //!    guarantee `e2` and capacity `hi`;
-//! 3. the chain: the prefixes `P_0 = {}, P_1, P_2, ...` of the small items in order of
-//!    decreasing value/weight (the ratio greedy), up to weight `hi`, trimmed: a prefix is
-//!    dropped when its value is within `t * max(V, LB(lo))` of the last kept one;
+//! 3. the chain: the prefixes `P_0 = {}, P_1, P_2, ...` of the LP's greedy path over the
+//!    small groups (the hull segments of all of them in order of decreasing slope, see
+//!    [`crate::bound`]; each prefix takes, in each group, the option its last segment there
+//!    leads to; for plain items, the items by decreasing value/weight), up to weight `hi`,
+//!    trimmed: a prefix is dropped when its value is within `t * max(V, LB(lo))` of the last
+//!    kept one;
 //! 4. candidates: every `R + Q` with `R` in `F`, `Q` a kept prefix and total weight `<= hi`;
 //!    of those whose values fall in the same bucket only the lightest is kept, buckets being
 //!    `[k d, (k + 1) d)` with `d = e3 * LB(lo)` below `LB(lo)` and
@@ -31,18 +37,21 @@
 //! # Why the front keeps its guarantee
 //!
 //! Take a capacity `c` in a range `[lo, hi]` and an optimal selection `S` at `c`; so
-//! `OPT(c) >= OPT(lo) >= LB(lo)`. Its items weigh at most `c <= hi`; let `A` be its large
-//! items with the base picks and `B` its small ones, `v(S) = v(A) + v(B)`.
+//! `OPT(c) >= OPT(lo) >= LB(lo)`. Its options weigh at most `c <= hi`, so each is an option
+//! of its group as restricted in step 1; let `A` be its picks in large groups with the base
+//! picks and `B` its picks in small ones, `v(S) = v(A) + v(B)`.
 //!
 //! - The engine's guarantee (the proof in [`crate::trim`], for the selection `A` of the
-//!   large-item instance, whose optimum never exceeds `OPT`) gives `R` in `F` with
+//!   large-group instance, whose optimum never exceeds `OPT`) gives `R` in `F` with
 //!   `w(R) <= w(A)` and `v(R) >= v(A) - e2 OPT(w(A)) >= v(A) - e2 OPT(c)`.
-//! - Let `r = c - w(R) >= w(B)`, and `P` the longest prefix of the small items that weighs at
-//!   most `r` (a prefix of the chain, since `r <= hi`). The LP relaxation over the small
-//!   items at `r` is at least `v(B)` (`B` is feasible), and Dantzig's solution is `P` plus a
-//!   fraction of the next small item, worth at most `e1 LB(lo)`. So
-//!   `v(P) >= v(B) - e1 OPT(c)`. (This is why smallness is measured against `LB(lo)` and not
-//!   against anything depending on the item's weight: the next item may not fit `r` at all.)
+//! - Let `r = c - w(R) >= w(B)`, and `P` the longest prefix of the path that weighs at most
+//!   `r` (a prefix of the chain, since `r <= hi`). The LP relaxation over the small groups at
+//!   `r` is at least `v(B)` (`B` takes at most one option per small group, within `r`), and
+//!   its optimum is the greedy solution (Dantzig; Sinha and Zoltners for classes): `P` plus a
+//!   fraction of the next segment, whose value is at most that of the option it leads to,
+//!   at most `e1 LB(lo)`. So `v(P) >= v(B) - e1 OPT(c)`. (This is why smallness is measured
+//!   against `LB(lo)` and not against anything depending on the option's weight: the next
+//!   segment may not fit `r` at all.)
 //! - The chain trim keeps a prefix `Q` no heavier than `P` with
 //!   `v(Q) >= v(P) - t max(v(P), LB(lo)) >= v(P) - t OPT(c)` (`v(P) <= OPT(r) <= OPT(c)`).
 //! - `R + Q` weighs at most `c <= hi`, so it is a candidate; its bucket keeps a candidate
@@ -54,24 +63,26 @@
 //!
 //! Altogether the front has a point of weight `<= c` worth at least
 //! `v(A) + v(B) - (e1 + e2 + t + e3 + e4) OPT(c) = (1 - epsilon) OPT(c)`. Capacity 0 is
-//! served by the empty-selection point of the first range's `F`, the base selection, which is
-//! optimal there. The final trim keeps a point only when it beats the last kept one by more
+//! served by the weightless point of the first range's `F`, which is optimal there: the base
+//! picks and the weightless option of every group that has one (such groups are large). The final trim keeps a point only when it beats the last kept one by more
 //! than `e4 v`, so the front has at most `ln(V / v_1) / e4 + 2` points.
 //!
 //! # Cost
 //!
-//! Each range runs the engine over its large items only, with lists cut at `hi`; the pairs
+//! Each range runs the engine over its large groups only, with lists cut at `hi`; the pairs
 //! of step 4 are cheap next to that. On the bench's model-shaped instances (10,000 items,
 //! `epsilon = 0.01`) an item is large in about 1.5 of the 11 ranges on average, against the
 //! full engine's single run over all 10,000 items with lists of tens of thousands of points.
 //! At small `epsilon` the smallness limit `e1 LB(lo)` shrinks, items are large in more and
-//! more ranges, and the repeated runs cost more than the single one; [`front`] then declines
-//! (more than [`MAX_LARGE_PER_ITEM`] large ranges per item) and the engine runs alone.
+//! more ranges, and the repeated runs cost more than the single one; for plain items
+//! [`front`] then declines (more than [`MAX_LARGE_PER_ITEM`] large ranges per item) and the
+//! engine runs alone. Classes, whose merges cost several times more, are left to the engine
+//! only below [`MIN_CLASS_GROUPS`] groups: 10,000 bench classes take about 4 s instead of 44.
 
 use crate::arena::{Arena, ROOT};
+use crate::bound::LpBound;
 use crate::error::KnapsackError;
-use crate::instance::Instance;
-use crate::item::ratio;
+use crate::instance::{Group, Instance};
 use crate::lower::LowerBound;
 use crate::merge::{MergeOptions, Merged, TrimOptions, merge_all_with};
 
@@ -96,24 +107,47 @@ const RANGE_FACTOR: u64 = 8;
 /// break-even lies between 2 (1,000 items) and 2.5 (3,000 and more).
 const MAX_LARGE_PER_ITEM: f64 = 2.0;
 
-/// Instances with fewer groups than this use the engine alone.
-pub(crate) const MIN_GROUPS: usize = 200;
+/// Instances of plain items with fewer groups than this use the engine alone.
+const MIN_GROUPS: usize = 200;
 
-/// Whether [`front`] applies: plain items (one option each), approximate, enough of them.
+/// Instances with classes of several options and fewer groups than this use the engine
+/// alone (measured on the bench's classes at `epsilon = 0.01`: twice slower at 300 classes,
+/// a quarter faster at 1,000, three times faster at 3,000).
+const MIN_CLASS_GROUPS: usize = 1000;
+
+/// Whether [`front`] applies: approximate, enough groups.
 pub(crate) fn applies(inst: &Instance, epsilon: f64) -> bool {
-    epsilon > 0.0
-        && inst.groups.len() >= MIN_GROUPS
-        && inst
-            .groups
-            .iter()
-            .all(|g| g.none_allowed && g.options.len() == 1)
+    let plain = inst
+        .groups
+        .iter()
+        .all(|g| g.none_allowed && g.options.len() == 1);
+    let min = if plain { MIN_GROUPS } else { MIN_CLASS_GROUPS };
+    epsilon > 0.0 && inst.groups.len() >= min
+}
+
+/// `group` restricted to its options of weight at most `hi` (`None` if none is left), and
+/// whether it is large for the range: its best remaining option is worth more than
+/// `small_limit`, or it cannot be left out (a weightless first option).
+fn restrict(group: &Group, hi: u64, small_limit: f64) -> Option<(Group, bool)> {
+    let k = group.options.partition_point(|o| o.w <= hi);
+    let last = group.options[..k].last()?;
+    let large = !group.none_allowed || last.v > small_limit;
+    Some((
+        Group {
+            options: group.options[..k].to_vec(),
+            none_allowed: group.none_allowed,
+        },
+        large,
+    ))
 }
 
 /// One range's pieces.
 struct Range {
     large: Merged,
-    /// Flat ids of the small items, in ratio order.
-    small: Vec<u32>,
+    /// The LP path over the small groups: (small group, flat id of the option it moves to).
+    small: Vec<(u32, u32)>,
+    /// Whether no group appears twice on the path (then its prefixes share one arena path).
+    shared: bool,
     /// Kept prefixes: (weight, value, length).
     chain: Vec<(u64, f64, u32)>,
 }
@@ -128,8 +162,8 @@ struct Cand {
     chain: u32,
 }
 
-/// The approximate front of `inst` (plain items only, see [`applies`]), or `None` when the
-/// items are large in so many ranges that the engine alone is expected to be faster.
+/// The approximate front of `inst` (see [`applies`]), or `None` when the instance has plain
+/// items that are large in so many ranges that the engine alone is expected to be faster.
 pub(crate) fn front(
     inst: &Instance,
     epsilon: f64,
@@ -152,16 +186,10 @@ fn construct(
         BUCKET_SHARE * epsilon,
         FINAL_SHARE * epsilon,
     );
-    let total = inst
-        .groups
-        .iter()
-        .fold(0u64, |acc, g| acc.saturating_add(g.options[0].w));
+    let total = inst.groups.iter().fold(0u64, |acc, g| {
+        acc.saturating_add(g.options.last().map_or(0, |o| o.w))
+    });
     let top = max_weight.map_or(total, |m| m.min(total));
-
-    // All items in ratio order, once.
-    let mut order: Vec<usize> = (0..inst.groups.len()).collect();
-    let opt = |g: usize| inst.groups[g].options[0];
-    order.sort_by(|&a, &b| ratio(opt(b).w, opt(b).v).total_cmp(&ratio(opt(a).w, opt(a).v)));
 
     // The capacity ranges `[lo, hi]`, with the smallness limit of each.
     let mut bounds: Vec<(u64, f64, f64)> = Vec::new();
@@ -177,16 +205,22 @@ fn construct(
     }
     // A speed choice only (both ways keep the guarantee): when the items are large in too
     // many ranges, the repeated engine runs cost more than one run over everything.
+    // (Plain items only: for classes, whose merges cost several times more, the construction
+    // was measured faster even with items large in 2.2 ranges each.)
+    let plain = inst
+        .groups
+        .iter()
+        .all(|g| g.none_allowed && g.options.len() == 1);
     let large_total: usize = bounds
         .iter()
         .map(|&(hi, _, limit)| {
             inst.groups
                 .iter()
-                .filter(|g| g.options[0].w <= hi && g.options[0].v > limit)
+                .filter(|g| restrict(g, hi, limit).is_some_and(|r| r.1))
                 .count()
         })
         .sum();
-    if !always && large_total as f64 > MAX_LARGE_PER_ITEM * inst.groups.len() as f64 {
+    if !always && plain && large_total as f64 > MAX_LARGE_PER_ITEM * inst.groups.len() as f64 {
         return Ok(None);
     }
 
@@ -198,12 +232,18 @@ fn construct(
             base_value: inst.base_value,
             base_picks: inst.base_picks.clone(),
         };
-        sub.groups.extend(
-            inst.groups
-                .iter()
-                .filter(|g| g.options[0].w <= hi && g.options[0].v > small_limit)
-                .cloned(),
-        );
+        let mut small_inst = Instance::default();
+        for (group, large) in inst
+            .groups
+            .iter()
+            .filter_map(|g| restrict(g, hi, small_limit))
+        {
+            if large {
+                sub.groups.push(group);
+            } else {
+                small_inst.groups.push(group);
+            }
+        }
         let large = merge_all_with(
             &sub,
             MergeOptions {
@@ -216,21 +256,22 @@ fn construct(
                 final_share: Some(ENGINE_FINAL_SHARE),
             },
         )?;
-        // The chain of ratio-order prefixes of the small items, up to weight `hi`.
+        // The chain: the prefixes of the LP's greedy path over the small groups (for plain
+        // items, the items by decreasing value/weight), up to weight `hi`.
         let mut small = Vec::new();
         let mut chain = vec![(0u64, 0.0f64, 0u32)];
         let (mut w, mut v) = (0u64, 0.0f64);
-        for &g in &order {
-            let o = opt(g);
-            if o.w > hi || o.v > small_limit {
-                continue;
-            }
-            w = w.saturating_add(o.w);
+        let lp = LpBound::new(&small_inst);
+        let mut seen = vec![false; small_inst.groups.len()];
+        let mut shared = true;
+        for (sw, sv, g, option) in lp.path() {
+            w = w.saturating_add(sw);
             if w > hi {
                 break;
             }
-            v += o.v;
-            small.push(o.flat);
+            v += sv;
+            shared &= !std::mem::replace(&mut seen[g], true);
+            small.push((g as u32, small_inst.groups[g].options[option].flat));
             let last = chain.last().map_or(0.0, |c| c.1);
             if v - last > t * v.max(lb) {
                 chain.push((w, v, small.len() as u32));
@@ -273,6 +314,7 @@ fn construct(
         ranges.push(Range {
             large,
             small,
+            shared,
             chain,
         });
     }
@@ -288,9 +330,11 @@ fn construct(
         }
     }
 
-    // Materialise: each range's small prefixes as one shared path, then the large picks.
+    // Materialise: a range's prefixes as one shared arena path when no group appears twice on
+    // it (plain items), else each prefix's options from scratch; then the large picks.
     let mut arena = Arena::default();
     let mut paths: Vec<Vec<u32>> = vec![vec![ROOT]; ranges.len()];
+    let mut reached: Vec<Option<u32>> = Vec::new();
     // Reported as approximate: the construction does not track whether it dropped anything.
     let mut out = Merged {
         trimmed: true,
@@ -299,12 +343,29 @@ fn construct(
     for c in &kept {
         let r = &ranges[c.range as usize];
         let len = r.chain[c.chain as usize].2 as usize;
-        let path = &mut paths[c.range as usize];
-        while path.len() <= len {
-            let parent = *path.last().unwrap_or(&ROOT);
-            path.push(arena.push(parent, r.small[path.len() - 1])?);
-        }
-        let mut node = path[len];
+        let mut node = if r.shared {
+            let path = &mut paths[c.range as usize];
+            while path.len() <= len {
+                let parent = *path.last().unwrap_or(&ROOT);
+                path.push(arena.push(parent, r.small[path.len() - 1].1)?);
+            }
+            path[len]
+        } else {
+            let mut node = ROOT;
+            for &(g, flat) in &r.small[..len] {
+                let g = g as usize;
+                if reached.len() <= g {
+                    reached.resize(g + 1, None);
+                }
+                reached[g] = Some(flat);
+            }
+            for &(g, _) in &r.small[..len] {
+                if let Some(flat) = reached[g as usize].take() {
+                    node = arena.push(node, flat)?;
+                }
+            }
+            node
+        };
         let picks: Vec<u32> = r
             .large
             .arena
@@ -325,18 +386,19 @@ fn construct(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::class::Class;
     use crate::item::Item;
     use proptest::prelude::*;
 
     /// The optimum at every capacity as a step function: (weight, best value up to it).
-    fn brute_steps(items: &[Item]) -> Vec<(u64, f64)> {
+    fn brute_steps(classes: &[Class]) -> Vec<(u64, f64)> {
         let mut all = vec![(0u64, 0.0f64)];
-        for it in items {
-            let shifted: Vec<(u64, f64)> = all
-                .iter()
-                .map(|&(w, v)| (w + it.weight, v + it.value))
-                .collect();
-            all.extend(shifted);
+        for c in classes {
+            let mut next = all.clone();
+            for o in c.options() {
+                next.extend(all.iter().map(|&(w, v)| (w + o.weight, v + o.value)));
+            }
+            all = next;
         }
         all.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
         let mut steps: Vec<(u64, f64)> = Vec::new();
@@ -363,18 +425,29 @@ mod tests {
     }
 
     proptest! {
-        /// The construction itself (called directly, whatever the number of items) against
-        /// brute force: the guarantee at every capacity where the optimum or the front steps,
+        /// The construction itself (called directly, whatever the number of items), on plain
+        /// items and on classes of up to three options, against brute force: the guarantee at every capacity where the optimum or the front steps,
         /// up to the weight limit; every point achieved by its selection; the size bound.
         #[test]
         fn split_front_against_brute_force(
             items in prop::collection::vec(item(), 0..=13),
             epsilon in prop_oneof![Just(0.001f64), 0.001f64..0.9],
             max_weight in prop_oneof![Just(None), (0u64..2_000_000).prop_map(Some)],
+            as_classes: bool,
         ) {
-            let inst = Instance::from_items(&items, max_weight).unwrap();
+            let classes = if as_classes {
+                items.chunks(3).map(|c| Class::new(c.to_vec())).collect()
+            } else {
+                items.iter().map(|&it| Class::from(it)).collect::<Vec<_>>()
+            };
+            let inst = Instance::from_classes(&classes, max_weight).unwrap();
             let front = construct(&inst, epsilon, max_weight, true).unwrap().unwrap();
-            let steps = brute_steps(&items);
+            let steps = brute_steps(&classes);
+            let flat: Vec<(usize, Item)> = classes
+                .iter()
+                .enumerate()
+                .flat_map(|(k, c)| c.options().iter().map(move |&o| (k, o)))
+                .collect();
             let opt = |c: u64| steps[steps.partition_point(|s| s.0 <= c) - 1].1;
             let tol = |x: f64| 1e-9 * x.abs().max(1.0);
             for k in 0..front.w.len() {
@@ -382,12 +455,13 @@ mod tests {
                     prop_assert!(front.w[k] > front.w[k - 1] && front.v[k] > front.v[k - 1]);
                 }
                 let picks: Vec<u32> = front.arena.picks(front.node[k]).collect();
-                let mut sorted = picks.clone();
-                sorted.sort_unstable();
-                sorted.dedup();
-                prop_assert_eq!(sorted.len(), picks.len(), "an item picked twice");
+                let mut classes_picked: Vec<usize> =
+                    picks.iter().map(|&i| flat[i as usize].0).collect();
+                classes_picked.sort_unstable();
+                classes_picked.dedup();
+                prop_assert_eq!(classes_picked.len(), picks.len(), "a class picked twice");
                 let (w, v) = picks.iter().fold((0u64, 0.0), |(w, v), &i| {
-                    (w + items[i as usize].weight, v + items[i as usize].value)
+                    (w + flat[i as usize].1.weight, v + flat[i as usize].1.value)
                 });
                 prop_assert_eq!(w, front.w[k]);
                 prop_assert!((v - front.v[k]).abs() <= tol(v));

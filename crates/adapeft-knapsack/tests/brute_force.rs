@@ -526,6 +526,56 @@ fn model_shaped_fronts_against_the_exact_solvers() {
     }
 }
 
+/// Enough model-shaped classes (as in the bench: a full option and three LoRA-like ones) for
+/// the construction by capacity ranges: the guarantee against `solve_classes` at capacities
+/// spread over the front, with and without a weight limit, and the selections.
+#[test]
+fn many_model_shaped_classes_against_the_exact_solver() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(5);
+    let classes: Vec<Class> = (0..1200)
+        .map(|_| {
+            let weight = (rng.random::<f64>() * 1e7f64.ln()).exp().round().max(1.0) as u64;
+            let value = (weight as f64).sqrt() * (1.5 * rng.random_range(-2.0f64..2.0)).exp();
+            let side = (weight as f64).sqrt();
+            let mut options = vec![Item::new(weight, value)];
+            for rank in [1.0f64, 4.0, 16.0] {
+                let w = (2.0 * rank * side).round().max(1.0) as u64;
+                let share = (rank / 32.0).sqrt() * rng.random_range(0.7..1.4);
+                options.push(Item::new(w, value * share.min(1.0)));
+            }
+            Class::new(options)
+        })
+        .collect();
+    let total: u64 = classes.iter().map(|c| c.options()[0].weight).sum();
+    let fractions = [1e-6, 1e-4, 1e-3, 0.01, 0.1, 0.5, 0.9];
+    for (epsilon, max_weight) in [(0.01, None), (0.02, Some(total / 50))] {
+        let mut opts = FrontOptions::new().with_epsilon(epsilon);
+        if let Some(m) = max_weight {
+            opts = opts.with_max_weight(m);
+        }
+        let front = pareto_front_classes_with(&classes, opts).unwrap();
+        check_size_bound(&front, epsilon);
+        let limit = max_weight.unwrap_or(u64::MAX);
+        assert!(*front.weights().last().unwrap() <= limit);
+        for c in probe_capacities(&front, total.min(limit), &fractions) {
+            let opt = solve_classes(&classes, c).unwrap().value;
+            let best = front.best_within(c).unwrap();
+            assert!(best.weight <= c);
+            assert!(
+                at_least(best.value, (1.0 - epsilon) * opt),
+                "capacity {c}: {} vs {opt}",
+                best.value
+            );
+            assert!(at_least(opt, best.value), "capacity {c}: front beats solve");
+            let (w, v) = picks_total(&classes, &best.chosen);
+            assert_eq!(w, best.weight);
+            assert!(close(v, best.value));
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
