@@ -463,3 +463,57 @@ fn transfer_maps_layers_by_relative_depth() {
         assert!(text.contains(p), "{p} missing in {text}");
     }
 }
+
+/// `Selection::from_json` on thousands of damaged copies of a real selection's JSON (flipped
+/// bits, truncations, deleted and garbage spans): never a panic, and whatever it accepts is a
+/// well-formed selection that writes and reads back to itself.
+#[test]
+fn damaged_selection_json_never_panics() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    let json = AdaPeft::select(&model, &batch, Budget::Auto)
+        .unwrap()
+        .to_json()
+        .into_bytes();
+    let mut rng = StdRng::seed_from_u64(13);
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..3000 {
+        let mut copy = json.clone();
+        match i % 4 {
+            0 => {
+                let at = rng.random_range(0..copy.len());
+                copy[at] ^= 1 << rng.random_range(0..8);
+            }
+            1 => copy.truncate(rng.random_range(0..json.len())),
+            2 => {
+                let at = rng.random_range(0..copy.len());
+                let n = rng.random_range(1..=32).min(copy.len() - at);
+                copy.drain(at..at + n);
+            }
+            _ => {
+                let at = rng.random_range(0..copy.len());
+                let n = rng.random_range(1..=8).min(copy.len() - at);
+                for b in &mut copy[at..at + n] {
+                    *b = rng.random_range(0x20..0x7f);
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&copy).into_owned();
+        let result = catch_unwind(AssertUnwindSafe(|| Selection::from_json(&text)))
+            .unwrap_or_else(|_| panic!("from_json panicked on damaged copy {i}"));
+        match result {
+            Ok(selection) => {
+                accepted += 1;
+                let again = Selection::from_json(&selection.to_json()).unwrap();
+                assert_eq!(again, selection, "copy {i} does not round-trip");
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    eprintln!("damaged selection JSON: {refused} refused, {accepted} accepted");
+    assert!(refused > 2000, "{refused} refused");
+}

@@ -13,21 +13,39 @@
 //!
 //! Tensors are identified by their dotted module path; see [`save_tensors`] for the convention
 //! and an example.
+//!
+//! # Integrity
+//!
+//! A file written by [`save_tensors`] also carries, under [`INTEGRITY_KEY`], the XXH3-64
+//! checksum of the manifest and of every stored tensor's bytes. [`load_tensors`] and
+//! [`read_manifest`] verify them before anything is applied, so a damaged file (a flipped
+//! bit, a truncated copy) gives [`StoreError::ChecksumMismatch`] naming the file and the
+//! tensor, or [`StoreError::Corrupt`], instead of loading different weights. Files written
+//! before checksums existed have no such entry: they still load, unverified, as before.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use adapeft_importance::layout;
-use burn::module::Module;
+use adapeft_importance::{ParamVisitor, layout, visit_params};
+use burn::module::{Module, Param};
 use burn::store::{
     ApplyError, ModuleSnapshot, ModuleStore, SafetensorsStore, SafetensorsStoreError,
 };
-use serde::Deserialize;
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Key under which the manifest JSON is stored in the safetensors header metadata.
 pub const MANIFEST_KEY: &str = "adapeft.selection";
+
+/// Key under which the checksums of the manifest and of every stored tensor are kept in the
+/// safetensors header metadata (see the module docs).
+pub const INTEGRITY_KEY: &str = "adapeft.integrity";
+
+/// The checksum algorithm named in the integrity record.
+const CHECKSUM_ALGORITHM: &str = "xxh3-64";
 
 /// Largest header [`read_manifest`] accepts, in bytes (the limit the `safetensors` crate uses).
 const MAX_HEADER_LEN: u64 = 100_000_000;
@@ -100,6 +118,33 @@ pub enum StoreError {
         model: Vec<usize>,
     },
 
+    /// A stored tensor's bytes do not match the checksum recorded when the file was written:
+    /// the file was damaged after it was saved.
+    #[error(
+        "`{}` is damaged: tensor `{tensor}` has checksum {found}, but {expected} was recorded",
+        file.display()
+    )]
+    ChecksumMismatch {
+        /// The damaged file.
+        file: PathBuf,
+        /// The tensor whose bytes changed (`(manifest)` for the manifest).
+        tensor: String,
+        /// The checksum recorded at save time.
+        expected: String,
+        /// The checksum of the bytes now in the file.
+        found: String,
+    },
+
+    /// The file's integrity record is unreadable or does not describe the file (a tensor
+    /// missing, added, or out of the file's bounds).
+    #[error("`{}` is damaged: {reason}", file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// What does not add up.
+        reason: String,
+    },
+
     /// A stored tensor is not a floating-point tensor, so it cannot be a trained float
     /// parameter.
     #[error("stored tensor `{path}` has non-float dtype {dtype}")]
@@ -128,7 +173,8 @@ pub enum StoreError {
 ///
 /// Each tensor is written in its own dtype. The file is an ordinary SafeTensors file written by
 /// burn-store's [`SafetensorsStore`], readable by any SafeTensors reader; burn adds its usual
-/// `format`, `producer` and `version` metadata entries next to the manifest.
+/// `format`, `producer` and `version` metadata entries next to the manifest, and this function
+/// adds the checksums of the manifest and of every tensor under [`INTEGRITY_KEY`].
 ///
 /// `model` is only read. Reading a lazily initialised parameter initialises it, exactly as a
 /// forward pass would, without changing its value. An existing `file` is replaced: the new
@@ -182,6 +228,7 @@ pub fn save_tensors<M: Module>(
         }
         selected.insert(path.clone());
     }
+    let integrity = Integrity::of(model, &selected, manifest_json);
 
     let mut store = SafetensorsStore::from_file(file)
         // burn-store saves *every* tensor when its filter is empty, and an empty filter is
@@ -190,6 +237,7 @@ pub fn save_tensors<M: Module>(
         .with_predicate(match_nothing)
         .with_full_paths(selected)
         .metadata(MANIFEST_KEY, manifest_json)
+        .metadata(INTEGRITY_KEY, integrity.to_json())
         .overwrite(true);
     model
         .save_into(&mut store)
@@ -199,21 +247,38 @@ pub fn save_tensors<M: Module>(
 /// Reads the manifest that [`save_tensors`] stored in `file`.
 ///
 /// Only the SafeTensors header is read (its 8-byte length prefix and the JSON that follows),
-/// never the tensor data, so this is cheap however large the file is.
+/// never the tensor data, so this is cheap however large the file is. The manifest is checked
+/// against its recorded checksum, when the file has one.
 ///
 /// # Errors
 ///
 /// - [`StoreError::Io`] if `file` cannot be opened or read (for instance, it does not exist);
 /// - [`StoreError::InvalidHeader`] if it does not start with a well-formed SafeTensors header;
-/// - [`StoreError::NoManifest`] if its metadata has no [`MANIFEST_KEY`] entry.
+/// - [`StoreError::NoManifest`] if its metadata has no [`MANIFEST_KEY`] entry;
+/// - [`StoreError::ChecksumMismatch`] / [`StoreError::Corrupt`] if the manifest or the
+///   integrity record was damaged.
 pub fn read_manifest(file: impl AsRef<Path>) -> Result<String, StoreError> {
     let file = file.as_ref();
+    let (manifest, integrity) = manifest_and_integrity(file)?;
+    if let Some(integrity) = integrity {
+        integrity.check_manifest(file, &manifest)?;
+    }
+    Ok(manifest)
+}
+
+/// The manifest and the parsed integrity record (`None` for files written before checksums).
+fn manifest_and_integrity(file: &Path) -> Result<(String, Option<Integrity>), StoreError> {
     let mut metadata = read_metadata(file)?;
-    metadata
+    let manifest = metadata
         .remove(MANIFEST_KEY)
         .ok_or_else(|| StoreError::NoManifest {
             file: file.to_path_buf(),
-        })
+        })?;
+    let integrity = metadata
+        .remove(INTEGRITY_KEY)
+        .map(|text| Integrity::parse(file, &text))
+        .transpose()?;
+    Ok((manifest, integrity))
 }
 
 /// Puts the tensors stored in `file` by [`save_tensors`] back onto `model`, matched by path,
@@ -247,6 +312,9 @@ pub fn read_manifest(file: impl AsRef<Path>) -> Result<String, StoreError> {
 /// - [`StoreError::Io`] if `file` cannot be opened or read (for instance, it does not exist);
 /// - [`StoreError::InvalidHeader`] if it does not start with a well-formed SafeTensors header;
 /// - [`StoreError::NoManifest`] if it has no manifest;
+/// - [`StoreError::ChecksumMismatch`] / [`StoreError::Corrupt`] if the file was damaged after
+///   it was saved (checked before any tensor is applied; files written before checksums
+///   existed are not checked);
 /// - [`StoreError::MissingParam`], [`StoreError::ShapeMismatch`], [`StoreError::NotFloat`] if a
 ///   stored tensor does not fit a float parameter of `model`;
 /// - [`StoreError::Store`] if burn-store fails to read or apply the data.
@@ -255,7 +323,11 @@ pub fn load_tensors<M: Module>(
     file: impl AsRef<Path>,
 ) -> Result<(M, String), StoreError> {
     let file = file.as_ref();
-    let manifest = read_manifest(file)?;
+    let (manifest, integrity) = manifest_and_integrity(file)?;
+    if let Some(integrity) = integrity {
+        integrity.check_manifest(file, &manifest)?;
+        integrity.check_tensors(file)?;
+    }
 
     // No filter: every tensor in the file is applied. `allow_partial` because the file holds a
     // subset of the model's parameters by design; `validate(false)` so that apply errors come
@@ -319,6 +391,143 @@ pub fn load_tensors<M: Module>(
     }
 
     Ok((model, manifest))
+}
+
+/// The checksums [`save_tensors`] records: the manifest's and every stored tensor's, as
+/// lower-case hexadecimal XXH3-64 of their bytes (a tensor's bytes as SafeTensors stores
+/// them: little-endian, in its own dtype).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Integrity {
+    algorithm: String,
+    manifest: String,
+    tensors: std::collections::BTreeMap<String, String>,
+}
+
+fn checksum(bytes: &[u8]) -> String {
+    format!("{:016x}", xxh3_64(bytes))
+}
+
+impl Integrity {
+    /// The record for `paths` of `model` (the bytes of each stored base tensor, as burn-store
+    /// writes them) and the manifest.
+    fn of<M: Module>(model: &M, paths: &BTreeSet<String>, manifest: &str) -> Self {
+        struct Sums<'a> {
+            paths: &'a BTreeSet<String>,
+            out: std::collections::BTreeMap<String, String>,
+        }
+        impl ParamVisitor for Sums<'_> {
+            fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+                if self.paths.contains(path) {
+                    let data = param.base().into_data();
+                    self.out.insert(path.to_string(), checksum(data.as_bytes()));
+                }
+            }
+        }
+        let mut sums = Sums {
+            paths,
+            out: Default::default(),
+        };
+        visit_params(model, &mut sums);
+        Integrity {
+            algorithm: CHECKSUM_ALGORITHM.to_string(),
+            manifest: checksum(manifest.as_bytes()),
+            tensors: sums.out,
+        }
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an integrity record always serialises")
+    }
+
+    fn parse(file: &Path, text: &str) -> Result<Self, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            file: file.to_path_buf(),
+            reason,
+        };
+        let integrity: Integrity = serde_json::from_str(text)
+            .map_err(|e| corrupt(format!("its integrity record is unreadable: {e}")))?;
+        if integrity.algorithm != CHECKSUM_ALGORITHM {
+            return Err(corrupt(format!(
+                "its integrity record names the checksum `{}`, not `{CHECKSUM_ALGORITHM}`",
+                integrity.algorithm
+            )));
+        }
+        Ok(integrity)
+    }
+
+    fn check_manifest(&self, file: &Path, manifest: &str) -> Result<(), StoreError> {
+        let found = checksum(manifest.as_bytes());
+        if found != self.manifest {
+            return Err(StoreError::ChecksumMismatch {
+                file: file.to_path_buf(),
+                tensor: "(manifest)".into(),
+                expected: self.manifest.clone(),
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the whole file and checks that it stores exactly the recorded tensors, each with
+    /// its recorded checksum.
+    fn check_tensors(&self, file: &Path) -> Result<(), StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            file: file.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(file).map_err(|source| StoreError::Io {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        // `read_metadata` already checked the length prefix and that the header is JSON.
+        let len = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .ok_or_else(|| corrupt("it ends inside the header length".into()))?;
+        let start = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(8))
+            .filter(|&s| s <= bytes.len())
+            .ok_or_else(|| corrupt("its header runs past the end of the file".into()))?;
+        let header: HashMap<String, serde_json::Value> =
+            serde_json::from_slice(&bytes[8..start])
+                .map_err(|e| corrupt(format!("its header is unreadable: {e}")))?;
+        let data = &bytes[start..];
+        let mut stored = BTreeSet::new();
+        for (name, entry) in &header {
+            if name == "__metadata__" {
+                continue;
+            }
+            let Some(expected) = self.tensors.get(name) else {
+                return Err(corrupt(format!(
+                    "it stores a tensor `{name}` its integrity record does not list"
+                )));
+            };
+            let offsets = entry
+                .get("data_offsets")
+                .and_then(serde_json::Value::as_array)
+                .and_then(|o| Some((o.first()?.as_u64()?, o.get(1)?.as_u64()?)))
+                .and_then(|(a, b)| Some((usize::try_from(a).ok()?, usize::try_from(b).ok()?)))
+                .filter(|&(a, b)| a <= b && b <= data.len())
+                .ok_or_else(|| corrupt(format!("tensor `{name}` has invalid data offsets")))?;
+            let found = checksum(&data[offsets.0..offsets.1]);
+            if &found != expected {
+                return Err(StoreError::ChecksumMismatch {
+                    file: file.to_path_buf(),
+                    tensor: name.clone(),
+                    expected: expected.clone(),
+                    found,
+                });
+            }
+            stored.insert(name.as_str());
+        }
+        if let Some(missing) = self.tensors.keys().find(|k| !stored.contains(k.as_str())) {
+            return Err(corrupt(format!(
+                "tensor `{missing}` is listed in its integrity record but not stored"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Filter predicate that matches no tensor (see [`save_tensors`]).
