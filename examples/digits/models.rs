@@ -6,6 +6,7 @@
 //! image as 8 row-tokens of 8 pixels (d_model 32, 2 pre-norm layers, 2 heads, d_ff 64; 18,026
 //! parameters in 39 tensors: embedding, positional embedding, attention, feed-forward,
 //! LayerNorms, biases and a head, so the groups adapeft chooses from are realistic).
+use std::fmt;
 
 use burn::module::{Module, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -88,22 +89,25 @@ impl ModelKind {
         }
     }
 
-    /// The configuration in words (part of the pretraining cache key).
-    pub fn describe(self) -> String {
-        match self {
-            ModelKind::Mlp { hidden } => format!("mlp-h{hidden}"),
+    /// Whether the model has LayerNorms (LayerNorm tuning is N/A for the MLP).
+    pub fn has_norms(self) -> bool {
+        matches!(self, ModelKind::Transformer { .. })
+    }
+}
+
+/// The configuration in words (part of the pretraining cache key): `mlp-h128`,
+/// `transformer-d32-l2-h4-ff64`.
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ModelKind::Mlp { hidden } => write!(f, "mlp-h{hidden}"),
             ModelKind::Transformer {
                 d_model,
                 layers,
                 heads,
                 d_ff,
-            } => format!("transformer-d{d_model}-l{layers}-h{heads}-ff{d_ff}"),
+            } => write!(f, "transformer-d{d_model}-l{layers}-h{heads}-ff{d_ff}"),
         }
-    }
-
-    /// Whether the model has LayerNorms (LayerNorm tuning is N/A for the MLP).
-    pub fn has_norms(self) -> bool {
-        matches!(self, ModelKind::Transformer { .. })
     }
 }
 

@@ -256,7 +256,7 @@ fn study_model<M: Classifier>(
     let bar = progress.bar(settings.steps as u64, &format!("pretrain {name}"));
     let pretrained = pretrain(
         &fresh,
-        &kind.describe(),
+        &kind.to_string(),
         &source,
         &settings,
         cache_dir,
