@@ -23,9 +23,9 @@
 //! tensor, or [`StoreError::Corrupt`], instead of loading different weights. Files written
 //! before checksums existed have no such entry: they still load, unverified, as before.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use adapeft_importance::{ParamVisitor, layout, visit_params};
@@ -259,16 +259,18 @@ pub fn save_tensors<M: Module>(
 ///   integrity record was damaged.
 pub fn read_manifest(file: impl AsRef<Path>) -> Result<String, StoreError> {
     let file = file.as_ref();
-    let (manifest, integrity) = manifest_and_integrity(file)?;
+    let (manifest, integrity, _) = manifest_and_integrity(file)?;
     if let Some(integrity) = integrity {
         integrity.check_manifest(file, &manifest)?;
     }
     Ok(manifest)
 }
 
-/// The manifest and the parsed integrity record (`None` for files written before checksums).
-fn manifest_and_integrity(file: &Path) -> Result<(String, Option<Integrity>), StoreError> {
-    let mut metadata = read_metadata(file)?;
+/// The manifest, the parsed integrity record (`None` for files written before checksums) and
+/// the rest of the header, from one read of the header.
+fn manifest_and_integrity(file: &Path) -> Result<(String, Option<Integrity>, Header), StoreError> {
+    let mut header = read_header(file)?;
+    let mut metadata = header.metadata.take().unwrap_or_default();
     let manifest = metadata
         .remove(MANIFEST_KEY)
         .ok_or_else(|| StoreError::NoManifest {
@@ -278,7 +280,7 @@ fn manifest_and_integrity(file: &Path) -> Result<(String, Option<Integrity>), St
         .remove(INTEGRITY_KEY)
         .map(|text| Integrity::parse(file, &text))
         .transpose()?;
-    Ok((manifest, integrity))
+    Ok((manifest, integrity, header))
 }
 
 /// Puts the tensors stored in `file` by [`save_tensors`] back onto `model`, matched by path,
@@ -323,10 +325,10 @@ pub fn load_tensors<M: Module>(
     file: impl AsRef<Path>,
 ) -> Result<(M, String), StoreError> {
     let file = file.as_ref();
-    let (manifest, integrity) = manifest_and_integrity(file)?;
+    let (manifest, integrity, header) = manifest_and_integrity(file)?;
     if let Some(integrity) = integrity {
         integrity.check_manifest(file, &manifest)?;
-        integrity.check_tensors(file)?;
+        integrity.check_tensors(file, &header)?;
     }
 
     // No filter: every tensor in the file is applied. `allow_partial` because the file holds a
@@ -400,7 +402,7 @@ pub fn load_tensors<M: Module>(
 struct Integrity {
     algorithm: String,
     manifest: String,
-    tensors: std::collections::BTreeMap<String, String>,
+    tensors: BTreeMap<String, String>,
 }
 
 fn checksum(bytes: &[u8]) -> String {
@@ -413,7 +415,7 @@ impl Integrity {
     fn of<M: Module>(model: &M, paths: &BTreeSet<String>, manifest: &str) -> Self {
         struct Sums<'a> {
             paths: &'a BTreeSet<String>,
-            out: std::collections::BTreeMap<String, String>,
+            out: BTreeMap<String, String>,
         }
         impl ParamVisitor for Sums<'_> {
             fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
@@ -425,7 +427,7 @@ impl Integrity {
         }
         let mut sums = Sums {
             paths,
-            out: Default::default(),
+            out: BTreeMap::new(),
         };
         visit_params(model, &mut sums);
         Integrity {
@@ -468,36 +470,25 @@ impl Integrity {
         Ok(())
     }
 
-    /// Reads the whole file and checks that it stores exactly the recorded tensors, each with
-    /// its recorded checksum.
-    fn check_tensors(&self, file: &Path) -> Result<(), StoreError> {
+    /// Reads the tensor data of `file`, whose `header` was already read, and checks that it
+    /// stores exactly the recorded tensors, each with its recorded checksum.
+    fn check_tensors(&self, file: &Path, header: &Header) -> Result<(), StoreError> {
         let corrupt = |reason: String| StoreError::Corrupt {
             file: file.to_path_buf(),
             reason,
         };
-        let bytes = std::fs::read(file).map_err(|source| StoreError::Io {
+        let io_error = |source: io::Error| StoreError::Io {
             file: file.to_path_buf(),
             source,
-        })?;
-        // `read_metadata` already checked the length prefix and that the header is JSON.
-        let len = bytes
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .ok_or_else(|| corrupt("it ends inside the header length".into()))?;
-        let start = usize::try_from(len)
-            .ok()
-            .and_then(|l| l.checked_add(8))
-            .filter(|&s| s <= bytes.len())
-            .ok_or_else(|| corrupt("its header runs past the end of the file".into()))?;
-        let header: HashMap<String, serde_json::Value> =
-            serde_json::from_slice(&bytes[8..start])
-                .map_err(|e| corrupt(format!("its header is unreadable: {e}")))?;
-        let data = &bytes[start..];
+        };
+        let mut reader = File::open(file).map_err(io_error)?;
+        reader
+            .seek(SeekFrom::Start(header.data_start))
+            .map_err(io_error)?;
+        let mut data = Vec::new();
+        reader.read_to_end(&mut data).map_err(io_error)?;
         let mut stored = BTreeSet::new();
-        for (name, entry) in &header {
-            if name == "__metadata__" {
-                continue;
-            }
+        for (name, entry) in &header.tensors {
             let Some(expected) = self.tensors.get(name) else {
                 return Err(corrupt(format!(
                     "it stores a tensor `{name}` its integrity record does not list"
@@ -549,19 +540,24 @@ fn store_error(file: &Path, error: SafetensorsStoreError) -> StoreError {
     }
 }
 
-/// The part of a SafeTensors header this module reads: the string metadata. The tensor
-/// entries next to it are skipped by serde.
+/// A SafeTensors header as this module reads it: the string metadata, the other entries
+/// (the tensors: dtype, shape, data offsets) as raw JSON, and where the tensor data starts.
 #[derive(Deserialize)]
 struct Header {
     #[serde(rename = "__metadata__", default)]
     metadata: Option<HashMap<String, String>>,
+    #[serde(flatten)]
+    tensors: HashMap<String, serde_json::Value>,
+    /// The byte offset of the tensor data: the 8-byte length prefix plus the header's length.
+    #[serde(skip)]
+    data_start: u64,
 }
 
-/// Reads the string metadata of a SafeTensors file from its header alone.
+/// Reads the header of a SafeTensors file, and nothing of the tensor data.
 ///
 /// The format is an 8-byte little-endian header length, then that many bytes of JSON, then
-/// the tensor data, which is never read here.
-fn read_metadata(file: &Path) -> Result<HashMap<String, String>, StoreError> {
+/// the tensor data.
+fn read_header(file: &Path) -> Result<Header, StoreError> {
     let invalid = |reason: String| StoreError::InvalidHeader {
         file: file.to_path_buf(),
         reason,
@@ -589,15 +585,17 @@ fn read_metadata(file: &Path) -> Result<HashMap<String, String>, StoreError> {
             "header length {len} exceeds the {MAX_HEADER_LEN}-byte limit"
         )));
     }
+    let data_start = len + 8;
     let len = usize::try_from(len)
         .map_err(|_| invalid(format!("header length {len} does not fit in memory")))?;
     let mut header = vec![0u8; len];
     reader
         .read_exact(&mut header)
         .map_err(|e| truncated(e, "header"))?;
-    let header: Header = serde_json::from_slice(&header)
+    let mut header: Header = serde_json::from_slice(&header)
         .map_err(|e| invalid(format!("header is not valid JSON metadata: {e}")))?;
-    Ok(header.metadata.unwrap_or_default())
+    header.data_start = data_start;
+    Ok(header)
 }
 
 /// Every float tensor parameter of `model`, by dotted path, with its shape.
