@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::EstimateError;
-use crate::estimator::Estimator;
+use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace, dots, mean_of, per_group};
@@ -130,7 +130,7 @@ impl Estimator for Baseline {
             })
             .collect();
         Ok(Scores {
-            estimator: format!("Baseline {self}"),
+            estimator: AnyEstimator::from(*self).to_string(),
             groups: scores,
             cost: ws.finish_cost(),
             loss: mean_loss,

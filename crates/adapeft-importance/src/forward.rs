@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::direction::{Direction, SlopeEstimate, first_order};
 use crate::error::EstimateError;
-use crate::estimator::Estimator;
+use crate::estimator::{AnyEstimator, Estimator};
 use crate::fit::{Intercept, QuadraticFit};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
@@ -185,7 +185,7 @@ impl Estimator for ForwardProbe {
             ));
         }
         Ok(Scores {
-            estimator: format!("ForwardProbe {self}"),
+            estimator: AnyEstimator::from(self.clone()).to_string(),
             groups: scores,
             cost: ws.finish_cost(),
             loss: Some(fo.loss),

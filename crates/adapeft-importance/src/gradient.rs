@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::direction::{Direction, SlopeEstimate, first_order};
 use crate::error::EstimateError;
-use crate::estimator::Estimator;
+use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace, combine, dots, per_group, restrict};
@@ -255,7 +255,7 @@ impl Estimator for GradientProbe {
             })
             .collect();
         Ok(Scores {
-            estimator: format!("GradientProbe {self}"),
+            estimator: AnyEstimator::from(self.clone()).to_string(),
             groups: scores,
             cost: ws.finish_cost(),
             loss: Some(fo.loss),
