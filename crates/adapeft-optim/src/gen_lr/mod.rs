@@ -7,7 +7,6 @@
 //! the optimizer actually takes (Bu and Xu, "Generalized Newton's method", arXiv 2407.02772).
 //! [`Gen`] measures it every `lazy_every` steps from a few forward passes and steers the
 //! learning rate towards it.
-
 //!
 //! The module is split by job: [`GenConfig`] (settings), the probe's record and decision
 //! ([`GenProbe`]), per-group rates ([`group_learning_rates`]), the controller ([`Gen`], here)
