@@ -174,6 +174,44 @@ fn check_front<C: Copy + Ord + std::fmt::Debug>(
     }
 }
 
+/// What an approximate front owes at capacity `c`, whose exact optimum is `opt`: its best
+/// point within `c` is worth at least `(1 - epsilon) opt` and no more than `opt`, and its
+/// selection (totalled by `total`) achieves exactly that weight and value.
+fn check_guarantee<C: Copy + Ord>(
+    front: &ParetoFront<C>,
+    c: u64,
+    opt: f64,
+    epsilon: f64,
+    total: impl Fn(&[C]) -> (u64, f64),
+) -> Result<(), String> {
+    let best = front
+        .best_within(c)
+        .ok_or_else(|| format!("capacity {c}: no point"))?;
+    if best.weight > c {
+        return Err(format!("capacity {c}: best point weighs {}", best.weight));
+    }
+    if !at_least(best.value, (1.0 - epsilon) * opt) {
+        return Err(format!(
+            "capacity {c}: {} < (1 - {epsilon}) * {opt}",
+            best.value
+        ));
+    }
+    if !at_least(opt, best.value) {
+        return Err(format!(
+            "capacity {c}: {} beats the optimum {opt}",
+            best.value
+        ));
+    }
+    let (w, v) = total(&best.chosen);
+    if w != best.weight || !close(v, best.value) {
+        return Err(format!(
+            "capacity {c}: the selection totals ({w}, {v}), the point says ({}, {})",
+            best.weight, best.value
+        ));
+    }
+    Ok(())
+}
+
 /// The documented size of an approximate front: at most `2 ln(V / v_1) / epsilon + 2` points.
 fn check_size_bound<C>(front: &ParetoFront<C>, epsilon: f64) {
     let values = front.values();
@@ -314,10 +352,9 @@ proptest! {
         let exact = pareto_front(&items).unwrap();
         let approx = pareto_front_with(&items, FrontOptions::new().with_epsilon(epsilon)).unwrap();
         check_size_bound(&approx, epsilon);
-        for (c, opt) in exact.weights().iter().zip(exact.values()) {
-            let best = approx.best_within(*c).unwrap();
-            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
-                "capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
+        for (&c, &opt) in exact.weights().iter().zip(exact.values()) {
+            check_guarantee(&approx, c, opt, epsilon, |ch| items_total(&items, ch))
+                .map_err(TestCaseError::fail)?;
         }
         for p in approx.iter() {
             let (w, v) = items_total(&items, &p.chosen);
@@ -342,10 +379,9 @@ proptest! {
         let opts = FrontOptions::new().with_epsilon(epsilon);
         let approx = pareto_front_classes_with(&classes, opts).unwrap();
         check_size_bound(&approx, epsilon);
-        for (c, opt) in exact.weights().iter().zip(exact.values()) {
-            let best = approx.best_within(*c).unwrap();
-            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
-                "capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
+        for (&c, &opt) in exact.weights().iter().zip(exact.values()) {
+            check_guarantee(&approx, c, opt, epsilon, |ch| picks_total(&classes, ch))
+                .map_err(TestCaseError::fail)?;
         }
         for p in approx.iter() {
             let (w, v) = picks_total(&classes, &p.chosen);
@@ -386,14 +422,8 @@ proptest! {
         let total: u64 = items.iter().map(|it| it.weight).sum();
         for c in probe_capacities(&front, total, &fractions) {
             let opt = solve(&items, c).unwrap().value;
-            let best = front.best_within(c).unwrap();
-            prop_assert!(best.weight <= c);
-            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
-                "items, capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
-            prop_assert!(at_least(opt, best.value), "capacity {}: front beats solve", c);
-            let (w, v) = items_total(&items, &best.chosen);
-            prop_assert_eq!(w, best.weight);
-            prop_assert!(close(v, best.value));
+            check_guarantee(&front, c, opt, epsilon, |ch| items_total(&items, ch))
+                .map_err(|e| TestCaseError::fail(format!("items, {e}")))?;
         }
 
         let classes: Vec<Class> = raw.iter().map(|o| Class::new(o.clone())).collect();
@@ -405,14 +435,8 @@ proptest! {
             .sum();
         for c in probe_capacities(&front, total, &fractions) {
             let opt = solve_classes(&classes, c).unwrap().value;
-            let best = front.best_within(c).unwrap();
-            prop_assert!(best.weight <= c);
-            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
-                "classes, capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
-            prop_assert!(at_least(opt, best.value), "capacity {}: front beats solve_classes", c);
-            let (w, v) = picks_total(&classes, &best.chosen);
-            prop_assert_eq!(w, best.weight);
-            prop_assert!(close(v, best.value));
+            check_guarantee(&front, c, opt, epsilon, |ch| picks_total(&classes, ch))
+                .map_err(|e| TestCaseError::fail(format!("classes, {e}")))?;
         }
     }
 }
@@ -443,14 +467,9 @@ proptest! {
         let caps = probe_capacities(&front, total.min(max), &fractions);
         for c in caps.into_iter().filter(|&c| c <= max) {
             let opt = solve(&items, c).unwrap().value;
+            check_guarantee(&front, c, opt, epsilon, |ch| items_total(&items, ch))
+                .map_err(TestCaseError::fail)?;
             let best = front.best_within(c).unwrap();
-            prop_assert!(best.weight <= c);
-            prop_assert!(at_least(best.value, (1.0 - epsilon) * opt),
-                "capacity {}: {} < (1 - {}) * {}", c, best.value, epsilon, opt);
-            prop_assert!(at_least(opt, best.value), "capacity {}: front beats solve", c);
-            let (w, v) = items_total(&items, &best.chosen);
-            prop_assert_eq!(w, best.weight);
-            prop_assert!(close(v, best.value));
             prop_assert!(best.chosen.windows(2).all(|p| p[0] < p[1]));
         }
     }
@@ -499,16 +518,8 @@ fn model_shaped_fronts_against_the_exact_solvers() {
         check_size_bound(&front, eps);
         for c in probe_capacities(&front, total, &fractions) {
             let opt = solve(&items, c).unwrap().value;
-            let best = front.best_within(c).unwrap();
-            assert!(best.weight <= c);
-            assert!(
-                at_least(best.value, (1.0 - eps) * opt),
-                "items, epsilon {eps}, capacity {c}: {} vs {opt}",
-                best.value
-            );
-            let (w, v) = items_total(&items, &best.chosen);
-            assert_eq!(w, best.weight);
-            assert!(close(v, best.value));
+            check_guarantee(&front, c, opt, eps, |ch| items_total(&items, ch))
+                .unwrap_or_else(|e| panic!("items, epsilon {eps}, {e}"));
         }
     }
 
@@ -516,13 +527,8 @@ fn model_shaped_fronts_against_the_exact_solvers() {
     let total: u64 = classes.iter().map(|c| c.options()[0].weight).sum();
     for c in probe_capacities(&front, total, &fractions) {
         let opt = solve_classes(&classes, c).unwrap().value;
-        let best = front.best_within(c).unwrap();
-        assert!(best.weight <= c);
-        assert!(
-            at_least(best.value, (1.0 - epsilon) * opt),
-            "classes, capacity {c}: {} vs {opt}",
-            best.value
-        );
+        check_guarantee(&front, c, opt, epsilon, |ch| picks_total(&classes, ch))
+            .unwrap_or_else(|e| panic!("classes, {e}"));
     }
 }
 
@@ -561,17 +567,8 @@ fn many_model_shaped_classes_against_the_exact_solver() {
         assert!(*front.weights().last().unwrap() <= limit);
         for c in probe_capacities(&front, total.min(limit), &fractions) {
             let opt = solve_classes(&classes, c).unwrap().value;
-            let best = front.best_within(c).unwrap();
-            assert!(best.weight <= c);
-            assert!(
-                at_least(best.value, (1.0 - epsilon) * opt),
-                "capacity {c}: {} vs {opt}",
-                best.value
-            );
-            assert!(at_least(opt, best.value), "capacity {c}: front beats solve");
-            let (w, v) = picks_total(&classes, &best.chosen);
-            assert_eq!(w, best.weight);
-            assert!(close(v, best.value));
+            check_guarantee(&front, c, opt, epsilon, |ch| picks_total(&classes, ch))
+                .unwrap_or_else(|e| panic!("epsilon {epsilon}, {e}"));
         }
     }
 }
