@@ -134,6 +134,7 @@ impl Estimator for Baseline {
             groups: scores,
             cost: ws.finish_cost(),
             loss: mean_loss,
+            curvature: None,
         })
     }
 }

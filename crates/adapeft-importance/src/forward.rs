@@ -189,6 +189,7 @@ impl Estimator for ForwardProbe {
             groups: scores,
             cost: ws.finish_cost(),
             loss: Some(fo.loss),
+            curvature: None,
         })
     }
 }

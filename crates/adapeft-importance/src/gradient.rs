@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::curvature::{CrossAccumulator, Curvature};
 use crate::direction::{Direction, SlopeEstimate, first_order};
 use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
@@ -77,6 +78,10 @@ pub struct GradientProbe {
     pub slope: SlopeEstimate,
 }
 
+/// The largest number of groups for which random-sign probing also estimates the cross-group
+/// [`Curvature`] (it keeps `2 K^2` running sums; the exact mode always returns it).
+pub const MAX_CURVATURE_GROUPS: usize = 1024;
+
 /// The default number of random-sign probes of a [`GradientProbe`] (and so of
 /// `AdaPeft::select`): with [`ProbeMode::Auto`], models of up to this many groups are probed
 /// exactly, at the cost of `1 + 2 * DEFAULT_PROBES` backward passes at most.
@@ -125,13 +130,13 @@ impl GradientProbe {
     }
 }
 
-/// `(G(w + e v) - G(w - e v)) / 2e` dotted with `dir`, per parameter.
+/// `(G(w + e v) - G(w - e v)) / 2e` dotted with `dir`, per parameter (every grouped parameter
+/// is tracked, so the product is read for every group, not only those `v` moves).
 fn hvp_dots<M, B, F>(
     ws: &mut Workspace<'_, M, B, F>,
     dir: &ParamVec,
     v: &ParamVec,
     e: f64,
-    track: Option<&[bool]>,
     group: &str,
 ) -> Result<Vec<f64>, EstimateError>
 where
@@ -150,8 +155,8 @@ where
             loss,
         }
     };
-    let (_, plus) = ws.mean_gradient_at(&scaled(e), track, non_finite(e))?;
-    let (_, minus) = ws.mean_gradient_at(&scaled(-e), track, non_finite(-e))?;
+    let (_, plus) = ws.mean_gradient_at(&scaled(e), None, non_finite(e))?;
+    let (_, minus) = ws.mean_gradient_at(&scaled(-e), None, non_finite(-e))?;
     let dp = dots(dir, &plus);
     let dm = dots(dir, &minus);
     Ok(dp
@@ -191,7 +196,11 @@ impl Estimator for GradientProbe {
         let mut a = vec![0.0; k];
         let mut quality = vec![Quality::Exact; k];
         let mut extra: Vec<Option<Unreliable>> = vec![None; k];
+        let curvature;
         if self.runs_exact(k) {
+            // Each product `H g_k` is dotted with every group's direction: the row
+            // `A_lk = g_l . (H g_k)_l` at no extra pass (zero for a zero direction).
+            let mut rows = vec![vec![0.0; k]; k];
             for (g, group) in groups.groups.iter().enumerate() {
                 if g_norm2[g] <= 0.0 {
                     extra[g] = Some(Unreliable::ZeroDirection);
@@ -199,15 +208,17 @@ impl Estimator for GradientProbe {
                 }
                 let e = relative_step(w_norm2[g], g_norm2[g]);
                 let v = restrict(groups, g, &fo.dir, 1.0);
-                let mask = ws.members_mask(g);
-                let per_param = hvp_dots(&mut ws, &v, &v, e, Some(&mask), &group.name)?;
-                a[g] = per_group(groups, &per_param)[g];
+                let per_param = hvp_dots(&mut ws, &fo.dir, &v, e, &group.name)?;
+                rows[g] = per_group(groups, &per_param);
+                a[g] = rows[g][g];
             }
+            curvature = Some(Curvature::from_exact_rows(&rows));
         } else {
             let v_norm2: f64 = g_norm2.iter().sum();
             let w_all: f64 = w_norm2.iter().sum();
             let mut rng = StdRng::seed_from_u64(self.seed);
             let mut samples = vec![Vec::with_capacity(self.probes); k];
+            let mut cross = (k <= MAX_CURVATURE_GROUPS).then(|| CrossAccumulator::new(k));
             if v_norm2 > 0.0 {
                 let e = relative_step(w_all, v_norm2);
                 for _ in 0..self.probes {
@@ -215,12 +226,17 @@ impl Estimator for GradientProbe {
                         .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
                         .collect();
                     let v = combine(groups, &fo.dir, &signs);
-                    let per_param = hvp_dots(&mut ws, &fo.dir, &v, e, None, "all groups")?;
-                    for (g, hv) in per_group(groups, &per_param).into_iter().enumerate() {
+                    let per_param = hvp_dots(&mut ws, &fo.dir, &v, e, "all groups")?;
+                    let h = per_group(groups, &per_param);
+                    for (g, hv) in h.iter().enumerate() {
                         samples[g].push(signs[g] * hv);
+                    }
+                    if let Some(cross) = cross.as_mut() {
+                        cross.add(&signs, &h);
                     }
                 }
             }
+            curvature = cross.and_then(CrossAccumulator::finish);
             for g in 0..k {
                 if g_norm2[g] <= 0.0 {
                     extra[g] = Some(Unreliable::ZeroDirection);
@@ -259,6 +275,7 @@ impl Estimator for GradientProbe {
             groups: scores,
             cost: ws.finish_cost(),
             loss: Some(fo.loss),
+            curvature,
         })
     }
 }

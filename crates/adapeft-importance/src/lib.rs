@@ -45,6 +45,7 @@
 //! ```
 
 mod baseline;
+mod curvature;
 mod direction;
 mod error;
 mod estimator;
@@ -58,12 +59,13 @@ mod probe;
 mod score;
 
 pub use baseline::Baseline;
+pub use curvature::{Curvature, JOINT_EIGEN_FLOOR};
 pub use direction::{Direction, SlopeEstimate};
 pub use error::{EstimateError, GroupingError};
 pub use estimator::{AnyEstimator, Estimator};
 pub use fit::{Intercept, QuadraticFit, fit_quadratic};
 pub use forward::{ForwardProbe, ProbeStep};
-pub use gradient::{DEFAULT_PROBES, GradientProbe, ProbeMode};
+pub use gradient::{DEFAULT_PROBES, GradientProbe, MAX_CURVATURE_GROUPS, ProbeMode};
 pub use grouping::{Group, Grouping, Groups, KindRules, ParamKind, Unmatched};
 pub use objective::{LossFn, ModelObjective, Objective};
 pub use param::{

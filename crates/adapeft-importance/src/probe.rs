@@ -111,15 +111,6 @@ where
         self.model.clone().map(&mut mapper)
     }
 
-    /// Which parameters belong to group `g` (to track only those in a backward pass).
-    pub(crate) fn members_mask(&self, g: usize) -> Vec<bool> {
-        let mut mask = vec![false; self.grouped.len()];
-        for &m in &self.groups.groups[g].members {
-            mask[m] = true;
-        }
-        mask
-    }
-
     fn scalar(&self, loss: &Tensor<1>) -> Result<f64, EstimateError> {
         let dims = loss.dims();
         if dims[0] != 1 {

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::curvature::Curvature;
+
 /// Why a group's quadratic model says nothing reliable about it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Unreliable {
@@ -148,4 +150,34 @@ pub struct Scores {
     /// The mean loss over the batches at the model's own weights (`None` for the data-free
     /// baselines, which evaluate no loss).
     pub loss: Option<f64>,
+    /// The cross-group curvature `A_kl = g_k^T H_kl g_l` (the gradient probe's; `None` for the
+    /// other estimators, and for random signs over more than
+    /// [`MAX_CURVATURE_GROUPS`](crate::MAX_CURVATURE_GROUPS) groups).
+    #[serde(default)]
+    pub curvature: Option<Curvature>,
+}
+
+impl Scores {
+    /// The cross-group curvature matrix, when the estimator computed it (see
+    /// [`Scores::curvature`](Scores#structfield.curvature)).
+    pub fn curvature(&self) -> Option<&Curvature> {
+        self.curvature.as_ref()
+    }
+
+    /// The joint one-step value of training the groups at `subset` (indices into
+    /// [`Scores::groups`]) together, [`Curvature::joint_value`], never more than the loss
+    /// (the reduction of a non-negative loss cannot exceed it). `None` without a curvature
+    /// matrix.
+    ///
+    /// # Panics
+    /// When an index of `subset` is out of range.
+    pub fn joint_value(&self, subset: &[usize]) -> Option<f64> {
+        let curvature = self.curvature.as_ref()?;
+        let b: Vec<f64> = self.groups.iter().map(|g| g.b).collect();
+        let value = curvature.joint_value(&b, subset);
+        Some(match self.loss {
+            Some(loss) if loss >= 0.0 => value.min(loss),
+            _ => value,
+        })
+    }
 }

@@ -124,6 +124,30 @@ impl QuadraticProblem {
             .collect()
     }
 
+    /// The whole cross-group curvature `A_kl = g_k^T A_kl g_l` for the direction `g`
+    /// (row-major `K x K`; its diagonal is [`QuadraticProblem::truth`]'s `a_k`).
+    pub fn cross_truth(&self, dir: &[f64]) -> Vec<f64> {
+        let n = self.n();
+        let k = self.sizes.len();
+        let mut starts = vec![0];
+        for s in &self.sizes {
+            starts.push(starts.last().unwrap() + s);
+        }
+        let mut out = vec![0.0; k * k];
+        for g in 0..k {
+            for l in 0..k {
+                let mut v = 0.0;
+                for i in starts[g]..starts[g + 1] {
+                    for j in starts[l]..starts[l + 1] {
+                        v += dir[i] * self.a[i * n + j] * dir[j];
+                    }
+                }
+                out[g * k + l] = v;
+            }
+        }
+        out
+    }
+
     /// `(b_k, a_k)` per group for the direction `g` (closed form: `b = G.g`, `a = g^T A_kk g`).
     pub fn truth(&self, dir: &[f64]) -> Vec<(f64, f64)> {
         let n = self.n();
@@ -209,9 +233,9 @@ impl LogisticProblem {
         }
     }
 
-    /// Closed-form `(b, a)` for the weight and the bias group along the gradient (`g = G`),
-    /// from the model's weights, in f64.
-    pub fn truth(&self, model: &Logistic) -> [(f64, f64); 2] {
+    /// The softmax probabilities `p_i` and the gradients `G_W` (`[d, c]` row-major) and `G_b`,
+    /// in f64 from the model's weights.
+    fn probabilities_and_gradients(&self, model: &Logistic) -> (Vec<Vec<f64>>, Vec<f64>, Vec<f64>) {
         let (d, c, n) = (self.d, self.classes, self.n);
         let w = host(model.linear.weight.val()); // [d, c]
         let bias = host(model.linear.bias.as_ref().expect("bias").val());
@@ -243,24 +267,58 @@ impl LogisticProblem {
                 }
             }
         }
-        // z^T (diag(p) - p p^T) z
-        let quad = |p: &[f64], z: &[f64]| {
-            let pz: f64 = p.iter().zip(z).map(|(p, z)| p * z).sum();
-            p.iter().zip(z).map(|(p, z)| p * z * z).sum::<f64>() - pz * pz
-        };
+        (probs, gw, gb)
+    }
+
+    /// The logit change of sample `i` along the weight direction `G_W`: `z_i = G_W^T x_i`.
+    fn weight_logit_change(&self, gw: &[f64], i: usize) -> Vec<f64> {
+        let (d, c) = (self.d, self.classes);
+        (0..c)
+            .map(|k| (0..d).map(|j| self.x[i * d + j] * gw[j * c + k]).sum())
+            .collect()
+    }
+
+    /// Closed-form `(b, a)` for the weight and the bias group along the gradient (`g = G`),
+    /// from the model's weights, in f64.
+    pub fn truth(&self, model: &Logistic) -> [(f64, f64); 2] {
+        let n = self.n;
+        let (probs, gw, gb) = self.probabilities_and_gradients(model);
         let mut aw = 0.0;
         let mut ab = 0.0;
-        for i in 0..n {
-            let z: Vec<f64> = (0..c)
-                .map(|k| (0..d).map(|j| self.x[i * d + j] * gw[j * c + k]).sum())
-                .collect();
-            aw += quad(&probs[i], &z) / n as f64;
-            ab += quad(&probs[i], &gb) / n as f64;
+        for (i, p) in probs.iter().enumerate() {
+            let z = self.weight_logit_change(&gw, i);
+            aw += softmax_form(p, &z, &z) / n as f64;
+            ab += softmax_form(p, &gb, &gb) / n as f64;
         }
         let bw = gw.iter().map(|v| v * v).sum();
         let bb = gb.iter().map(|v| v * v).sum();
         [(bw, aw), (bb, ab)]
     }
+
+    /// The closed-form cross term between the weight and the bias along the gradient:
+    /// `A_Wb = G_W^T H_Wb G_b = (1/n) sum_i z_W,i^T (diag p_i - p_i p_i^T) z_b`, with `z` the
+    /// logit changes along each group's direction (`z_W,i = G_W^T x_i`, `z_b = G_b`).
+    pub fn cross_truth(&self, model: &Logistic) -> f64 {
+        let (probs, gw, gb) = self.probabilities_and_gradients(model);
+        probs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| softmax_form(p, &self.weight_logit_change(&gw, i), &gb))
+            .sum::<f64>()
+            / self.n as f64
+    }
+}
+
+/// `u^T (diag p - p p^T) v`: the softmax cross-entropy's Hessian in the logits.
+fn softmax_form(p: &[f64], u: &[f64], v: &[f64]) -> f64 {
+    let pu: f64 = p.iter().zip(u).map(|(p, u)| p * u).sum();
+    let pv: f64 = p.iter().zip(v).map(|(p, v)| p * v).sum();
+    p.iter()
+        .zip(u)
+        .zip(v)
+        .map(|((p, u), v)| p * u * v)
+        .sum::<f64>()
+        - pu * pv
 }
 
 // ---------------------------------------------------------------------------------------------

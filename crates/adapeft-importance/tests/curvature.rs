@@ -1,0 +1,225 @@
+//! The cross-group curvature `A_kl = g_k^T H_kl g_l` of the gradient probe against closed
+//! forms: a coupled quadratic (every entry exact) and multinomial logistic regression (the
+//! weight-bias cross term `(1/n) sum_i z_W,i^T (diag p_i - p_i p_i^T) z_b`).
+//! Every test runs on each backend `adapeft_testing::backends()` gives.
+
+use adapeft_importance::{
+    Baseline, Estimator, ForwardProbe, GradientProbe, Grouping, ProbeMode, discover,
+};
+use adapeft_testing::*;
+use burn::module::Module;
+
+fn per_tensor<M: Module>(model: &M) -> adapeft_importance::Groups {
+    Grouping::PerTensor.group(discover(model)).unwrap()
+}
+
+fn random_signs(probes: usize, seed: u64) -> GradientProbe {
+    GradientProbe {
+        probes,
+        mode: ProbeMode::RandomSigns,
+        seed,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn exact_probe_recovers_every_cross_term_of_a_coupled_quadratic() {
+    for be in backends() {
+        let problem = QuadraticProblem::random(&[3, 5, 2, 4], true, 17);
+        let model = problem.model(&be.device);
+        let batch = problem.batch(&be.device, 1.0);
+        let groups = per_tensor(&model);
+        let truth = problem.cross_truth(&problem.gradient());
+        let scores = GradientProbe::exact()
+            .estimate(&model, &[batch], &groups)
+            .unwrap();
+        let a = scores
+            .curvature()
+            .expect("the exact probe returns the matrix");
+        assert_eq!(a.len(), 4);
+        let scale = (0..4).map(|k| truth[k * 4 + k]).fold(0.0, f64::max);
+        for k in 0..4 {
+            assert_eq!(
+                a.get(k, k),
+                scores.groups[k].a,
+                "{}: diagonal is a_k",
+                be.name
+            );
+            for l in 0..4 {
+                assert_eq!(a.get(k, l), a.get(l, k));
+                // Cross terms can be near zero: compare against the matrix's scale.
+                assert!(
+                    (a.get(k, l) - truth[k * 4 + l]).abs() < 1e-3 * scale,
+                    "{}: A[{k}][{l}] = {} vs {}",
+                    be.name,
+                    a.get(k, l),
+                    truth[k * 4 + l]
+                );
+            }
+        }
+        assert!(
+            (0..4).any(|k| (0..4).any(|l| k != l && truth[k * 4 + l].abs() > 0.05 * scale)),
+            "the instance must have sizable cross terms to test anything"
+        );
+    }
+}
+
+#[test]
+fn logistic_weight_bias_cross_term_within_two_percent_of_closed_form() {
+    for be in backends() {
+        for seed in [1, 2, 3] {
+            let problem = LogisticProblem::random(64, 5, 4, seed);
+            let model = problem.model(&be.device);
+            let batch = problem.batch(&be.device, 1.0);
+            let groups = per_tensor(&model);
+            assert_eq!(groups.groups[0].name, "linear.weight");
+            let truth = problem.cross_truth(&model);
+            let scores = GradientProbe::exact()
+                .estimate(&model, &[batch], &groups)
+                .unwrap();
+            let a = scores.curvature().unwrap();
+            assert!(
+                rel_err(a.get(0, 1), truth) < 0.02,
+                "{} seed {seed}: A_Wb = {} vs closed form {truth}",
+                be.name,
+                a.get(0, 1)
+            );
+        }
+    }
+}
+
+/// Random signs on the quadratic (where every probe is exact up to rounding): the estimate of
+/// each entry lies within three standard errors of the truth in nearly every seed, and the
+/// mean over seeds of the diagonal is unbiased.
+#[test]
+fn random_sign_cross_terms_carry_honest_standard_errors() {
+    for be in backends() {
+        let problem = QuadraticProblem::random(&[3, 5, 2, 4], true, 17);
+        let model = problem.model(&be.device);
+        let batch = problem.batch(&be.device, 1.0);
+        let groups = per_tensor(&model);
+        let truth = problem.cross_truth(&problem.gradient());
+        let seeds = 40;
+        let mut within = 0;
+        let mut entries = 0;
+        for seed in 0..seeds {
+            let scores = random_signs(64, seed)
+                .estimate(&model, std::slice::from_ref(&batch), &groups)
+                .unwrap();
+            let a = scores.curvature().expect("random signs over 4 groups");
+            for k in 0..4 {
+                for l in 0..4 {
+                    let se = a
+                        .std_err(k, l)
+                        .expect("random signs report standard errors");
+                    entries += 1;
+                    // Shrinkage moves an estimate by at most one standard error.
+                    if (a.get(k, l) - truth[k * 4 + l]).abs() <= 3.0 * se + 1e-9 {
+                        within += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            within as f64 >= 0.95 * entries as f64,
+            "{}: only {within}/{entries} entries within 3 standard errors",
+            be.name
+        );
+    }
+}
+
+#[test]
+fn only_the_gradient_probe_returns_curvature() {
+    let problem = LogisticProblem::random(32, 3, 3, 5);
+    let device = burn::tensor::Device::flex();
+    let model = problem.model(&device);
+    let batch = problem.batch(&device, 1.0);
+    let groups = per_tensor(&model);
+    let fwd = ForwardProbe::default()
+        .estimate(&model, std::slice::from_ref(&batch), &groups)
+        .unwrap();
+    assert!(fwd.curvature().is_none());
+    let base = Baseline::GradientNorm
+        .estimate(&model, std::slice::from_ref(&batch), &groups)
+        .unwrap();
+    assert!(base.curvature().is_none());
+    // Serialised scores keep the matrix, and older JSON without it still reads.
+    let exact = GradientProbe::exact()
+        .estimate(&model, &[batch], &groups)
+        .unwrap();
+    let json = serde_json::to_string(&exact).unwrap();
+    let back: adapeft_importance::Scores = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.curvature(), exact.curvature());
+    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value.as_object_mut().unwrap().remove("curvature");
+    let old: adapeft_importance::Scores = serde_json::from_value(value).unwrap();
+    assert!(old.curvature().is_none());
+}
+
+/// Two bias vectors added to the same logits move the outputs identically: their directions
+/// and curvatures coincide (`A_ab = A_aa = A_bb`). The joint value counts them once, the
+/// additive value twice.
+#[derive(Module, Debug)]
+struct TwoBiases {
+    linear: burn::nn::Linear,
+    first: burn::module::Param<burn::tensor::Tensor<1>>,
+    second: burn::module::Param<burn::tensor::Tensor<1>>,
+}
+
+impl adapeft_importance::Objective<LabelledBatch> for TwoBiases {
+    fn loss(&self, batch: &LabelledBatch) -> burn::tensor::Tensor<1> {
+        let logits = self.linear.forward(batch.x.clone())
+            + self.first.val().unsqueeze_dim(0)
+            + self.second.val().unsqueeze_dim(0);
+        burn::nn::loss::CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits, batch.y.clone())
+    }
+}
+
+#[test]
+fn redundant_groups_count_once_in_the_joint_value_and_twice_in_the_additive() {
+    for be in backends() {
+        let problem = LogisticProblem::random(64, 5, 4, 11);
+        let device = &be.device;
+        let biases = |v: [f64; 4]| burn::module::Param::from_tensor(tensor1(&v, device));
+        let model = TwoBiases {
+            linear: burn::nn::LinearConfig::new(5, 4)
+                .with_bias(false)
+                .init(device),
+            first: biases([0.3, -0.2, 0.1, 0.0]),
+            second: biases([-0.1, 0.4, 0.0, 0.2]),
+        };
+        let batch = problem.batch(device, 1.0);
+        let groups = per_tensor(&model);
+        let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["linear.weight", "first", "second"]);
+        let scores = GradientProbe::exact()
+            .estimate(&model, &[batch], &groups)
+            .unwrap();
+        let (first, second) = (&scores.groups[1], &scores.groups[2]);
+        assert!(
+            rel_err(first.value, second.value) < 1e-3,
+            "the twins score alike"
+        );
+        let additive = first.value + second.value;
+        let joint_one = scores.joint_value(&[1]).unwrap();
+        let joint_both = scores.joint_value(&[1, 2]).unwrap();
+        assert!(
+            rel_err(joint_one, first.value) < 1e-3,
+            "{joint_one} vs {}",
+            first.value
+        );
+        assert!(
+            rel_err(joint_both, first.value) < 0.01,
+            "{}: joint value of the twins {joint_both} vs one twin {}",
+            be.name,
+            first.value
+        );
+        assert!(rel_err(additive, 2.0 * joint_both) < 0.01);
+        // The weight is not redundant with the biases: adding it adds value.
+        let with_weight = scores.joint_value(&[0, 1, 2]).unwrap();
+        assert!(with_weight > 1.05 * joint_both);
+        assert!(with_weight <= scores.loss.unwrap());
+    }
+}
