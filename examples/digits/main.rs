@@ -14,6 +14,7 @@
 //! cargo run --example digits                      # the full study (3 seeds; the README gives its time)
 //! cargo run --example digits -- --quick           # the reduced study CI runs
 //! cargo run --example digits -- --check [--quick] # only validate the outputs of a past run
+//! cargo run --example digits -- --oracle [--quick] # the oracle benchmark of the value models
 //! cargo test --example digits                     # its unit tests (data, tasks, methods, training)
 //! ```
 //!
@@ -25,6 +26,7 @@
 mod data;
 mod methods;
 mod models;
+mod oracle;
 mod plots;
 mod progress;
 mod report;
@@ -43,22 +45,28 @@ use study::{HEATMAP_BUDGET, StudyConfig};
 struct Args {
     quick: bool,
     check_only: bool,
+    oracle: bool,
 }
 
 const USAGE: &str = "usage: cargo run --example digits -- [--quick] [--check]
 
   --quick   the reduced study (1 seed, fewer steps, budgets and LoRA ranks; < 2 minutes)
-  --check   only validate the outputs of a previous run (of the same mode)";
+  --check   only validate the outputs of a previous run (of the same mode)
+  --oracle  the oracle benchmark instead: every subset of the MLP's tensors (and a reference
+            front of the transformer's) fine-tuned, each value model's rank correlation and
+            regret (see examples/digits/oracle.rs)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         check_only: false,
+        oracle: false,
     };
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--quick" => args.quick = true,
             "--check" => args.check_only = true,
+            "--oracle" => args.oracle = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -84,6 +92,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.oracle {
+        return run_oracle(args.quick);
+    }
     let config = if args.quick {
         StudyConfig::quick()
     } else {
@@ -110,6 +121,64 @@ fn main() -> ExitCode {
             eprintln!("  - {p}");
         }
         ExitCode::FAILURE
+    }
+}
+
+/// The oracle benchmark: runs it and writes `oracle.md`, `oracle-subsets.csv` and
+/// `oracle-regret.csv`.
+fn run_oracle(quick: bool) -> ExitCode {
+    let config = if quick {
+        oracle::OracleConfig::quick()
+    } else {
+        oracle::OracleConfig::full()
+    };
+    let base = target_dir().join("adapeft");
+    let out = base.join(if quick {
+        "digits-oracle-quick"
+    } else {
+        "digits-oracle"
+    });
+    let result = (|| -> Result<(), Box<dyn std::error::Error>> {
+        let start = Instant::now();
+        let all = data::load(&data::default_path())?;
+        let split = data::split(&all);
+        let progress = Progress::new();
+        let outcome = oracle::run(
+            &config,
+            &split,
+            &base.join("digits").join("cache"),
+            &progress,
+        )?;
+        std::fs::create_dir_all(&out)
+            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        let command = if quick {
+            "cargo run --example digits -- --oracle --quick"
+        } else {
+            "cargo run --example digits -- --oracle"
+        };
+        let md = oracle::markdown(&config, &outcome, command);
+        println!("\n{md}");
+        std::fs::write(out.join("oracle.md"), &md)?;
+        oracle::write_csv(&out.join("oracle-subsets.csv"), &outcome)?;
+        oracle::write_regret_csv(&out.join("oracle-regret.csv"), &outcome)?;
+        let problems = oracle::validate(&outcome);
+        if !problems.is_empty() {
+            return Err(problems.join("; ").into());
+        }
+        println!(
+            "wrote {} ({} subset runs) in {:.1} s",
+            out.display(),
+            outcome.runs.len(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

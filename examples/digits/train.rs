@@ -66,6 +66,19 @@ impl TaskData {
         }
     }
 
+    /// The whole training split as one batch.
+    pub fn train_batch(&self) -> Batch {
+        Batch {
+            images: self.train_images.clone(),
+            labels: self.train_labels.clone(),
+        }
+    }
+
+    /// The number of training images.
+    pub fn n_train(&self) -> usize {
+        self.n_train
+    }
+
     /// `count` batches drawn by a sampler seeded with `seed` (the selection batches).
     pub fn batches(&self, count: usize, seed: u64) -> Vec<Batch> {
         let mut sampler = Sampler::new(self.n_train, seed);
