@@ -230,10 +230,12 @@ pub fn save_checkpoint<M: Module, T: Resumable>(
     let written = [dir.join(&trained_name), dir.join(&record_name)];
     let result = (|| {
         let paths: Vec<String> = trained.iter().map(|(p, _)| p.clone()).collect();
-        let header = match selection {
-            Some(selection) => selection.to_json(),
-            None => format!(r#"{{"format":"{}"}}"#, manifest::FORMAT),
-        };
+        // The selection is in the manifest already: the file's own manifest only says what
+        // the file is part of.
+        let header = format!(
+            r#"{{"format":"{}","version":{CHECKPOINT_VERSION}}}"#,
+            manifest::FORMAT
+        );
         save_tensors(model, &paths, &header, &written[0])?;
         let trained_bytes = fs::read(&written[0]).map_err(io(&written[0]))?;
         File::open(&written[0])
@@ -267,7 +269,7 @@ pub fn save_checkpoint<M: Module, T: Resumable>(
                 record: file_entry(&record_name, &record_bytes),
             },
             state: trainer.state(),
-            selection: selection.map(Selection::to_json),
+            selection: selection.map(compact_json),
         };
         let text = manifest.to_text();
         let scratch = dir.join(format!("{MANIFEST_FILE}.{token}.tmp"));
@@ -587,6 +589,13 @@ fn read_checked(file: &Path, entry: &FileEntry) -> Result<Vec<u8>, CheckpointErr
         });
     }
     Ok(bytes)
+}
+
+/// The selection's JSON without its pretty-printing (a third of its size); numbers are
+/// written back exactly.
+fn compact_json(selection: &Selection) -> String {
+    let text = selection.to_json();
+    serde_json::from_str::<serde_json::Value>(&text).map_or(text, |value| value.to_string())
 }
 
 fn file_entry(name: &str, bytes: &[u8]) -> FileEntry {
