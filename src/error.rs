@@ -2,11 +2,12 @@
 
 use adapeft_importance::{EstimateError, GroupingError};
 use adapeft_knapsack::KnapsackError;
-use adapeft_optim::OptimError;
+use adapeft_optim::{CheckpointError, OptimError};
 use adapeft_selection::{BudgetError, SelectionError, StoreError};
 use thiserror::Error;
 
-/// Why a selection (or saving, loading, transferring one, or an optimizer adapter) failed.
+/// Why a selection (or saving, loading, transferring one, an optimizer adapter, or a
+/// checkpoint) failed.
 /// The user's model and data are never changed, error or not.
 #[derive(Debug, Error)]
 pub enum AdaPeftError {
@@ -35,4 +36,7 @@ pub enum AdaPeftError {
     /// [`Reselect`](crate::Reselect)) was misconfigured or failed.
     #[error(transparent)]
     Optim(#[from] OptimError),
+    /// Saving or restoring a checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }

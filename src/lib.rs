@@ -74,7 +74,9 @@ pub use adapeft_importance::{
     AnyEstimator, Baseline, Direction, Estimator, ForwardProbe, GradientProbe, GroupScore,
     Grouping, Objective, ProbeMode,
 };
-pub use adapeft_optim::{Gen, GenConfig, GradientMask, Masked, Reselect};
+pub use adapeft_optim::{
+    Gen, GenConfig, GradientMask, Masked, Reselect, Resumed, load_checkpoint, save_checkpoint,
+};
 pub use adapeft_selection::{Budget, BudgetError, BudgetOutcome, GroupChoice, Selection};
 pub use error::AdaPeftError;
 pub use select::{AdaPeft, AdaPeftConfig};

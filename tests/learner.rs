@@ -11,9 +11,14 @@
 //!   keeps the other parameters exactly as they were, weight decay included; a control run
 //!   with `GradientMask::all()` shows that they would have moved otherwise;
 //! - with a model frozen by `Selection::apply` and the mask built from the same selection,
-//!   exactly the selection's chosen parameters change.
+//!   exactly the selection's chosen parameters change;
+//! - the `Learner`'s own checkpointing keeps working with the mask: a run killed after one
+//!   epoch and resumed from burn-train's checkpoint onto a freshly built model ends with the
+//!   same parameters and optimizer state, bit for bit, as a run that was not interrupted,
+//!   and the optimizer state holds the masked parameters only.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use adapeft::optim::GradientMask;
 use adapeft::{AdaPeft, Budget, Objective};
@@ -23,6 +28,7 @@ use burn::data::dataset::InMemDataset;
 use burn::module::{Module, ParamGroup};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::AdamWConfig;
+use burn::store::burn_pack::Reader;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::LossMetric;
@@ -319,6 +325,128 @@ fn selection_frozen_model_with_its_mask_changes_exactly_the_chosen_parameters() 
         assert!(
             loss_after < loss_before,
             "{}: training the selection did not reduce the loss: {loss_before} -> {loss_after}",
+            be.name
+        );
+    }
+}
+
+/// Trains `model` with the `Learner` and burn-train's default checkpointers in `dir` for
+/// `epochs` epochs (resuming from epoch `resume` when given): AdamW with weight decay, no
+/// shuffling, so that an epoch sees the same batches in a resumed run.
+fn train_with_checkpoints(
+    model: Net,
+    data: &[Sample],
+    dir: &Path,
+    epochs: usize,
+    resume: Option<usize>,
+) -> Net {
+    let train = DataLoaderBuilder::new(SampleBatcher)
+        .batch_size(BATCH)
+        .build(InMemDataset::new(data.to_vec()));
+    let valid = DataLoaderBuilder::new(SampleBatcher)
+        .batch_size(BATCH)
+        .build(InMemDataset::new(data.to_vec()));
+    let optim = AdamWConfig::new().with_weight_decay(0.1).init();
+    let mut training = SupervisedTraining::new(dir, train, valid)
+        .num_epochs(epochs)
+        .metrics((LossMetric::new(),))
+        .with_metric_logger(InMemoryMetricLogger::new())
+        .with_application_logger(None)
+        .with_default_checkpointers();
+    if let Some(epoch) = resume {
+        training = training.checkpoint(epoch);
+    }
+    training.launch(Learner::new(model, optim, 1e-2)).model
+}
+
+/// burn-train's optimizer checkpoint of `epoch` in `dir`, decoded, each parameter id replaced
+/// by the parameter's path: name -> (dtype, shape, bytes) or scalar, in words.
+fn optimizer_checkpoint(dir: &Path, epoch: usize) -> BTreeMap<String, String> {
+    let file = dir.join("checkpoint").join(format!("optim-{epoch}.bpk"));
+    let reader = Reader::from_file(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let paths = reader.metadata().clone();
+    let by_path = |key: &str| {
+        let (id, rest) = key.split_once('.').expect("`{id}.{field}`");
+        format!("{}.{rest}", paths.get(id).expect("every state has a path"))
+    };
+    let mut out: BTreeMap<String, String> = reader
+        .scalars()
+        .iter()
+        .map(|(key, value)| (by_path(key), format!("{value:?}")))
+        .collect();
+    for tensor in reader.into_tensors().expect("tensors") {
+        let (name, dtype, shape, _, bytes) = tensor.into_parts().expect("bytes");
+        out.insert(
+            by_path(&name),
+            format!("{dtype:?} {shape:?} {:?}", &bytes[..]),
+        );
+    }
+    out
+}
+
+#[test]
+fn learner_checkpoints_resume_bit_identically_with_a_gradient_mask() {
+    for be in backends() {
+        let device = be.device.clone().autodiff();
+        device.seed(31);
+        let data = samples(3);
+        let trained_paths = ["head.weight", "head.bias"];
+        let mask = GradientMask::from(ParamGroup::from_paths(trained_paths.to_vec()));
+        let base = Net::new(mask.clone(), &device);
+        let before = snapshot(&base);
+
+        let straight_dir = temp_dir("learner-straight");
+        let straight = train_with_checkpoints(base.clone(), &data, straight_dir.path(), 2, None);
+
+        // Killed after the first epoch; resumed from its checkpoint onto a model built afresh
+        // (other weights, other ids: the checkpoint holds the whole model) with the same mask.
+        let dir = temp_dir("learner-resumed");
+        train_with_checkpoints(base.clone(), &data, dir.path(), 1, None);
+        let fresh = Net::new(mask, &device);
+        assert_ne!(
+            snapshot(&fresh),
+            before,
+            "{}: the fresh model must differ",
+            be.name
+        );
+        let resumed = train_with_checkpoints(fresh, &data, dir.path(), 2, Some(1));
+
+        assert_eq!(
+            snapshot(&resumed),
+            snapshot(&straight),
+            "{}: resumed and straight runs differ",
+            be.name
+        );
+        let want: BTreeSet<String> = trained_paths.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            changed(&before, &snapshot(&resumed)),
+            want,
+            "{}: only the masked parameters may change",
+            be.name
+        );
+        let state = optimizer_checkpoint(dir.path(), 2);
+        assert_eq!(
+            state,
+            optimizer_checkpoint(straight_dir.path(), 2),
+            "{}: optimizer state",
+            be.name
+        );
+        let tensors: BTreeSet<&str> = state
+            .keys()
+            .filter(|k| k.ends_with("moment_1") || k.ends_with("moment_2"))
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            tensors,
+            [
+                "head.bias.momentum.moment_1",
+                "head.bias.momentum.moment_2",
+                "head.weight.momentum.moment_1",
+                "head.weight.momentum.moment_2",
+            ]
+            .into_iter()
+            .collect(),
+            "{}: AdamW state for the masked parameters only",
             be.name
         );
     }

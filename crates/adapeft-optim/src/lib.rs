@@ -13,6 +13,10 @@
 //!   selection.
 //! - [`Reselect`]: re-selects the subset every N steps during training, freeing the state of
 //!   dropped groups, and keeps the [`SelectionHistory`].
+//! - [`save_checkpoint`] / [`load_checkpoint`]: everything a run of these adapters needs to
+//!   continue (trained tensors, optimizer state of the trained parameters, GeN's and
+//!   re-selection's state, the selection), saved atomically and restored onto the base model
+//!   so that training continues bit for bit.
 //!
 //! ```
 //! use adapeft_optim::{Gen, GenConfig, Masked};
@@ -40,6 +44,7 @@
 //! # Ok::<(), adapeft_optim::OptimError>(())
 //! ```
 
+pub mod checkpoint;
 mod error;
 mod gen_lr;
 mod mask;
@@ -47,6 +52,10 @@ mod masked;
 mod reselect;
 
 pub use adapeft_importance::{QuadraticFit, fit_quadratic};
+pub use checkpoint::{
+    CHECKPOINT_VERSION, CheckpointError, CheckpointInfo, Resumable, Resumed, load_checkpoint,
+    save_checkpoint,
+};
 pub use error::OptimError;
 pub use gen_lr::{
     Gen, GenConfig, GenProbe, GroupRates, ProbePoints, Rejection, group_learning_rates,

@@ -1,12 +1,13 @@
 //! [`Masked`]: any burn optimizer, restricted to a set of parameters.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::grad_clipping::GradientClipping;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer, OptimizerRecord};
 use burn::tensor::Tensor;
 
 use crate::mask::{GradientMask, dropped_paths, move_gradient};
@@ -94,6 +95,12 @@ pub struct Masked {
     mask: GradientMask,
     /// The mask resolved against the module last stepped.
     resolved: Option<Resolved>,
+    /// The wrapped optimizer's type name, which a checkpoint records (burn optimizers expose
+    /// neither their settings nor a name).
+    optimizer: &'static str,
+    /// Paths that left the mask in [`Masked::set_mask`]: trained once, so a checkpoint must
+    /// keep their values although they no longer train.
+    retired: BTreeSet<String>,
 }
 
 /// A mask resolved against a module: every parameter id, and the trainable ids with ranks.
@@ -119,14 +126,9 @@ fn param_ids<M: Module>(module: &M) -> Vec<ParamId> {
 impl fmt::Debug for Masked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Masked")
+            .field("optimizer", &self.optimizer)
             .field("mask", &self.mask)
-            .field(
-                "clipping",
-                &self.clipping.as_ref().map(|c| match c {
-                    GradientClipping::Value(v) => format!("value {v}"),
-                    GradientClipping::Norm(n) => format!("norm {n}"),
-                }),
-            )
+            .field("clipping", &self.clipping_name())
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +147,8 @@ impl Masked {
             clipping: None,
             mask: mask.into(),
             resolved: None,
+            optimizer: std::any::type_name::<O>(),
+            retired: BTreeSet::new(),
         }
     }
 
@@ -215,6 +219,7 @@ impl Masked {
         let mask = mask.into();
         let (dropped, added) = dropped_paths(&self.mask, &mask, module);
         if !dropped.is_empty() {
+            self.retired.extend(dropped.iter().cloned());
             let group = ParamGroup::from_paths(dropped.clone());
             let inner = self.inner.clone();
             self.inner = (self.reset)(inner, group, self.clipping.clone());
@@ -245,6 +250,41 @@ impl Masked {
     /// The wrapped burn optimizer, by value (its state included).
     pub fn into_inner(self) -> ModuleOptimizer {
         self.inner
+    }
+
+    /// The type name of the wrapped burn optimizer (`burn_optim::optim::adamw::AdamW`).
+    pub fn optimizer_name(&self) -> &'static str {
+        self.optimizer
+    }
+
+    /// The gradient clipping in words (`norm 1`, `value 0.5`), if any.
+    pub(crate) fn clipping_name(&self) -> Option<String> {
+        self.clipping.as_ref().map(|c| match c {
+            GradientClipping::Value(v) => format!("value {v}"),
+            GradientClipping::Norm(n) => format!("norm {n}"),
+        })
+    }
+
+    /// Paths that trained once and left the mask since (see [`Masked::set_mask`]).
+    pub(crate) fn retired(&self) -> &BTreeSet<String> {
+        &self.retired
+    }
+
+    /// A copy with the mask, retired paths and optimizer state of a checkpoint. `record` is
+    /// routed through this optimizer's groups, so it must come from the same optimizer.
+    pub(crate) fn restored(
+        &self,
+        mask: GradientMask,
+        retired: BTreeSet<String>,
+        record: OptimizerRecord,
+    ) -> Masked {
+        Masked {
+            inner: self.inner.clone().load_record(record),
+            mask,
+            retired,
+            resolved: None,
+            ..self.clone()
+        }
     }
 }
 

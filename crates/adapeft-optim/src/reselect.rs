@@ -4,13 +4,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use adapeft_selection::Selection;
-use burn::module::Module;
+use burn::module::{Module, ParamId};
 use burn::optim::GradientsParams;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use serde::{Deserialize, Serialize};
 
 use crate::error::OptimError;
-use crate::masked::Masked;
+use crate::masked::{Masked, StepOptimizer};
 
 /// Periodic re-selection: a [`Masked`] optimizer whose subset is chosen again every `every`
 /// steps, with the history of every selection.
@@ -66,10 +66,10 @@ use crate::masked::Masked;
 /// parameters and lets the new ones start from fresh state; kept parameters keep theirs.
 #[derive(Debug, Clone)]
 pub struct Reselect {
-    optim: Masked,
-    every: usize,
-    steps: usize,
-    history: SelectionHistory,
+    pub(crate) optim: Masked,
+    pub(crate) every: usize,
+    pub(crate) steps: usize,
+    pub(crate) history: SelectionHistory,
 }
 
 impl Reselect {
@@ -136,6 +136,28 @@ impl Reselect {
     pub fn optimizer(&self) -> &Masked {
         &self.optim
     }
+
+    /// Re-select every this many steps.
+    pub fn every(&self) -> usize {
+        self.every
+    }
+}
+
+/// [`Gen`](crate::Gen) can wrap a `Reselect`: its steps count as the trainer's steps, and
+/// [`Reselect::update`] stays reachable through [`Gen::optimizer_mut`](crate::Gen::optimizer_mut).
+impl StepOptimizer for Reselect {
+    fn step_module<M: Module>(
+        &mut self,
+        lr: ModuleLearningRate,
+        module: M,
+        grads: GradientsParams,
+    ) -> M {
+        self.step(lr, module, grads)
+    }
+
+    fn may_update(&self, id: &ParamId, path: &str) -> bool {
+        self.optim.may_update(id, path)
+    }
 }
 
 /// One selection in a [`SelectionHistory`].
@@ -160,7 +182,7 @@ pub struct HistoryEntry {
 /// The selections made during training, to see whether the subset stays the same.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SelectionHistory {
-    entries: Vec<HistoryEntry>,
+    pub(crate) entries: Vec<HistoryEntry>,
 }
 
 impl SelectionHistory {

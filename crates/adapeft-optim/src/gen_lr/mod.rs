@@ -86,14 +86,14 @@ use probe::decide;
 /// ```
 #[derive(Clone)]
 pub struct Gen<O> {
-    optim: O,
-    config: GenConfig,
-    lr: f64,
-    rates: Option<GroupRates>,
-    steps: usize,
+    pub(crate) optim: O,
+    pub(crate) config: GenConfig,
+    pub(crate) lr: f64,
+    pub(crate) rates: Option<GroupRates>,
+    pub(crate) steps: usize,
     /// Whether the next step probes regardless of `lazy_every` (after a clipped proposal).
-    probe_next: bool,
-    history: Vec<GenProbe>,
+    pub(crate) probe_next: bool,
+    pub(crate) history: Vec<GenProbe>,
 }
 
 impl<O: StepOptimizer> Gen<O> {
