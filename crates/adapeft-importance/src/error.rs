@@ -60,6 +60,21 @@ pub enum EstimateError {
         /// The loss.
         loss: f64,
     },
+    /// The loss became NaN or infinite during a [`ShortRun`](crate::ShortRun) (lower its
+    /// learning rate).
+    #[error(
+        "the loss is not finite ({loss}) at step {step} of the short run of `{group}` (batch {batch}): lower the learning rate"
+    )]
+    NonFiniteRun {
+        /// The groups being trained (`all groups`, or the one group trained alone).
+        group: String,
+        /// The step (from 0).
+        step: usize,
+        /// The batch of that step.
+        batch: usize,
+        /// The loss.
+        loss: f64,
+    },
     /// Not enough batches for what was asked.
     #[error("{what} needs at least {needed} batches, got {got}")]
     TooFewBatches {

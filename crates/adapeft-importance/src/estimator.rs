@@ -13,10 +13,12 @@ use crate::gradient::GradientProbe;
 use crate::grouping::Groups;
 use crate::objective::{LossFn, ModelObjective, Objective};
 use crate::score::Scores;
+use crate::short_run::ShortRun;
 
 /// A way to score parameter groups on some batches.
 ///
-/// Implemented by [`ForwardProbe`], [`GradientProbe`], [`Baseline`] and [`AnyEstimator`].
+/// Implemented by [`ForwardProbe`], [`GradientProbe`], [`ShortRun`], [`Baseline`] and
+/// [`AnyEstimator`].
 /// No estimator changes the model: every parameter is bit-identical afterwards, with the same
 /// require-grad state. `Display` writes the estimator and its settings (stored in
 /// [`Scores::estimator`]).
@@ -74,6 +76,8 @@ pub enum AnyEstimator {
     Gradient(GradientProbe),
     /// A first-order or data-free baseline score.
     Baseline(Baseline),
+    /// What each group learns in a short run of the optimizer.
+    ShortRun(ShortRun),
 }
 
 impl Default for AnyEstimator {
@@ -101,12 +105,19 @@ impl From<Baseline> for AnyEstimator {
     }
 }
 
+impl From<ShortRun> for AnyEstimator {
+    fn from(e: ShortRun) -> Self {
+        AnyEstimator::ShortRun(e)
+    }
+}
+
 impl fmt::Display for AnyEstimator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AnyEstimator::Forward(e) => write!(f, "ForwardProbe {e}"),
             AnyEstimator::Gradient(e) => write!(f, "GradientProbe {e}"),
             AnyEstimator::Baseline(e) => write!(f, "Baseline {e}"),
+            AnyEstimator::ShortRun(e) => write!(f, "ShortRun {e}"),
         }
     }
 }
@@ -127,6 +138,7 @@ impl Estimator for AnyEstimator {
             AnyEstimator::Forward(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::Gradient(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::Baseline(e) => e.estimate_with(model, batches, groups, loss),
+            AnyEstimator::ShortRun(e) => e.estimate_with(model, batches, groups, loss),
         }
     }
 }

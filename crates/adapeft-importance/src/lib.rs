@@ -57,6 +57,7 @@ mod objective;
 mod param;
 mod probe;
 mod score;
+mod short_run;
 
 pub use baseline::Baseline;
 pub use curvature::{Curvature, JOINT_EIGEN_FLOOR};
@@ -73,3 +74,4 @@ pub use param::{
     set_require_grad, visit_params,
 };
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};
+pub use short_run::{RunOptimizer, ShortRun, ShortRunValue};

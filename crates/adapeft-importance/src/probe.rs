@@ -154,26 +154,50 @@ where
         let grouped = self.grouped.clone();
         let track = track.unwrap_or(&grouped);
         let model = self.perturbed(delta, Some(track));
-        let mut out = Vec::with_capacity(self.batches.len());
-        for (i, batch) in self.batches.iter().enumerate() {
-            let loss = self.loss.loss(&model, batch);
-            self.cost.forward_passes += 1;
-            let value = self.scalar(&loss)?;
-            if !value.is_finite() {
-                return Err(on_non_finite(i, value));
-            }
-            let grads = loss.backward();
-            self.cost.backward_passes += 1;
-            let mut visitor = Collect {
-                index: &self.index,
-                wanted: track,
-                out: vec![None; self.grouped.len()],
-                grads: Some(&grads),
-            };
-            model.visit(&mut visitor);
-            out.push((value, visitor.out));
+        (0..self.batches.len())
+            .map(|i| self.gradient_of(&model, i, track, &on_non_finite))
+            .collect()
+    }
+
+    /// The loss and gradient of batch `index` alone at `w + delta`, for the parameters in
+    /// `track` (every grouped parameter when `None`): one forward and one backward pass.
+    pub(crate) fn gradient_on(
+        &mut self,
+        index: usize,
+        delta: &ParamVec,
+        track: Option<&[bool]>,
+        on_non_finite: impl Fn(usize, f64) -> EstimateError,
+    ) -> Result<(f64, ParamVec), EstimateError> {
+        let grouped = self.grouped.clone();
+        let track = track.unwrap_or(&grouped);
+        let model = self.perturbed(delta, Some(track));
+        self.gradient_of(&model, index, track, on_non_finite)
+    }
+
+    /// One forward and backward pass of batch `index` on a perturbed `model`.
+    fn gradient_of(
+        &mut self,
+        model: &M,
+        index: usize,
+        track: &[bool],
+        on_non_finite: impl Fn(usize, f64) -> EstimateError,
+    ) -> Result<(f64, ParamVec), EstimateError> {
+        let loss = self.loss.loss(model, &self.batches[index]);
+        self.cost.forward_passes += 1;
+        let value = self.scalar(&loss)?;
+        if !value.is_finite() {
+            return Err(on_non_finite(index, value));
         }
-        Ok(out)
+        let grads = loss.backward();
+        self.cost.backward_passes += 1;
+        let mut visitor = Collect {
+            index: &self.index,
+            wanted: track,
+            out: vec![None; self.grouped.len()],
+            grads: Some(&grads),
+        };
+        model.visit(&mut visitor);
+        Ok((value, visitor.out))
     }
 
     /// The mean gradient over the batches at `w + delta`, and the mean loss.

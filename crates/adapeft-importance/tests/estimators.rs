@@ -6,7 +6,7 @@ use std::cell::Cell;
 
 use adapeft_importance::{
     Baseline, Direction, EstimateError, Estimator, ForwardProbe, GradientProbe, Grouping,
-    ProbeMode, ProbeStep, Quality, Scores, SlopeEstimate, discover,
+    ProbeMode, ProbeStep, Quality, Scores, ShortRun, ShortRunValue, SlopeEstimate, discover,
 };
 use adapeft_testing::*;
 use burn::module::Module;
@@ -381,6 +381,15 @@ fn all_estimators() -> Vec<(String, EstimateFn)> {
         (
             "random-baseline".into(),
             boxed(Baseline::Random { seed: 3 }),
+        ),
+        ("short-run".into(), boxed(ShortRun::new().with_steps(3))),
+        (
+            "short-run-alone".into(),
+            boxed(ShortRun {
+                steps: 2,
+                value: ShortRunValue::Alone,
+                ..Default::default()
+            }),
         ),
     ]
 }

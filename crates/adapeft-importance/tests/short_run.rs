@@ -1,0 +1,180 @@
+//! `ShortRun` against the same run computed on the host in f64: on the quadratic
+//! `L(w) = 1/2 w^T A w - c^T w` the gradient is `A w - c` in closed form, so SGD's and Adam's
+//! trajectories, each group's loss-change allocation `sum_t G_k(t) . s_k(t)` and each group's
+//! loss drop when trained alone are computed exactly.
+
+use adapeft_importance::{
+    EstimateError, Estimator, Grouping, RunOptimizer, ShortRun, ShortRunValue, discover,
+};
+use adapeft_testing::*;
+
+/// The host run: `steps` optimizer steps moving the coordinates in `moving`; returns the
+/// per-group allocation and the final weights.
+fn host_run(
+    problem: &QuadraticProblem,
+    config: &ShortRun,
+    moving: &[bool],
+) -> (Vec<f64>, Vec<f64>) {
+    let n = problem.n();
+    let mut w = problem.w.clone();
+    let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+    let group_of: Vec<usize> = problem
+        .sizes
+        .iter()
+        .enumerate()
+        .flat_map(|(g, &s)| std::iter::repeat_n(g, s))
+        .collect();
+    let mut credit = vec![0.0; problem.sizes.len()];
+    for t in 1..=config.steps {
+        let grad: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>() - problem.c[i])
+            .collect();
+        for i in (0..n).filter(|&i| moving[i]) {
+            let s = match config.optimizer {
+                RunOptimizer::Sgd => config.learning_rate * grad[i],
+                RunOptimizer::Adam {
+                    beta_1,
+                    beta_2,
+                    epsilon,
+                } => {
+                    m[i] = beta_1 * m[i] + (1.0 - beta_1) * grad[i];
+                    v[i] = beta_2 * v[i] + (1.0 - beta_2) * grad[i] * grad[i];
+                    let m_hat = m[i] / (1.0 - beta_1.powi(t as i32));
+                    let v_hat = v[i] / (1.0 - beta_2.powi(t as i32));
+                    config.learning_rate * m_hat / (v_hat.sqrt() + epsilon)
+                }
+            };
+            credit[group_of[i]] += grad[i] * s;
+            w[i] -= s;
+        }
+    }
+    (credit, w)
+}
+
+fn loss_at(problem: &QuadraticProblem, w: &[f64]) -> f64 {
+    let n = problem.n();
+    let quad: f64 = (0..n)
+        .map(|i| w[i] * (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>())
+        .sum();
+    0.5 * quad - problem.c.iter().zip(w).map(|(c, w)| c * w).sum::<f64>()
+}
+
+fn check_close(got: f64, want: f64, scale: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= 1e-3 * scale,
+        "{what}: {got} vs host {want} (scale {scale})"
+    );
+}
+
+#[test]
+fn allocation_matches_the_host_run_for_sgd_and_adam() {
+    for be in backends() {
+        let problem = QuadraticProblem::random(&[3, 5, 2, 4], true, 23);
+        let model = problem.model(&be.device);
+        let batch = problem.batch(&be.device, 1.0);
+        let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+        for optimizer in [RunOptimizer::Sgd, RunOptimizer::adam()] {
+            let config = ShortRun {
+                steps: 6,
+                learning_rate: 0.05,
+                optimizer,
+                ..Default::default()
+            };
+            let scores = config
+                .estimate(&model, std::slice::from_ref(&batch), &groups)
+                .unwrap();
+            let (credit, w_end) = host_run(&problem, &config, &vec![true; problem.n()]);
+            let scale = credit.iter().map(|c| c.abs()).fold(0.0, f64::max);
+            for (g, s) in scores.groups.iter().enumerate() {
+                let what = format!("{} {optimizer:?} group {g}", be.name);
+                check_close(s.b, credit[g], scale, &what);
+                assert_eq!(s.value, s.b.max(0.0));
+                assert!(s.is_reliable());
+            }
+            assert_eq!(scores.cost.backward_passes, 6);
+            // The allocation is the first-order share of the run's loss change.
+            let drop = loss_at(&problem, &problem.w) - loss_at(&problem, &w_end);
+            let total: f64 = credit.iter().sum();
+            assert!(total > 0.0 && drop > 0.0, "the run must learn something");
+            assert!(
+                (scores.loss.unwrap() - loss_at(&problem, &problem.w)).abs()
+                    < 1e-4 * loss_at(&problem, &problem.w).abs().max(1.0)
+            );
+        }
+    }
+}
+
+#[test]
+fn alone_is_each_groups_own_loss_drop() {
+    for be in backends() {
+        let problem = QuadraticProblem::random(&[3, 5, 2], true, 29);
+        let model = problem.model(&be.device);
+        let batch = problem.batch(&be.device, 1.0);
+        let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+        let config = ShortRun {
+            steps: 4,
+            learning_rate: 0.05,
+            value: ShortRunValue::Alone,
+            ..Default::default()
+        };
+        let scores = config.estimate(&model, &[batch], &groups).unwrap();
+        let before = loss_at(&problem, &problem.w);
+        let mut start = 0;
+        let drops: Vec<f64> = problem
+            .sizes
+            .iter()
+            .map(|&s| {
+                let moving: Vec<bool> = (0..problem.n())
+                    .map(|i| (start..start + s).contains(&i))
+                    .collect();
+                start += s;
+                before - loss_at(&problem, &host_run(&problem, &config, &moving).1)
+            })
+            .collect();
+        let scale = drops.iter().map(|d| d.abs()).fold(0.0, f64::max);
+        for (g, s) in scores.groups.iter().enumerate() {
+            check_close(s.b, drops[g], scale, &format!("{} group {g}", be.name));
+        }
+        // K runs of 4 steps, and one evaluation per group plus the first.
+        assert_eq!(scores.cost.backward_passes, 3 * 4);
+        assert_eq!(scores.cost.forward_passes, 3 * 4 + 3 + 1);
+    }
+}
+
+#[test]
+fn bad_settings_and_divergence_are_typed_errors() {
+    let problem = QuadraticProblem::random(&[2, 2], false, 3);
+    let device = burn::tensor::Device::flex();
+    let model = problem.model(&device);
+    let batch = problem.batch(&device, 1.0);
+    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let run = |config: ShortRun| config.estimate(&model, std::slice::from_ref(&batch), &groups);
+    for (config, name) in [
+        (ShortRun::new().with_steps(0), "steps"),
+        (ShortRun::new().with_learning_rate(-1.0), "learning_rate"),
+        (
+            ShortRun::new().with_optimizer(RunOptimizer::Adam {
+                beta_1: 1.0,
+                beta_2: 0.999,
+                epsilon: 1e-8,
+            }),
+            "beta_1",
+        ),
+    ] {
+        match run(config) {
+            Err(EstimateError::InvalidSetting { name: n, .. }) => assert_eq!(n, name),
+            other => panic!("{name}: expected InvalidSetting, got {other:?}"),
+        }
+    }
+    // SGD with a huge rate on a quadratic diverges to infinity within a few steps.
+    let diverging = ShortRun {
+        steps: 50,
+        learning_rate: 1e6,
+        optimizer: RunOptimizer::Sgd,
+        ..Default::default()
+    };
+    assert!(matches!(
+        run(diverging),
+        Err(EstimateError::NonFiniteRun { .. })
+    ));
+}
