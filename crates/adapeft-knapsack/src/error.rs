@@ -78,4 +78,13 @@ pub enum KnapsackError {
         /// Why the data was rejected.
         reason: String,
     },
+    /// A set function given to [`maximize_subset`](crate::maximize_subset) returned NaN or
+    /// an infinity.
+    #[error("the set function's value of {subset:?} is not finite ({value})")]
+    NonFiniteSetValue {
+        /// The subset (ascending item indices).
+        subset: Vec<usize>,
+        /// The value returned.
+        value: f64,
+    },
 }

@@ -15,6 +15,9 @@
 //! - [`pareto_front`] / [`pareto_front_classes`] (and the `_with` variants taking
 //!   [`FrontOptions`]): every non-dominated (total weight, total value) point with a selection
 //!   achieving it, exact or within a factor `1 - epsilon` at every capacity.
+//! - [`maximize_subset`] / [`greedy_subset_front`]: the same question for a value that is not
+//!   a sum over items (a joint value with cross-group terms): exact enumeration for a few
+//!   items, lazy greedy plus a swap local search beyond.
 //! - [`Class`]: mutually exclusive options ("train this matrix fully, or as a rank-4 or rank-8
 //!   LoRA adapter, or not at all"); a selection takes at most one option per class, reported
 //!   as a [`Pick`]. A plain [`Item`] behaves as a one-option class.
@@ -88,6 +91,7 @@ mod pareto;
 mod solution;
 mod solve;
 mod split;
+mod subset;
 mod trim;
 
 pub use class::{Class, Pick};
@@ -100,3 +104,4 @@ pub use pareto::{
 };
 pub use solution::Solution;
 pub use solve::{solve, solve_classes};
+pub use subset::{EXACT_SUBSET_LIMIT, SubsetSolution, greedy_subset_front, maximize_subset};
