@@ -14,6 +14,16 @@ pub enum AdaPeftError {
     /// The model has no float parameter.
     #[error("the model has no float parameter to select from")]
     NoParameters,
+    /// The value model needs the cross-group curvature, which the estimator did not compute.
+    #[error(
+        "the {value_model} value model needs the cross-group curvature, which `{estimator}` does not compute: use a GradientProbe (exact, or random signs over at most MAX_CURVATURE_GROUPS groups)"
+    )]
+    NoCurvature {
+        /// The value model.
+        value_model: String,
+        /// The estimator, in words.
+        estimator: String,
+    },
     /// The budget is not valid.
     #[error(transparent)]
     Budget(#[from] BudgetError),

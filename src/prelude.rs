@@ -11,6 +11,6 @@
 pub use crate::{
     AdaPeft, AdaPeftConfig, AdaPeftError, AnyEstimator, Baseline, Budget, BudgetOutcome, Direction,
     Estimator, ForwardProbe, Gen, GenConfig, GradientMask, GradientProbe, Grouping, Masked,
-    Objective, ProbeMode, Reselect, Selection, load_checkpoint, load_trained, save_checkpoint,
-    save_trained,
+    Objective, ProbeMode, Reselect, Selection, ShortRun, ValueModel, load_checkpoint, load_trained,
+    save_checkpoint, save_trained,
 };

@@ -1,9 +1,12 @@
 //! The selector: scores -> knapsack and Pareto front -> [`Selection`].
 
 use adapeft_importance::{
-    AnyEstimator, Estimator, Grouping, Groups, LossFn, ModelObjective, Objective, Scores, discover,
+    AnyEstimator, Estimator, Grouping, Groups, LossFn, ModelObjective, Objective, Scores,
+    ValueModel, discover,
 };
-use adapeft_knapsack::{FrontOptions, Item, pareto_front_with, solve};
+use adapeft_knapsack::{
+    FrontOptions, Item, ParetoFront, greedy_subset_front, maximize_subset, pareto_front_with, solve,
+};
 use adapeft_selection::{Budget, BudgetOutcome, GroupChoice, Selection, SelectionSettings};
 use burn::module::Module;
 
@@ -97,6 +100,12 @@ pub struct AdaPeftConfig {
     /// to 10,000 groups. The chosen subset at a parameter, fraction or memory budget is
     /// always exact (it is solved directly); only [`Budget::Auto`] reads the front.
     pub front_epsilon: f64,
+    /// How a subset is valued from the scores (default [`ValueModel::Additive`], the paper's
+    /// knapsack). [`ValueModel::Joint`] needs an estimator that computes the cross-group
+    /// curvature (a [`GradientProbe`](adapeft_importance::GradientProbe)); it is selected by
+    /// [`maximize_subset`] and its front is the greedy chain ([`greedy_subset_front`]), so
+    /// `front_epsilon` does not apply.
+    pub value_model: ValueModel,
 }
 
 impl Default for AdaPeftConfig {
@@ -105,6 +114,7 @@ impl Default for AdaPeftConfig {
             estimator: AnyEstimator::default(),
             grouping: Grouping::PerTensor,
             front_epsilon: 0.01,
+            value_model: ValueModel::Additive,
         }
     }
 }
@@ -131,6 +141,12 @@ impl AdaPeftConfig {
     /// Sets the front's approximation.
     pub fn with_front_epsilon(mut self, epsilon: f64) -> Self {
         self.front_epsilon = epsilon;
+        self
+    }
+
+    /// Sets how subsets are valued.
+    pub fn with_value_model(mut self, value_model: ValueModel) -> Self {
+        self.value_model = value_model;
         self
     }
 
@@ -216,32 +232,14 @@ impl AdaPeftConfig {
         batches: usize,
     ) -> Result<Selection, AdaPeftError> {
         let total = groups.total_params();
-        let items: Vec<Item> = scores
-            .groups
-            .iter()
-            .map(|s| Item::new(s.params, if s.value > 0.0 { s.value } else { 0.0 }))
-            .collect();
-        let front =
-            pareto_front_with(&items, FrontOptions::new().with_epsilon(self.front_epsilon))?;
-        let (chosen, budget_params) = match capacity {
-            Some(c) => (solve(&items, c)?.chosen, c),
-            None => {
-                // The knee, unless it is the empty selection while some group has value:
-                // a front whose points all lie on or below its chord (one valuable group, or
-                // value rising faster than size) has no knee, and "train nothing" is never
-                // what `Auto` is asked for. Then the lightest non-empty point is taken.
-                let mut index = front.knee_index().unwrap_or(0);
-                if index == 0 && front.len() > 1 && front.values()[1] > front.values()[0] {
-                    index = 1;
-                }
-                let knee = front.get(index).map(|p| p.chosen).unwrap_or_default();
-                let w = knee.iter().map(|&i| items[i].weight).sum();
-                (knee, w)
-            }
+        let (front, chosen, budget_params, predicted) = if self.value_model.is_additive() {
+            self.choose_additive(&scores, capacity)?
+        } else {
+            self.choose_joint(&scores, capacity)?
         };
-        let mut is_chosen = vec![false; items.len()];
+        let mut is_chosen = vec![false; scores.groups.len()];
         for i in chosen {
-            is_chosen[i] = items[i].value > 0.0;
+            is_chosen[i] = true;
         }
         let grouped: u64 = groups.groups.iter().map(|g| g.numel).sum();
         let outcome = if capacity.is_some_and(|c| c >= grouped) {
@@ -266,7 +264,7 @@ impl AdaPeftConfig {
                     .collect(),
             })
             .collect();
-        Ok(Selection::new(
+        let selection = Selection::new(
             choices,
             total,
             front,
@@ -280,7 +278,81 @@ impl AdaPeftConfig {
                 budget_params,
                 front_epsilon: self.front_epsilon,
                 batches,
+                value_model: self.value_model,
             },
-        ))
+        );
+        Ok(match predicted {
+            Some(p) => selection.with_predicted_reduction(p),
+            None => selection,
+        })
     }
+
+    /// The paper's knapsack over per-group values: `(front, chosen, budget in parameters,
+    /// None)`. Groups without value (unreliable, value 0) are never chosen.
+    #[allow(clippy::type_complexity)]
+    fn choose_additive(
+        &self,
+        scores: &Scores,
+        capacity: Option<u64>,
+    ) -> Result<(ParetoFront, Vec<usize>, u64, Option<f64>), AdaPeftError> {
+        let items: Vec<Item> = scores
+            .groups
+            .iter()
+            .map(|s| Item::new(s.params, if s.value > 0.0 { s.value } else { 0.0 }))
+            .collect();
+        let front =
+            pareto_front_with(&items, FrontOptions::new().with_epsilon(self.front_epsilon))?;
+        let (chosen, budget_params) = match capacity {
+            Some(c) => (solve(&items, c)?.chosen, c),
+            None => knee(&front, &|i| items[i].weight),
+        };
+        let chosen = chosen
+            .into_iter()
+            .filter(|&i| items[i].value > 0.0)
+            .collect();
+        Ok((front, chosen, budget_params, None))
+    }
+
+    /// The joint value over the cross-group curvature: `(greedy front, chosen, budget in
+    /// parameters, the chosen subset's joint value)`.
+    #[allow(clippy::type_complexity)]
+    fn choose_joint(
+        &self,
+        scores: &Scores,
+        capacity: Option<u64>,
+    ) -> Result<(ParetoFront, Vec<usize>, u64, Option<f64>), AdaPeftError> {
+        if scores.curvature().is_none() {
+            return Err(AdaPeftError::NoCurvature {
+                value_model: self.value_model.to_string(),
+                estimator: scores.estimator.clone(),
+            });
+        }
+        let value = |s: &[usize]| {
+            self.value_model
+                .value(scores, s)
+                .expect("the curvature is present")
+        };
+        let weights: Vec<u64> = scores.groups.iter().map(|g| g.params).collect();
+        let front = greedy_subset_front(&weights, value)?;
+        let (chosen, budget_params) = match capacity {
+            Some(c) => (maximize_subset(&weights, c, value)?.chosen, c),
+            None => knee(&front, &|i| weights[i]),
+        };
+        let predicted = value(&chosen);
+        Ok((front, chosen, budget_params, Some(predicted)))
+    }
+}
+
+/// [`Budget::Auto`]: the front's knee, unless it is the empty selection while some point has
+/// value: a front whose points all lie on or below its chord (one valuable group, or value
+/// rising faster than size) has no knee, and "train nothing" is never what `Auto` is asked
+/// for. Then the lightest non-empty point is taken. Returns the chosen items and their weight.
+fn knee(front: &ParetoFront, weight: &dyn Fn(usize) -> u64) -> (Vec<usize>, u64) {
+    let mut index = front.knee_index().unwrap_or(0);
+    if index == 0 && front.len() > 1 && front.values()[1] > front.values()[0] {
+        index = 1;
+    }
+    let chosen = front.get(index).map(|p| p.chosen).unwrap_or_default();
+    let w = chosen.iter().map(|&i| weight(i)).sum();
+    (chosen, w)
 }

@@ -517,3 +517,97 @@ fn damaged_selection_json_never_panics() {
     eprintln!("damaged selection JSON: {refused} refused, {accepted} accepted");
     assert!(refused > 2000, "{refused} refused");
 }
+
+/// Two bias vectors added to the same outputs (twins) and a weight.
+#[derive(Module, Debug)]
+struct Twins {
+    linear: Linear,
+    first: Param<Tensor<1>>,
+    second: Param<Tensor<1>>,
+}
+
+impl Objective<RegressionBatch> for Twins {
+    fn loss(&self, batch: &RegressionBatch) -> Tensor<1> {
+        let out = self.linear.forward(batch.x.clone())
+            + self.first.val().unsqueeze_dim(0)
+            + self.second.val().unsqueeze_dim(0);
+        (out - batch.y.clone()).square().mean()
+    }
+}
+
+/// The joint value model counts the twins once (its predicted reduction for both equals that
+/// of one, where the additive model doubles it), is selected within the budget against brute
+/// force over its own value, and needs the curvature.
+#[test]
+fn joint_value_model_counts_redundant_groups_once() {
+    for be in backends() {
+        let device = &be.device;
+        let model = Twins {
+            linear: LinearConfig::new(4, 3).with_bias(false).init(device),
+            first: Param::from_tensor(tensor1(&[0.2, -0.1, 0.3], device)),
+            second: Param::from_tensor(tensor1(&[-0.3, 0.2, 0.1], device)),
+        };
+        let batch = regression_batch(32, 4, 3, 5, device);
+        let exact = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
+        let joint = exact.clone().with_value_model(adapeft::ValueModel::Joint);
+        let budget = Budget::Params(6); // both twins fit, the weight (12) does not
+        let additive = exact
+            .select(&model, std::slice::from_ref(&batch), budget)
+            .unwrap();
+        let joint_sel = joint
+            .select(&model, std::slice::from_ref(&batch), budget)
+            .unwrap();
+        let one_twin = additive.groups()[1].score.value;
+        let other_twin = additive.groups()[2].score.value;
+        // The twins score alike (up to finite-difference error); the additive model adds them.
+        assert!(rel_err(other_twin, one_twin) < 1e-3);
+        assert!(rel_err(additive.predicted_reduction(), one_twin + other_twin) < 1e-12);
+        assert!(
+            rel_err(joint_sel.predicted_reduction(), one_twin) < 0.01,
+            "{}: joint {} vs one twin {one_twin}",
+            be.name,
+            joint_sel.predicted_reduction()
+        );
+        assert!(joint_sel.trainable_params() <= 6);
+        assert_eq!(joint_sel.settings().value_model, adapeft::ValueModel::Joint);
+        // Against brute force over the joint value of every subset within the budget.
+        let scores = GradientProbe::exact()
+            .estimate(
+                &model,
+                std::slice::from_ref(&batch),
+                &joint.groups(&model).unwrap(),
+            )
+            .unwrap();
+        let sizes: Vec<u64> = scores.groups.iter().map(|g| g.params).collect();
+        let mut best = 0.0f64;
+        for mask in 0u32..8 {
+            let s: Vec<usize> = (0..3).filter(|&i| mask & (1 << i) != 0).collect();
+            if s.iter().map(|&i| sizes[i]).sum::<u64>() <= 6 {
+                best = best.max(scores.joint_value(&s).unwrap());
+            }
+        }
+        assert!(rel_err(joint_sel.predicted_reduction(), best) < 1e-6);
+        // With room for everything, the weight joins and adds value.
+        let all = joint
+            .select(&model, std::slice::from_ref(&batch), Budget::Fraction(1.0))
+            .unwrap();
+        assert!(all.predicted_reduction() > 1.05 * joint_sel.predicted_reduction());
+        assert!(all.predicted_reduction() <= all.loss().unwrap());
+        // Auto reads the greedy front; the JSON keeps the joint prediction.
+        let auto = joint
+            .select(&model, std::slice::from_ref(&batch), Budget::Auto)
+            .unwrap();
+        assert!(auto.trainable_params() > 0);
+        let back = Selection::from_json(&joint_sel.to_json()).unwrap();
+        assert_eq!(back, joint_sel);
+        assert_eq!(back.predicted_reduction(), joint_sel.predicted_reduction());
+        // Estimators without a curvature matrix cannot value subsets jointly.
+        let forward = AdaPeftConfig::new()
+            .with_estimator(adapeft::ForwardProbe::default())
+            .with_value_model(adapeft::ValueModel::Joint);
+        assert!(matches!(
+            forward.select(&model, &[batch], budget),
+            Err(AdaPeftError::NoCurvature { .. })
+        ));
+    }
+}

@@ -58,6 +58,7 @@ mod param;
 mod probe;
 mod score;
 mod short_run;
+mod value;
 
 pub use baseline::Baseline;
 pub use curvature::{Curvature, JOINT_EIGEN_FLOOR};
@@ -75,3 +76,4 @@ pub use param::{
 };
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};
 pub use short_run::{RunOptimizer, ShortRun, ShortRunValue};
+pub use value::ValueModel;

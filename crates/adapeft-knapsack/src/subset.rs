@@ -123,8 +123,8 @@ pub fn maximize_subset(
 
     let (mut set, mut current) = lazy_greedy(weights, capacity, &mut oracle, empty)?;
     // The best single item that fits.
-    for i in 0..n {
-        if weights[i] <= capacity {
+    for (i, &w) in weights.iter().enumerate() {
+        if w <= capacity {
             let v = oracle.eval(&[i])?;
             if v > current {
                 set = vec![i];

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use adapeft_importance::{AnyEstimator, Cost, GroupScore, set_require_grad};
+use adapeft_importance::{AnyEstimator, Cost, GroupScore, ValueModel, set_require_grad};
 use adapeft_knapsack::ParetoFront;
 use burn::module::{Module, ParamGroup};
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,9 @@ pub struct SelectionSettings {
     pub front_epsilon: f64,
     /// Number of batches the scores were estimated on.
     pub batches: usize,
+    /// How subsets were valued (absent in files written before it existed: additive).
+    #[serde(default)]
+    pub value_model: ValueModel,
 }
 
 /// The result of a selection: every scored group with its verdict, the chosen subset, the
@@ -116,6 +119,10 @@ pub struct Selection {
     cost: Cost,
     loss: Option<f64>,
     settings: SelectionSettings,
+    /// The predicted reduction of the chosen subset when it is not the sum of the chosen
+    /// groups' values (a joint value model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    predicted: Option<f64>,
 }
 
 impl PartialEq for Selection {
@@ -128,6 +135,7 @@ impl PartialEq for Selection {
             && self.cost == other.cost
             && self.loss == other.loss
             && self.settings == other.settings
+            && self.predicted == other.predicted
     }
 }
 
@@ -152,7 +160,15 @@ impl Selection {
             cost,
             loss,
             settings,
+            predicted: None,
         }
+    }
+
+    /// Sets the predicted reduction of the chosen subset, for value models that are not the
+    /// sum of the chosen groups' values (see [`Selection::predicted_reduction`]).
+    pub fn with_predicted_reduction(mut self, predicted: f64) -> Self {
+        self.predicted = Some(predicted);
+        self
     }
 
     /// Every scored group, in model order, with whether it was chosen.
@@ -191,10 +207,12 @@ impl Selection {
         }
     }
 
-    /// The loss reduction the quadratic model predicts for training the chosen groups (the sum
-    /// of their values; for baseline estimators, the sum of their scores).
+    /// The loss reduction predicted for training the chosen groups: the sum of their values
+    /// (for baseline estimators, of their scores), or the joint value of the subset when the
+    /// selection was made with [`ValueModel::Joint`].
     pub fn predicted_reduction(&self) -> f64 {
-        self.chosen().map(|g| g.score.value).sum()
+        self.predicted
+            .unwrap_or_else(|| self.chosen().map(|g| g.score.value).sum())
     }
 
     /// True when nothing trains.
