@@ -17,10 +17,18 @@ pub struct AdaPeft;
 
 impl AdaPeft {
     /// Scores every parameter tensor of `model` on `batch` with the default configuration
-    /// ([`AdaPeftConfig::new`]: a [`GradientProbe`](adapeft_importance::GradientProbe) with its
-    /// default [`DEFAULT_PROBES`](adapeft_importance::DEFAULT_PROBES) random-sign probes, exact
-    /// for up to that many groups; one group per tensor) and picks the
-    /// subset with the largest predicted loss reduction within `budget`.
+    /// ([`AdaPeftConfig::new`]: a [`ShortRun`](adapeft_importance::ShortRun), the loss-change
+    /// allocation of 15 Adam steps at `1e-2` on a copy of the model; one group per tensor) and
+    /// picks the subset with the largest value within `budget` (an exact knapsack).
+    ///
+    /// The default is what won the digits study's oracle benchmark (`docs/digits/oracle.md`):
+    /// lower regret than the paper's one-step quadratic value, gradient norm and Fisher on
+    /// both models. Its run trains every group at once for 15 steps on `batch` (repeated):
+    /// pass several batches through [`AdaPeftConfig::select`] for fresh data at every step,
+    /// and set the run's learning rate to the one you fine-tune with
+    /// (`ShortRun::new().with_learning_rate(..)`). The paper's estimators stay available
+    /// ([`GradientProbe`](adapeft_importance::GradientProbe),
+    /// [`ForwardProbe`](adapeft_importance::ForwardProbe)).
     ///
     /// The model is not changed; apply the result with [`Selection::apply`].
     ///
@@ -86,10 +94,9 @@ impl AdaPeft {
 /// [`Selection::settings`](adapeft_selection::Selection::settings).
 #[derive(Debug, Clone)]
 pub struct AdaPeftConfig {
-    /// The estimator (default: [`AnyEstimator::default`], a [`GradientProbe`] with its
-    /// defaults).
+    /// The estimator (default: [`AnyEstimator::default`], a [`ShortRun`] with its defaults).
     ///
-    /// [`GradientProbe`]: adapeft_importance::GradientProbe
+    /// [`ShortRun`]: adapeft_importance::ShortRun
     pub estimator: AnyEstimator,
     /// How parameters are grouped (default: [`Grouping::PerTensor`]).
     pub grouping: Grouping,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use adapeft::importance::discover;
 use adapeft::optim::{Gen, GenConfig, Masked, OptimError, Reselect, group_learning_rates};
-use adapeft::{AdaPeft, Budget, Objective, Selection};
+use adapeft::{AdaPeft, AdaPeftConfig, Budget, GradientProbe, Objective, Selection};
 use adapeft_testing::*;
 use burn::optim::{AdamWConfig, GradientsParams, SgdConfig};
 use burn::tensor::Device;
@@ -131,7 +131,11 @@ fn group_rates_are_each_groups_newton_step() {
     let device = Device::flex().autodiff();
     let batch = regression_batch(32, 6, 3, 11, &device);
     let start = Mlp::new(6, 16, 3, &device);
-    let selection = AdaPeft::select(&start, &batch, Budget::Fraction(0.5)).unwrap();
+    // Newton rates need the curvature: the gradient probe's scores.
+    let selection = AdaPeftConfig::new()
+        .with_estimator(GradientProbe::default())
+        .select(&start, std::slice::from_ref(&batch), Budget::Fraction(0.5))
+        .unwrap();
     let rates = group_learning_rates(&selection).unwrap();
     assert_eq!(rates.groups.len(), selection.chosen().count());
     let lr = rates.scaled(2.0);

@@ -40,10 +40,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use adapeft::importance::{
-    Curvature, Direction, Estimator, GradientProbe, ParamVisitor, Scores, discover, visit_params,
+    Curvature, Direction, Estimator, GradientProbe, Scores, ShortRun, ShortRunValue, discover,
 };
 use adapeft::{AdaPeftConfig, Baseline};
-use burn::module::Param;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
@@ -83,8 +82,8 @@ impl OracleConfig {
             short_steps: 15,
             budgets: vec![0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
             selection_batches: 4,
-            transformer_subsets: 120,
-            transformer_seeds: 1,
+            transformer_subsets: 60,
+            transformer_seeds: 3,
             tasks: Task::TARGETS.to_vec(),
         }
     }
@@ -242,85 +241,36 @@ fn train_loss<M: Classifier>(model: &M, data: &TaskData) -> f64 {
     model.loss(&data.train_batch()).into_scalar::<f64>()
 }
 
-/// The mean loss over `batches`.
-fn batches_loss<M: Classifier>(model: &M, batches: &[Batch]) -> f64 {
-    batches
-        .iter()
-        .map(|b| model.loss(b).into_scalar::<f64>())
-        .sum::<f64>()
-        / batches.len() as f64
-}
-
-/// Flattened values of every float parameter, by path.
-struct Flat(Vec<(String, Tensor<1>)>);
-
-impl ParamVisitor for Flat {
-    fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
-        let t = param.val().inner();
-        let n = t.shape().num_elements();
-        self.0.push((path.to_string(), t.reshape([n])));
-    }
-}
-
-fn flat<M: Classifier>(model: &M) -> Vec<(String, Tensor<1>)> {
-    let mut f = Flat(Vec::new());
-    visit_params(model, &mut f);
-    f.0
-}
-
-/// Gradients of every float parameter, flattened, in the same order as [`flat`].
-struct FlatGrads<'g> {
-    grads: &'g GradientsParams,
-    out: Vec<Option<Tensor<1>>>,
-}
-
-impl ParamVisitor for FlatGrads<'_> {
-    fn visit<const D: usize>(&mut self, _path: &str, param: &Param<Tensor<D>>) {
-        self.out.push(self.grads.get::<D>(param.id).map(|g| {
-            let n = g.shape().num_elements();
-            g.reshape([n])
-        }));
-    }
-}
-
-/// One short run of every group together (Adam at the subset rate, on the selection stream):
-/// the loss-change allocation `-sum_t G_k(t) . dw_k(t)` per tensor, and the models at the
-/// start, middle and end (the probe run's checkpoints).
-fn allocation_run<M: Classifier>(
+/// The probe run's checkpoints: one short run of every group together (burn's Adam at the
+/// subset rate, one fresh batch of the selection stream per step), the models at its start,
+/// middle and end.
+fn probe_run_checkpoints<M: Classifier>(
     base: &M,
     data: &TaskData,
     steps: usize,
     seed: u64,
-) -> (Vec<f64>, Vec<M>) {
+) -> Vec<M> {
     let mut model = with_trainable(base.clone(), |_| true);
     let mut optim = AdamConfig::new().init();
     let mut sampler = crate::train::Sampler::new(data.n_train(), seed);
-    let mut allocation = vec![0.0; flat(&model).len()];
     let mut checkpoints = vec![model.clone()];
     for step in 0..steps {
         let batch = data.batch(&sampler.next_batch(crate::train::BATCH_SIZE));
-        let before = flat(&model);
         let grads = GradientsParams::from_grads(model.loss(&batch).backward(), &model);
-        let mut fg = FlatGrads {
-            grads: &grads,
-            out: Vec::new(),
-        };
-        visit_params(&model, &mut fg);
-        let g_flat = fg.out;
         model = optim.step(LR_SUBSET, model, grads);
-        let after = flat(&model);
-        for (k, (((_, w0), (_, w1)), g)) in before.iter().zip(&after).zip(&g_flat).enumerate() {
-            if let Some(g) = g {
-                let dw = w1.clone() - w0.clone();
-                allocation[k] -= (g.clone() * dw).sum().into_scalar::<f64>();
-            }
-        }
         if step + 1 == steps / 2 {
             checkpoints.push(model.clone());
         }
     }
     checkpoints.push(model);
-    (allocation, checkpoints)
+    checkpoints
+}
+
+/// An estimation's cost in training-step equivalents: its backward passes (each comes with a
+/// forward pass), plus its other forward passes at a third of a step each.
+fn steps_of(scores: &Scores) -> f64 {
+    let c = scores.cost;
+    c.backward_passes as f64 + (c.forward_passes - c.backward_passes) as f64 / 3.0
 }
 
 fn exact_probe() -> GradientProbe {
@@ -376,36 +326,29 @@ fn measure_values<M: Classifier>(
             .collect::<Vec<_>>()
     };
 
-    // One short run of every group: the allocation, and the probe run's checkpoints.
-    let (allocation, checkpoints) = allocation_run(base, data, config.short_steps, 1_000 + seed);
-    let allocation: Vec<f64> = allocation.into_iter().map(|v| v.max(0.0)).collect();
+    // The library's ShortRun over one fresh batch of the selection stream per step (the
+    // selection batches are the first of them): the loss-change allocation of one run of every
+    // group, and each group's own run.
+    let run_batches = data.batches(config.short_steps.max(batches.len()), 1_000 + seed);
+    let short_run = ShortRun {
+        steps: config.short_steps,
+        learning_rate: LR_SUBSET,
+        ..Default::default()
+    };
+    let allocation = short_run.estimate_with(base, &run_batches, &groups, &objective::<M>)?;
+    let alone = ShortRun {
+        value: ShortRunValue::Alone,
+        ..short_run.clone()
+    }
+    .estimate_with(base, &run_batches, &groups, &objective::<M>)?;
+    // The probe run: the one-step values at its checkpoints, summed.
+    let checkpoints = probe_run_checkpoints(base, data, config.short_steps, 1_000 + seed);
     let mut probe_run = vec![0.0; k];
     for m in &checkpoints {
         let s = exact_probe().estimate_with(m, batches, &groups, &objective::<M>)?;
         for (acc, g) in probe_run.iter_mut().zip(&s.groups) {
             *acc += g.value;
         }
-    }
-    // Each group alone for the short run: its drop of the selection batches' loss.
-    let before = batches_loss(base, batches);
-    let mut short_runs = Vec::with_capacity(k);
-    for group in &groups.groups {
-        let paths: Vec<&str> = group
-            .members
-            .iter()
-            .map(|&m| groups.params[m].path.as_str())
-            .collect();
-        let model = with_trainable(base.clone(), |p| paths.contains(&p));
-        let (model, _) = train(
-            model,
-            M::loss,
-            data,
-            config.short_steps,
-            LR_SUBSET,
-            1_000 + seed,
-            &indicatif::ProgressBar::hidden(),
-        );
-        short_runs.push((before - batches_loss(&model, batches)).max(0.0));
     }
     let short = config.short_steps as f64;
     Ok(Values {
@@ -426,9 +369,9 @@ fn measure_values<M: Classifier>(
             },
             Predictor::Additive(values(&gradnorm)),
             Predictor::Additive(values(&fisher)),
-            Predictor::Additive(allocation),
+            Predictor::Additive(values(&allocation)),
             Predictor::Additive(probe_run),
-            Predictor::Additive(short_runs),
+            Predictor::Additive(values(&alone)),
         ],
         cost: vec![
             probe_cost,
@@ -437,9 +380,9 @@ fn measure_values<M: Classifier>(
             probe_cost,
             nb,
             nb,
-            short,
+            steps_of(&allocation),
             short + checkpoints.len() as f64 * probe_cost,
-            k as f64 * short + (k as f64 + 1.0) * nb,
+            steps_of(&alone),
         ],
     })
 }

@@ -82,9 +82,9 @@ pub struct GradientProbe {
 /// [`Curvature`] (it keeps `2 K^2` running sums; the exact mode always returns it).
 pub const MAX_CURVATURE_GROUPS: usize = 1024;
 
-/// The default number of random-sign probes of a [`GradientProbe`] (and so of
-/// `AdaPeft::select`): with [`ProbeMode::Auto`], models of up to this many groups are probed
-/// exactly, at the cost of `1 + 2 * DEFAULT_PROBES` backward passes at most.
+/// The default number of random-sign probes of a [`GradientProbe`]: with [`ProbeMode::Auto`],
+/// models of up to this many groups are probed exactly, at the cost of
+/// `1 + 2 * DEFAULT_PROBES` backward passes at most.
 pub const DEFAULT_PROBES: usize = 16;
 
 impl Default for GradientProbe {

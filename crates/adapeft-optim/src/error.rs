@@ -19,7 +19,9 @@ pub enum OptimError {
     #[error("the selection chose no group, so it gives no per-group learning rate")]
     NothingChosen,
     /// A chosen group has no usable Newton step `b / a` (non-positive or non-finite).
-    #[error("group `{group}` has no usable Newton learning rate: b = {b}, a = {a}")]
+    #[error(
+        "group `{group}` has no usable Newton learning rate: b = {b}, a = {a} (per-group rates need curvature scores: select with a GradientProbe or a ForwardProbe)"
+    )]
     NoNewtonRate {
         /// The group's name.
         group: String,
