@@ -15,8 +15,10 @@
 //!   whole trainable budget, which keeps the parameter counts comparable with the others;
 //! - selections at a budget from the same knapsack, differing only in the per-group scores:
 //!   random scores (a random subset of the same size), gradient norm, empirical Fisher, and
-//!   AdaPEFT's Hessian-informed scores from `ForwardProbe` (the paper's) and `GradientProbe`;
-//!   the selection is applied with `Selection::apply`.
+//!   AdaPEFT's Hessian-informed scores from `ForwardProbe` (the paper's) and `GradientProbe`,
+//!   and the library's default, `ShortRun` (the loss-change allocation of a 15-step run, on
+//!   15 fresh batches of the selection stream); the selection is applied with
+//!   `Selection::apply`.
 //!
 //! Learning rates (Adam), one per family, not tuned per task: full fine-tuning `1e-3` (every
 //! weight moves, and a larger rate forgets the pretrained features within a few steps);
@@ -28,7 +30,9 @@
 use std::fmt;
 
 use adapeft::importance::{Direction, discover, set_require_grad};
-use adapeft::{AdaPeftConfig, AnyEstimator, Baseline, Budget, ForwardProbe, GradientProbe};
+use adapeft::{
+    AdaPeftConfig, AnyEstimator, Baseline, Budget, ForwardProbe, GradientProbe, ShortRun,
+};
 use burn::module::{Lora, Module};
 
 /// Learning rate of full fine-tuning.
@@ -51,17 +55,24 @@ pub enum Scorer {
     AdaForward,
     /// AdaPEFT with the gradient probe (16 random-sign probes, or exact for up to 16 groups).
     AdaGradient,
+    /// AdaPEFT with the library's default: the loss-change allocation of a short Adam run
+    /// (`ShortRun`, 15 steps at the subset rate on fresh batches).
+    AdaRun,
 }
 
 impl Scorer {
     /// Every scorer, in report order.
-    pub const ALL: [Scorer; 5] = [
+    pub const ALL: [Scorer; 6] = [
         Scorer::Random,
         Scorer::GradientNorm,
         Scorer::Fisher,
         Scorer::AdaForward,
         Scorer::AdaGradient,
+        Scorer::AdaRun,
     ];
+
+    /// Steps of the `AdaRun` short run (5% of the full study's 300 fine-tuning steps).
+    pub const RUN_STEPS: usize = 15;
 
     /// The method family's name.
     pub fn name(self) -> &'static str {
@@ -71,12 +82,16 @@ impl Scorer {
             Scorer::Fisher => "fisher",
             Scorer::AdaForward => "adapeft-fwd",
             Scorer::AdaGradient => "adapeft-grad",
+            Scorer::AdaRun => "adapeft-run",
         }
     }
 
     /// Whether this is AdaPEFT (Hessian-informed).
     pub fn is_adapeft(self) -> bool {
-        matches!(self, Scorer::AdaForward | Scorer::AdaGradient)
+        matches!(
+            self,
+            Scorer::AdaForward | Scorer::AdaGradient | Scorer::AdaRun
+        )
     }
 
     /// The adapeft configuration (per-tensor groups, the default front precision).
@@ -96,6 +111,12 @@ impl Scorer {
                 probes: 16,
                 seed,
                 direction: Direction::adam(),
+                ..Default::default()
+            }
+            .into(),
+            Scorer::AdaRun => ShortRun {
+                steps: Self::RUN_STEPS,
+                learning_rate: LR_SUBSET,
                 ..Default::default()
             }
             .into(),

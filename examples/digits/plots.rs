@@ -31,11 +31,12 @@ fn family_style(family: &str) -> (RGBColor, usize) {
         "fisher" => (RGBColor(213, 94, 0), 2),
         "adapeft-fwd" => (RGBColor(200, 0, 40), 0),
         "adapeft-grad" => (RGBColor(110, 0, 170), 0),
+        "adapeft-run" => (RGBColor(0, 150, 60), 0),
         _ => (RGBColor(100, 100, 100), 0),
     }
 }
 
-const FAMILIES: [&str; 10] = [
+const FAMILIES: [&str; 11] = [
     "full",
     "head",
     "bitfit",
@@ -46,6 +47,7 @@ const FAMILIES: [&str; 10] = [
     "fisher",
     "adapeft-fwd",
     "adapeft-grad",
+    "adapeft-run",
 ];
 
 fn err(e: impl std::fmt::Display) -> Box<dyn Error> {

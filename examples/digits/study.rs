@@ -26,7 +26,7 @@ use crate::progress::Progress;
 use crate::tasks::Task;
 use crate::train::{Pretraining, TaskData, accuracy, pretrain, train};
 
-/// The budget whose AdaPEFT (`GradientProbe`) selections the heat map shows.
+/// The budget whose AdaPEFT (the library's default, `ShortRun`) selections the heat map shows.
 pub const HEATMAP_BUDGET: f64 = 0.05;
 
 /// What to run.
@@ -93,7 +93,7 @@ impl StudyConfig {
                 });
             }
         }
-        for scorer in [Scorer::AdaForward, Scorer::AdaGradient] {
+        for scorer in [Scorer::AdaForward, Scorer::AdaGradient, Scorer::AdaRun] {
             methods.push(Method::Selected {
                 scorer,
                 budget: SelectBudget::Auto,
@@ -309,6 +309,12 @@ fn study_model<M: Classifier>(
             // Selection batches: drawn from the task's training split, apart from the
             // training stream of the same seed.
             let batches = data.batches(config.selection_batches, 1_000 + seed);
+            // The short run takes one fresh batch per step from the same stream (the
+            // selection batches are its first ones).
+            let run_batches = data.batches(
+                Scorer::RUN_STEPS.max(config.selection_batches),
+                1_000 + seed,
+            );
             let mut selections = Vec::new();
             for scorer in Scorer::ALL {
                 let budgets: Vec<SelectBudget> = methods
@@ -318,7 +324,12 @@ fn study_model<M: Classifier>(
                         _ => None,
                     })
                     .collect();
-                let chosen = select_all(&base, &batches, scorer, seed, &budgets)?;
+                let scorer_batches = if scorer == Scorer::AdaRun {
+                    &run_batches
+                } else {
+                    &batches
+                };
+                let chosen = select_all(&base, scorer_batches, scorer, seed, &budgets)?;
                 if first_seed && scorer.is_adapeft() {
                     let front = chosen[0].1.front();
                     outcome.fronts.push(Front {
@@ -343,7 +354,7 @@ fn study_model<M: Classifier>(
                             .collect(),
                     });
                 }
-                if scorer == Scorer::AdaGradient {
+                if scorer == Scorer::AdaRun {
                     let at = SelectBudget::Fraction(HEATMAP_BUDGET);
                     if let Some((_, sel, _)) = chosen.iter().find(
                         |(m, _, _)| matches!(m, Method::Selected { budget, .. } if *budget == at),
@@ -361,7 +372,7 @@ fn study_model<M: Classifier>(
                         if first_seed {
                             outcome.selections.push((
                                 format!(
-                                    "{}-{}-adapeft-grad-{}pct",
+                                    "{}-{}-adapeft-run-{}pct",
                                     name,
                                     task.name(),
                                     100.0 * HEATMAP_BUDGET
