@@ -23,16 +23,19 @@
 //!   (exact gradient probe), unreliable groups worth 0;
 //! - `one-step-sf`: the same with `|a_k|` ("saddle-free": a negative curvature does not drop
 //!   the group), each `v_k` capped at the loss;
+//! - `newton`: each group's Newton decrement within its own subspace,
+//!   `1/2 G_k^T H_kk^-1 G_k` (`NewtonProbe`, 4 conjugate-gradient steps), summed;
 //! - `joint`: `1/2 b_S^T |A_S|^-1 b_S` with per-group rates over the cross-group curvature
 //!   (absolute eigenvalues, damped by `1e-3` of the diagonal), capped at the loss;
 //! - `joint-shared`: one rate for the whole subset, `(sum b)^2 / (2 sum A)`, capped;
 //! - `gradnorm` and `fisher`: the literature's one-backward scores, summed;
-//! - `allocation`: the loss-change allocation of one short run of every group together
-//!   (`-sum_t G_k(t) . dw_k(t)`, Lan et al. 2019), summed;
-//! - `probe-run`: the one-step values re-estimated at the start, middle and end of that same
+//! - `allocation`: the library's default, `ShortRun`: the loss-change allocation of one short
+//!   Adam run of every group together (`-sum_t G_k(t) . dw_k(t)`, Lan et al. 2019), on one
+//!   fresh batch of the selection stream per step, summed;
+//! - `probe-run`: the one-step values re-estimated at the start, middle and end of such a
 //!   short run (the paper's probe run), summed over the checkpoints;
-//! - `short-runs`: the expensive reference, each group trained alone for the short run, its drop
-//!   of the selection batches' loss, summed.
+//! - `short-runs`: the expensive reference, `ShortRun` with each group trained alone for the
+//!   short run, its drop of the run batches' mean loss, summed.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -40,7 +43,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use adapeft::importance::{
-    Curvature, Direction, Estimator, GradientProbe, Scores, ShortRun, ShortRunValue, discover,
+    Curvature, Direction, Estimator, GradientProbe, NewtonProbe, Scores, ShortRun, ShortRunValue,
+    discover,
 };
 use adapeft::{AdaPeftConfig, Baseline};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -69,7 +73,7 @@ pub struct OracleConfig {
     pub selection_batches: usize,
     /// Random subsets of the transformer's tensors in its reference front, per task and seed.
     pub transformer_subsets: usize,
-    /// Seeds of the transformer (its runs cost ten times the MLP's).
+    /// Seeds of the transformer (its runs cost ten times the MLP's); 0 skips it.
     pub transformer_seeds: usize,
     pub tasks: Vec<Task>,
 }
@@ -103,9 +107,10 @@ impl OracleConfig {
 }
 
 /// The value models, in report order.
-pub const VALUE_MODELS: [&str; 9] = [
+pub const VALUE_MODELS: [&str; 10] = [
     "one-step",
     "one-step-sf",
+    "newton",
     "joint",
     "joint-shared",
     "gradnorm",
@@ -317,6 +322,7 @@ fn measure_values<M: Classifier>(
             }
         })
         .collect();
+    let newton = NewtonProbe::new().estimate_with(base, batches, &groups, &objective::<M>)?;
     let gradnorm = Baseline::GradientNorm.estimate_with(base, batches, &groups, &objective::<M>)?;
     let fisher = Baseline::Fisher.estimate_with(base, batches, &groups, &objective::<M>)?;
     let values = |s: &Scores| {
@@ -355,6 +361,7 @@ fn measure_values<M: Classifier>(
         predictors: vec![
             Predictor::Additive(paper),
             Predictor::Additive(saddle_free),
+            Predictor::Additive(values(&newton)),
             Predictor::Joint {
                 b: b.clone(),
                 a: a.clone(),
@@ -376,6 +383,7 @@ fn measure_values<M: Classifier>(
         cost: vec![
             probe_cost,
             probe_cost,
+            steps_of(&newton),
             probe_cost,
             probe_cost,
             nb,
@@ -421,6 +429,9 @@ pub fn run(
     let device = Device::flex().autodiff();
     let mut outcome = OracleOutcome::default();
     for kind in ModelKind::STUDY {
+        if matches!(kind, ModelKind::Transformer { .. }) && config.transformer_seeds == 0 {
+            continue;
+        }
         match kind {
             ModelKind::Mlp { hidden } => oracle_model(
                 kind,

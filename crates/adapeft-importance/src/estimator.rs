@@ -11,14 +11,15 @@ use crate::error::EstimateError;
 use crate::forward::ForwardProbe;
 use crate::gradient::GradientProbe;
 use crate::grouping::Groups;
+use crate::newton::NewtonProbe;
 use crate::objective::{LossFn, ModelObjective, Objective};
 use crate::score::Scores;
 use crate::short_run::ShortRun;
 
 /// A way to score parameter groups on some batches.
 ///
-/// Implemented by [`ForwardProbe`], [`GradientProbe`], [`ShortRun`], [`Baseline`] and
-/// [`AnyEstimator`].
+/// Implemented by [`ForwardProbe`], [`GradientProbe`], [`NewtonProbe`], [`ShortRun`],
+/// [`Baseline`] and [`AnyEstimator`].
 /// No estimator changes the model: every parameter is bit-identical afterwards, with the same
 /// require-grad state. `Display` writes the estimator and its settings (stored in
 /// [`Scores::estimator`]).
@@ -77,6 +78,8 @@ pub enum AnyEstimator {
     Baseline(Baseline),
     /// What each group learns in a short run of the optimizer.
     ShortRun(ShortRun),
+    /// The Newton decrement within each group's subspace, by conjugate gradients.
+    Newton(NewtonProbe),
 }
 
 impl Default for AnyEstimator {
@@ -105,6 +108,12 @@ impl From<Baseline> for AnyEstimator {
     }
 }
 
+impl From<NewtonProbe> for AnyEstimator {
+    fn from(e: NewtonProbe) -> Self {
+        AnyEstimator::Newton(e)
+    }
+}
+
 impl From<ShortRun> for AnyEstimator {
     fn from(e: ShortRun) -> Self {
         AnyEstimator::ShortRun(e)
@@ -118,6 +127,7 @@ impl fmt::Display for AnyEstimator {
             AnyEstimator::Gradient(e) => write!(f, "GradientProbe {e}"),
             AnyEstimator::Baseline(e) => write!(f, "Baseline {e}"),
             AnyEstimator::ShortRun(e) => write!(f, "ShortRun {e}"),
+            AnyEstimator::Newton(e) => write!(f, "NewtonProbe {e}"),
         }
     }
 }
@@ -139,6 +149,7 @@ impl Estimator for AnyEstimator {
             AnyEstimator::Gradient(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::Baseline(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::ShortRun(e) => e.estimate_with(model, batches, groups, loss),
+            AnyEstimator::Newton(e) => e.estimate_with(model, batches, groups, loss),
         }
     }
 }

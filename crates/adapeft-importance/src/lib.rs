@@ -53,6 +53,7 @@ mod fit;
 mod forward;
 mod gradient;
 mod grouping;
+mod newton;
 mod objective;
 mod param;
 mod probe;
@@ -69,6 +70,7 @@ pub use fit::{Intercept, QuadraticFit, fit_quadratic};
 pub use forward::{ForwardProbe, ProbeStep};
 pub use gradient::{DEFAULT_PROBES, GradientProbe, MAX_CURVATURE_GROUPS, ProbeMode};
 pub use grouping::{Group, Grouping, Groups, KindRules, ParamKind, Unmatched};
+pub use newton::NewtonProbe;
 pub use objective::{LossFn, ModelObjective, Objective};
 pub use param::{
     ParamInfo, ParamMapper, ParamSlot, ParamVisitor, discover, layout, map_params,

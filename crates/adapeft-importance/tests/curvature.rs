@@ -223,3 +223,59 @@ fn redundant_groups_count_once_in_the_joint_value_and_twice_in_the_additive() {
         assert!(with_weight <= scores.loss.unwrap());
     }
 }
+
+/// `NewtonProbe` on a coupled quadratic (exact Hessian-vector products): with as many
+/// conjugate-gradient steps as the group has coordinates, each group's value is its Newton
+/// decrement `1/2 G_k^T A_kk^-1 G_k`, solved on the host; one step is the gradient-direction
+/// one-step value `||G_k||^4 / 2 G_k^T A_kk G_k`; the value grows with the steps.
+#[test]
+fn newton_probe_is_the_groups_newton_decrement() {
+    use adapeft_importance::NewtonProbe;
+    for be in backends() {
+        let problem = QuadraticProblem::random(&[3, 5, 2], true, 31);
+        let model = problem.model(&be.device);
+        let batch = problem.batch(&be.device, 1.0);
+        let groups = per_tensor(&model);
+        let n = problem.n();
+        let grad = problem.gradient();
+        let one_step = problem.truth(&grad);
+        let mut start = 0;
+        let mut decrements = Vec::new();
+        for &s in &problem.sizes {
+            let idx: Vec<usize> = (start..start + s).collect();
+            let a = nalgebra::DMatrix::from_fn(s, s, |i, j| problem.a[idx[i] * n + idx[j]]);
+            let g = nalgebra::DVector::from_iterator(s, idx.iter().map(|&i| grad[i]));
+            let x = a.clone().lu().solve(&g).expect("A_kk is positive definite");
+            decrements.push(0.5 * g.dot(&x));
+            start += s;
+        }
+        let full = NewtonProbe::new()
+            .with_cg_steps(5)
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
+            .unwrap();
+        let one = NewtonProbe::new()
+            .with_cg_steps(1)
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
+            .unwrap();
+        for k in 0..3 {
+            assert!(
+                rel_err(full.groups[k].value, decrements[k]) < 1e-3,
+                "{} group {k}: {} vs Newton decrement {}",
+                be.name,
+                full.groups[k].value,
+                decrements[k]
+            );
+            let (b, a) = one_step[k];
+            assert!(rel_err(one.groups[k].value, b * b / (2.0 * a)) < 1e-3);
+            assert!(full.groups[k].value >= one.groups[k].value * (1.0 - 1e-6));
+        }
+        // The 2-coordinate group converges in 2 steps: the cost stops there.
+        assert!(full.cost.backward_passes < 1 + 2 * 5 * 3);
+        assert!(matches!(
+            NewtonProbe::new()
+                .with_cg_steps(0)
+                .estimate(&model, &[batch], &groups),
+            Err(adapeft_importance::EstimateError::InvalidSetting { .. })
+        ));
+    }
+}

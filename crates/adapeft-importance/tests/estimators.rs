@@ -384,6 +384,10 @@ fn all_estimators() -> Vec<(String, EstimateFn)> {
         ),
         ("short-run".into(), boxed(ShortRun::new().with_steps(3))),
         (
+            "newton".into(),
+            boxed(adapeft_importance::NewtonProbe::new().with_cg_steps(2)),
+        ),
+        (
             "short-run-alone".into(),
             boxed(ShortRun {
                 steps: 2,
