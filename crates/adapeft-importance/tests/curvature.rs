@@ -99,11 +99,11 @@ fn random_sign_cross_terms_carry_honest_standard_errors() {
         let batch = problem.batch(&be.device, 1.0);
         let groups = per_tensor(&model);
         let truth = problem.cross_truth(&problem.gradient());
-        let seeds = 40;
+        let seeds = 20;
         let mut within = 0;
         let mut entries = 0;
         for seed in 0..seeds {
-            let scores = random_signs(64, seed)
+            let scores = random_signs(32, seed)
                 .estimate(&model, std::slice::from_ref(&batch), &groups)
                 .unwrap();
             let a = scores.curvature().expect("random signs over 4 groups");
