@@ -35,7 +35,10 @@
 //! - `probe-run`: the one-step values re-estimated at the start, middle and end of such a
 //!   short run (the paper's probe run), summed over the checkpoints;
 //! - `short-runs`: the expensive reference, `ShortRun` with each group trained alone for the
-//!   short run, its drop of the run batches' mean loss, summed.
+//!   short run, its drop of the run batches' mean loss, summed;
+//! - `gradnorm+sf`: a combination, gradient norm plus the saddle-free one-step value, each
+//!   divided by its sum over all groups (a value that sees capacity plus one that sees the
+//!   small groups' curvature).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -107,7 +110,7 @@ impl OracleConfig {
 }
 
 /// The value models, in report order.
-pub const VALUE_MODELS: [&str; 10] = [
+pub const VALUE_MODELS: [&str; 11] = [
     "one-step",
     "one-step-sf",
     "newton",
@@ -118,6 +121,7 @@ pub const VALUE_MODELS: [&str; 10] = [
     "allocation",
     "probe-run",
     "short-runs",
+    "gradnorm+sf",
 ];
 
 /// How one value model predicts a subset's loss reduction.
@@ -357,6 +361,17 @@ fn measure_values<M: Classifier>(
         }
     }
     let short = config.short_steps as f64;
+    let scaled = |v: &[f64]| {
+        let total: f64 = v.iter().sum();
+        v.iter()
+            .map(|x| if total > 0.0 { x / total } else { 0.0 })
+            .collect::<Vec<f64>>()
+    };
+    let combined: Vec<f64> = scaled(&values(&gradnorm))
+        .iter()
+        .zip(scaled(&saddle_free))
+        .map(|(g, s)| g + s)
+        .collect();
     Ok(Values {
         predictors: vec![
             Predictor::Additive(paper),
@@ -379,6 +394,7 @@ fn measure_values<M: Classifier>(
             Predictor::Additive(values(&allocation)),
             Predictor::Additive(probe_run),
             Predictor::Additive(values(&alone)),
+            Predictor::Additive(combined),
         ],
         cost: vec![
             probe_cost,
@@ -391,6 +407,7 @@ fn measure_values<M: Classifier>(
             steps_of(&allocation),
             short + checkpoints.len() as f64 * probe_cost,
             steps_of(&alone),
+            probe_cost + nb,
         ],
     })
 }
