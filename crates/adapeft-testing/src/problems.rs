@@ -14,7 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::host::{flat_params, gradient_at, host, tensor1, tensor2};
+use crate::host::{flat_params, gradient_at, host, tensor1, tensor2, with_params};
 
 // ---------------------------------------------------------------------------------------------
 // The quadratic model L(w) = 1/2 w^T A w - c^T w, its vector split into groups.
@@ -197,6 +197,7 @@ impl Objective<LabelledBatch> for Logistic {
 
 /// Fixed data for the logistic regression: `n` samples of `d` features, `classes` labels.
 pub struct LogisticProblem {
+    pub seed: u64,
     pub n: usize,
     pub d: usize,
     pub classes: usize,
@@ -210,6 +211,7 @@ impl LogisticProblem {
         let x = (0..n * d).map(|_| rng.random_range(-1.5..1.5)).collect();
         let y = (0..n).map(|_| rng.random_range(0..classes)).collect();
         LogisticProblem {
+            seed,
             n,
             d,
             classes,
@@ -218,10 +220,20 @@ impl LogisticProblem {
         }
     }
 
+    /// The model, with weights drawn from the problem's seed (uniform in `+-1 / sqrt(d)`, as
+    /// burn's default initialisation), so that every test run sees the same instance: burn's
+    /// own initialisation is not seeded per test.
     pub fn model(&self, device: &Device) -> Logistic {
-        Logistic {
+        let model = Logistic {
             linear: LinearConfig::new(self.d, self.classes).init(device),
-        }
+        };
+        let mut rng = StdRng::seed_from_u64(self.seed ^ 0x5eed);
+        let bound = 1.0 / (self.d as f64).sqrt();
+        let values: Vec<Vec<f64>> = flat_params(&model)
+            .iter()
+            .map(|t| t.iter().map(|_| rng.random_range(-bound..bound)).collect())
+            .collect();
+        with_params(&model, &values, device)
     }
 
     pub fn batch(&self, device: &Device, scale: f64) -> LabelledBatch {
