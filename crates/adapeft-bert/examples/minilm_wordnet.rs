@@ -20,12 +20,22 @@ use adapeft_bert::{
     minilm_cache_dir,
 };
 use adapeft_importance::Objective;
+use burn::module::Module;
 use burn::tensor::Device;
 
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-/// (label, lexicographer file, definition) of the test rows of `noun.tsv`.
-fn wordnet_nouns() -> Result<Vec<(usize, String, String)>, Box<dyn std::error::Error>> {
+type Error = Box<dyn std::error::Error>;
+
+/// One row of `data/wordnet/noun.tsv`: class index, lexicographer file, definition.
+struct Row {
+    label: usize,
+    lexname: String,
+    definition: String,
+}
+
+/// The test rows of `noun.tsv`.
+fn wordnet_nouns() -> Result<Vec<Row>, Error> {
     let path = PathBuf::from(WORKSPACE).join("data/wordnet/noun.tsv");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut rows = Vec::new();
@@ -34,13 +44,17 @@ fn wordnet_nouns() -> Result<Vec<(usize, String, String)>, Box<dyn std::error::E
         if let [split, label, lexname, _offset, _lemma, definition] = fields[..]
             && split == "test"
         {
-            rows.push((label.parse()?, lexname.to_string(), definition.to_string()));
+            rows.push(Row {
+                label: label.parse()?,
+                lexname: lexname.to_string(),
+                definition: definition.to_string(),
+            });
         }
     }
     Ok(rows)
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> Result<(), Error> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(WORKSPACE).join("target"));
@@ -58,16 +72,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = BertConfig::from_hf_json(files.config())?.with_dropout(0.0);
     let bert = load_hf_safetensors(config.init(&device), files.safetensors())?;
     let tokenizer = BertTokenizer::from_file(files.tokenizer(), 128)?;
-    println!("loaded in {:.2} s", start.elapsed().as_secs_f64());
+    println!(
+        "loaded in {:.2} s: {} parameters (the pooler is not used)",
+        start.elapsed().as_secs_f64(),
+        bert.num_params()
+    );
 
     // Two definitions of each of four classes.
     let rows = wordnet_nouns()?;
     let mut chosen = Vec::new();
     for lexname in ["noun.animal", "noun.artifact", "noun.food", "noun.person"] {
-        chosen.extend(rows.iter().filter(|r| r.1 == lexname).take(2));
+        chosen.extend(rows.iter().filter(|r| r.lexname == lexname).take(2));
     }
-    let texts: Vec<&str> = chosen.iter().map(|r| r.2.as_str()).collect();
-    let labels: Vec<usize> = chosen.iter().map(|r| r.0).collect();
+    let texts: Vec<&str> = chosen.iter().map(|r| r.definition.as_str()).collect();
+    let labels: Vec<usize> = chosen.iter().map(|r| r.label).collect();
     let input = tokenizer.batch(&texts, &device)?;
     let start = Instant::now();
     let pooled = bert.mean_pooled(&input);
@@ -80,8 +98,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .sqrt()
         .into_data()
         .try_to_vec::<f32>()?;
-    for ((_, lexname, definition), norm) in chosen.iter().zip(norms) {
-        println!("  {norm:7.4}  {lexname:<14} {definition}");
+    for (row, norm) in chosen.iter().zip(norms) {
+        println!("  {norm:7.4}  {:<14} {}", row.lexname, row.definition);
     }
 
     let classifier = BertClassifier::new(bert, 26, &device);
@@ -91,6 +109,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "cross-entropy of a fresh 26-class head: {loss:.4} nats (ln 26 = {:.4})",
         26f64.ln()
     );
+
+    // What one full fine-tuning step's gradients cost (the study's unit of time). The
+    // encoder is loaded on the autodiff device, so its parameters require gradients.
+    let train_device = Device::flex().autodiff();
+    let bert = load_hf_safetensors(config.init(&train_device), files.safetensors())?;
+    let classifier = BertClassifier::new(bert, 26, &train_device);
+    let batch = batch.to_device(&train_device);
+    let start = Instant::now();
+    let grads = classifier.loss(&batch).backward();
+    let elapsed = start.elapsed().as_secs_f64();
+    let head_grad = classifier.head.weight.grad(&grads).map(|g| g.dims());
+    println!("loss and all gradients (autodiff) in {elapsed:.3} s; head gradient {head_grad:?}");
     Ok(())
 }
 

@@ -11,7 +11,8 @@
 //!   names to this crate's paths), strictly: a missing, misshapen or unexpected tensor is an
 //!   error that names it. [`save_hf_safetensors`] writes the inverse.
 //! - [`BertTokenizer`] is Hugging Face's `tokenizers` reading the model's `tokenizer.json`,
-//!   producing padded [`BertInput`] batches with their attention masks.
+//!   producing padded [`BertInput`] batches with their attention masks;
+//!   [`write_wordpiece_tokenizer`] writes a small one for test models.
 //! - [`BertClassifier`] adds a linear head on the mean-pooled embedding; its cross-entropy
 //!   on a [`TextBatch`] is the [`adapeft_importance::Objective`] adapeft scores.
 //! - [`WeightCache`] finds sentence-transformers' all-MiniLM-L6-v2 ([`MINILM`]) in a cache
@@ -52,4 +53,4 @@ pub use load::{
 pub use model::{
     Bert, BertAttention, BertEmbeddings, BertFeedForward, BertInput, BertLayer, mean_pool,
 };
-pub use tokenize::BertTokenizer;
+pub use tokenize::{BertTokenizer, SPECIAL_TOKENS, write_wordpiece_tokenizer};

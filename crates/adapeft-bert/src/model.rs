@@ -207,6 +207,14 @@ impl Bert {
         Bert { embeddings, layers }
     }
 
+    /// The first `layers` layers only (all of them if there are fewer): the shallow copy of a
+    /// pretrained encoder on which a selection can be made cheaply and then carried to the
+    /// full depth with adapeft's `transfer_to` (paths `layers.{i}` keep their indices).
+    pub fn truncated(mut self, layers: usize) -> Self {
+        self.layers.truncate(layers);
+        self
+    }
+
     /// Width of the token states.
     pub fn hidden_size(&self) -> usize {
         self.embeddings.word.weight.dims()[1]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use adapeft_bert::{
     BertConfig, BertError, BertInput, BertTokenizer, load_hf_safetensors, save_hf_safetensors,
+    write_wordpiece_tokenizer,
 };
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
@@ -616,4 +617,92 @@ fn config_json_builds_the_same_encoder() {
         (bert.hidden_size(), bert.max_positions(), bert.layers.len()),
         (HIDDEN, POSITIONS, LAYERS)
     );
+}
+
+#[test]
+fn written_tokenizer_agrees_with_the_hand_made_file() {
+    let f = files(&random_checkpoint(1));
+    let hand = BertTokenizer::from_file(&f.tokenizer, POSITIONS).unwrap();
+    let dir = adapeft_testing::temp_dir("bert");
+    let path = write_wordpiece_tokenizer(dir.path(), &VOCAB).unwrap();
+    let written = BertTokenizer::from_file(&path, POSITIONS).unwrap();
+    for (text, pieces) in TEXTS {
+        assert_eq!(written.tokens(text).unwrap(), pieces, "{text}");
+        assert_eq!(
+            written.encode(text).unwrap(),
+            hand.encode(text).unwrap(),
+            "{text}"
+        );
+    }
+    assert_eq!(written.pad_id(), 0);
+    let vocab = std::fs::read_to_string(dir.path().join("vocab.txt")).unwrap();
+    assert_eq!(vocab.lines().collect::<Vec<_>>(), VOCAB);
+    let err = write_wordpiece_tokenizer(dir.path(), &["[PAD]", "[UNK]", "[CLS]", "a"]).unwrap_err();
+    assert!(err.to_string().contains("lacks [SEP]"), "{err}");
+    let err =
+        write_wordpiece_tokenizer(dir.path(), &["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "a"])
+            .unwrap_err();
+    assert!(err.to_string().contains("holds a twice"), "{err}");
+}
+
+#[test]
+fn truncated_encoder_is_the_first_layers_of_the_full_one() {
+    let ckpt = random_checkpoint(13);
+    let f = files(&ckpt);
+    let device = Device::flex();
+    let bert = load_hf_safetensors(config().init(&device), &f.checkpoint).unwrap();
+    let shallow = bert.truncated(1);
+    assert_eq!(shallow.layers.len(), 1);
+    let ids = vec![2, 5, 6, 12, 7, 3];
+    let input = BertInput::pad(&[(ids.clone(), vec![0; ids.len()])], 0, &device).unwrap();
+    let got = &to_rows(shallow.mean_pooled(&input))[0];
+    let expected = host::mean_pooled(&ckpt, 1, &ids);
+    let worst = got
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-5, "max abs difference {worst}");
+}
+
+#[test]
+fn loaded_on_an_autodiff_device_every_parameter_gets_a_gradient() {
+    use adapeft_bert::{BertClassifier, TextBatch};
+    use adapeft_importance::{Objective, discover};
+
+    let ckpt = random_checkpoint(17);
+    let f = files(&ckpt);
+    let device = Device::flex().autodiff();
+    let bert = load_hf_safetensors(config().init(&device), &f.checkpoint).unwrap();
+    let model = BertClassifier::new(bert, 3, &device);
+    let params = discover(&model);
+    assert!(
+        params.iter().all(|p| p.require_grad),
+        "a loaded parameter is frozen"
+    );
+    let tok = BertTokenizer::from_file(&f.tokenizer, POSITIONS).unwrap();
+    let texts: Vec<&str> = TEXTS.iter().map(|(t, _)| *t).collect();
+    let batch = TextBatch::new(tok.batch(&texts, &device).unwrap(), &[0, 1, 2, 1]).unwrap();
+    let grads = model.loss(&batch).backward();
+    // Every parameter the batch touches has a non-zero gradient; the word and position
+    // embeddings only in the rows the batch uses.
+    let word = model.bert.embeddings.word.weight.grad(&grads).unwrap();
+    let rows: Vec<f32> = word
+        .abs()
+        .sum_dim(1)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let used = [2, 3, 5, 6, 12, 7, 8, 9, 14, 10, 11, 15, 17, 18, 1, 13];
+    for (id, norm) in rows.iter().enumerate() {
+        assert_eq!(
+            *norm > 0.0,
+            used.contains(&id),
+            "word embedding row {id} ({})",
+            VOCAB[id]
+        );
+    }
+    let ffn = model.bert.layers[1].ffn.output.weight.grad(&grads).unwrap();
+    let norm: f32 = ffn.abs().sum().into_scalar();
+    assert!(norm > 0.0);
 }
