@@ -21,9 +21,10 @@ impl AdaPeft {
     /// allocation of 15 Adam steps at `1e-2` on a copy of the model; one group per tensor) and
     /// picks the subset with the largest value within `budget` (an exact knapsack).
     ///
-    /// The default is what won the digits study's oracle benchmark (`docs/digits/oracle.md`):
-    /// lower regret than the paper's one-step quadratic value, gradient norm and Fisher on
-    /// both models. Its run trains every group at once for 15 steps on `batch` (repeated):
+    /// The default comes from the digits study's oracle benchmark (`docs/digits/oracle.md`):
+    /// the single value with the lowest mean regret over both models, lower than the paper's
+    /// one-step quadratic value, gradient norm and Fisher on each, at 15 training steps
+    /// whatever the number of groups. Its run trains every group at once for 15 steps on `batch` (repeated):
     /// pass several batches through [`AdaPeftConfig::select`] for fresh data at every step,
     /// and set the run's learning rate to the one you fine-tune with
     /// (`ShortRun::new().with_learning_rate(..)`). The paper's estimators stay available

@@ -67,9 +67,9 @@ pub enum ShortRunValue {
 /// `steps` training steps (Allocation); [`Scores::loss`] is the loss at the model's weights
 /// over all the batches.
 ///
-/// On the digits study's oracle benchmark (`docs/digits/oracle.md`) this value ranks
-/// subsets against what they learn over a whole fine-tuning run far better than the one-step
-/// quadratic value, at a cost of a few percent of the run.
+/// On the digits study's oracle benchmark (`docs/digits/oracle.md`) this value has a lower
+/// regret than the one-step quadratic value on both models (0.014 against 0.115 on the MLP,
+/// 0.074 against 0.089 on the transformer), at a cost of a few percent of the run.
 ///
 /// A burn [`Config`]: `ShortRun::new().with_steps(30)`, or a struct literal with
 /// `..Default::default()`.
