@@ -13,7 +13,7 @@ use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, combine, dots, per_group, restrict};
+use crate::probe::{ParamVec, Workspace, combine, dots, per_group, relative_step, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
 
 /// Which Hessian-vector products the gradient probe takes.
@@ -143,20 +143,7 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    let scaled = |c: f64| -> ParamVec {
-        v.iter()
-            .map(|t| t.as_ref().map(|t| t.clone().mul_scalar(c)))
-            .collect()
-    };
-    let non_finite = |step: f64| {
-        move |_batch: usize, loss: f64| EstimateError::NonFiniteProbe {
-            group: group.to_string(),
-            step,
-            loss,
-        }
-    };
-    let (_, plus) = ws.mean_gradient_at(&scaled(e), None, non_finite(e))?;
-    let (_, minus) = ws.mean_gradient_at(&scaled(-e), None, non_finite(-e))?;
+    let (plus, minus) = ws.gradients_either_side(v, e, group)?;
     let dp = dots(dir, &plus);
     let dm = dots(dir, &minus);
     Ok(dp
@@ -185,13 +172,7 @@ impl Estimator for GradientProbe {
         let g_norm2 = per_group(groups, &dots(&fo.dir, &fo.dir));
         let w = ws.weights();
         let w_norm2 = per_group(groups, &dots(&w, &w));
-        let relative_step = |w2: f64, v2: f64| {
-            if w2 > 0.0 {
-                self.step * (w2 / v2).sqrt()
-            } else {
-                self.step / v2.sqrt()
-            }
-        };
+        let relative_step = |w2: f64, v2: f64| relative_step(self.step, w2, v2);
 
         let mut a = vec![0.0; k];
         let mut quality = vec![Quality::Exact; k];

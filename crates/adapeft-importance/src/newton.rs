@@ -9,7 +9,7 @@ use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, dots, per_group, restrict};
+use crate::probe::{ParamVec, Workspace, dots, per_group, relative_step, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
 
 /// Scores each group by the loss reduction of a Newton step within its own subspace,
@@ -135,12 +135,16 @@ impl Estimator for NewtonProbe {
             let mut first_curvature = None;
             for _ in 0..self.cg_steps {
                 let p_norm2 = per_group(groups, &dots(&p, &p))[g];
-                let e = if w_norm2[g] > 0.0 {
-                    self.step * (w_norm2[g] / p_norm2).sqrt()
-                } else {
-                    self.step / p_norm2.sqrt()
-                };
-                let hp = self.hvp(&mut ws, &p, e, &group.name)?;
+                let e = relative_step(self.step, w_norm2[g], p_norm2);
+                let (plus, minus) = ws.gradients_either_side(&p, e, &group.name)?;
+                let hp: ParamVec = plus
+                    .into_iter()
+                    .zip(minus)
+                    .map(|(p, m)| match (p, m) {
+                        (Some(p), Some(m)) => Some((p - m).div_scalar(2.0 * e)),
+                        _ => None,
+                    })
+                    .collect();
                 let hp = restrict(groups, g, &hp, 1.0);
                 let php = per_group(groups, &dots(&p, &hp))[g];
                 first_curvature.get_or_insert(php);
@@ -185,43 +189,5 @@ impl Estimator for NewtonProbe {
             loss: Some(loss0),
             curvature: None,
         })
-    }
-}
-
-impl NewtonProbe {
-    /// `H v ~ (G(w + e v) - G(w - e v)) / 2e` (every grouped parameter).
-    fn hvp<M, B, F>(
-        &self,
-        ws: &mut Workspace<'_, M, B, F>,
-        v: &ParamVec,
-        e: f64,
-        group: &str,
-    ) -> Result<ParamVec, EstimateError>
-    where
-        M: Module,
-        F: LossFn<M, B>,
-    {
-        let scaled = |c: f64| -> ParamVec {
-            v.iter()
-                .map(|t| t.as_ref().map(|t| t.clone().mul_scalar(c)))
-                .collect()
-        };
-        let non_finite = |step: f64| {
-            move |_batch: usize, loss: f64| EstimateError::NonFiniteProbe {
-                group: group.to_string(),
-                step,
-                loss,
-            }
-        };
-        let (_, plus) = ws.mean_gradient_at(&scaled(e), None, non_finite(e))?;
-        let (_, minus) = ws.mean_gradient_at(&scaled(-e), None, non_finite(-e))?;
-        Ok(plus
-            .into_iter()
-            .zip(minus)
-            .map(|(p, m)| match (p, m) {
-                (Some(p), Some(m)) => Some((p - m).div_scalar(2.0 * e)),
-                _ => None,
-            })
-            .collect())
     }
 }

@@ -210,6 +210,43 @@ where
         let per_batch = self.gradients_at(delta, track, on_non_finite)?;
         Ok(mean_of(per_batch))
     }
+
+    /// The mean gradients at `w + e v` and at `w - e v` (every grouped parameter tracked), the
+    /// two sides of the central-difference Hessian-vector product
+    /// `H v ~ (G(w + e v) - G(w - e v)) / 2e`. A non-finite loss names `group`.
+    pub(crate) fn gradients_either_side(
+        &mut self,
+        v: &ParamVec,
+        e: f64,
+        group: &str,
+    ) -> Result<(ParamVec, ParamVec), EstimateError> {
+        let scaled = |c: f64| -> ParamVec {
+            v.iter()
+                .map(|t| t.as_ref().map(|t| t.clone().mul_scalar(c)))
+                .collect()
+        };
+        let non_finite = |step: f64| {
+            move |_batch: usize, loss: f64| EstimateError::NonFiniteProbe {
+                group: group.to_string(),
+                step,
+                loss,
+            }
+        };
+        let (_, plus) = self.mean_gradient_at(&scaled(e), None, non_finite(e))?;
+        let (_, minus) = self.mean_gradient_at(&scaled(-e), None, non_finite(-e))?;
+        Ok((plus, minus))
+    }
+}
+
+/// The finite-difference step `e` that moves weights of squared norm `w2` along a direction
+/// of squared norm `v2` by the relative amount `step`: `e sqrt(v2) = step sqrt(w2)`, or
+/// `e sqrt(v2) = step` for all-zero weights.
+pub(crate) fn relative_step(step: f64, w2: f64, v2: f64) -> f64 {
+    if w2 > 0.0 {
+        step * (w2 / v2).sqrt()
+    } else {
+        step / v2.sqrt()
+    }
 }
 
 /// The mean loss and mean gradient of per-batch results.
