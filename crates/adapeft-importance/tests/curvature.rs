@@ -3,24 +3,9 @@
 //! weight-bias cross term `(1/n) sum_i z_W,i^T (diag p_i - p_i p_i^T) z_b`).
 //! Every test runs on each backend `adapeft_testing::backends()` gives.
 
-use adapeft_importance::{
-    Baseline, Estimator, ForwardProbe, GradientProbe, Grouping, ProbeMode, discover,
-};
+use adapeft_importance::{Baseline, Estimator, ForwardProbe, GradientProbe};
 use adapeft_testing::*;
 use burn::module::Module;
-
-fn per_tensor<M: Module>(model: &M) -> adapeft_importance::Groups {
-    Grouping::PerTensor.group(discover(model)).unwrap()
-}
-
-fn random_signs(probes: usize, seed: u64) -> GradientProbe {
-    GradientProbe {
-        probes,
-        mode: ProbeMode::RandomSigns,
-        seed,
-        ..Default::default()
-    }
-}
 
 #[test]
 fn exact_probe_recovers_every_cross_term_of_a_coupled_quadratic() {

@@ -5,18 +5,12 @@
 use std::cell::Cell;
 
 use adapeft_importance::{
-    Baseline, Direction, EstimateError, Estimator, ForwardProbe, GradientProbe, Grouping,
-    ProbeMode, ProbeStep, Quality, Scores, ShortRun, ShortRunValue, SlopeEstimate, discover,
+    Baseline, Direction, EstimateError, Estimator, ForwardProbe, GradientProbe, ProbeStep, Quality,
+    Scores, ShortRun, ShortRunValue, SlopeEstimate,
 };
 use adapeft_testing::*;
 use burn::module::Module;
 use burn::tensor::Device;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
-fn per_tensor<M: Module>(model: &M) -> adapeft_importance::Groups {
-    Grouping::PerTensor.group(discover(model)).unwrap()
-}
 
 fn assert_close(scores: &Scores, truth: &[(f64, f64)], tol: f64, what: &str) {
     assert_eq!(scores.groups.len(), truth.len());
@@ -44,15 +38,6 @@ fn assert_close(scores: &Scores, truth: &[(f64, f64)], tol: f64, what: &str) {
             s.unreliable
         );
         assert!(rel_err(s.value, b * b / (2.0 * a)) < 3.0 * tol);
-    }
-}
-
-fn random_signs(probes: usize, seed: u64) -> GradientProbe {
-    GradientProbe {
-        probes,
-        mode: ProbeMode::RandomSigns,
-        seed,
-        ..Default::default()
     }
 }
 
@@ -245,13 +230,7 @@ fn mlp_against_dense_finite_difference_hessian() {
         let device: Device = be.device.clone();
         // Fixed weights: with burn's unseeded initialisation an occasional draw puts a
         // tensor's curvature near zero, where a relative tolerance means nothing.
-        let model = Mlp::new(3, 4, 2, &device);
-        let mut rng = StdRng::seed_from_u64(21);
-        let values: Vec<Vec<f64>> = flat_params(&model)
-            .iter()
-            .map(|t| t.iter().map(|_| rng.random_range(-0.8..0.8)).collect())
-            .collect();
-        let model = with_params(&model, &values, &device);
+        let model = with_random_params(&Mlp::new(3, 4, 2, &device), 21, 0.8, &device);
         let batch = regression_batch(16, 3, 2, 9, &device);
         let loss = |m: &Mlp| adapeft_importance::Objective::loss(m, &batch);
         let (hess, sizes) = dense_hessian(&model, &device, 1e-2, loss);
@@ -447,13 +426,7 @@ fn baselines_match_their_definitions() {
         let device = be.device.clone();
         // Fixed weights: with burn's unseeded initialisation an occasional draw makes
         // `w . G` cancel to near zero, where a relative tolerance means nothing.
-        let model = Mlp::new(3, 4, 2, &device);
-        let mut rng = StdRng::seed_from_u64(5);
-        let values: Vec<Vec<f64>> = flat_params(&model)
-            .iter()
-            .map(|t| t.iter().map(|_| rng.random_range(-0.8..0.8)).collect())
-            .collect();
-        let model = with_params(&model, &values, &device);
+        let model = with_random_params(&Mlp::new(3, 4, 2, &device), 5, 0.8, &device);
         let b1 = regression_batch(8, 3, 2, 1, &device);
         let b2 = regression_batch(8, 3, 2, 2, &device);
         let groups = per_tensor(&model);
@@ -505,15 +478,8 @@ fn baselines_match_their_definitions() {
 fn two_batch_slope_is_the_product_of_per_half_slopes() {
     for be in backends() {
         let device = be.device.clone();
-        // Fixed weights: with burn's unseeded initialisation an occasional draw makes
-        // `w . G` cancel to near zero, where a relative tolerance means nothing.
-        let model = Mlp::new(3, 4, 2, &device);
-        let mut rng = StdRng::seed_from_u64(5);
-        let values: Vec<Vec<f64>> = flat_params(&model)
-            .iter()
-            .map(|t| t.iter().map(|_| rng.random_range(-0.8..0.8)).collect())
-            .collect();
-        let model = with_params(&model, &values, &device);
+        // Fixed weights, so that every run sees the same instance.
+        let model = with_random_params(&Mlp::new(3, 4, 2, &device), 5, 0.8, &device);
         let b1 = regression_batch(8, 3, 2, 1, &device);
         let b2 = regression_batch(8, 3, 2, 2, &device);
         let w = flat_params(&model);

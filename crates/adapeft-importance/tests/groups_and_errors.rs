@@ -104,7 +104,7 @@ fn bad_input_gives_typed_errors() {
     let device = burn::tensor::Device::flex();
     let problem = LogisticProblem::random(16, 3, 2, 1);
     let model = problem.model(&device);
-    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let groups = per_tensor(&model);
     let batch = problem.batch(&device, 1.0);
 
     let none: [LabelledBatch; 0] = [];
@@ -172,7 +172,7 @@ fn non_finite_probe_loss_names_the_group_and_the_step() {
     let loss = |m: &LogBarrier, x: &Tensor<2>| {
         m.w.val().log().sum().neg() + m.other.forward(x.clone()).sum().mul_scalar(1e-3)
     };
-    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let groups = per_tensor(&model);
     let before = snapshot(&model);
     let err = ForwardProbe {
         step: ProbeStep::Fixed(1.0),
@@ -213,7 +213,7 @@ fn a_parameter_the_loss_ignores_is_unreliable_with_zero_value() {
     };
     let target = tensor1(&[1.0, 1.0], &device);
     let loss = |m: &OneUnused, t: &Tensor<1>| (m.used.val() - t.clone()).square().sum();
-    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let groups = per_tensor(&model);
     let forward = ForwardProbe::default()
         .estimate_with(&model, std::slice::from_ref(&target), &groups, &loss)
         .unwrap();

@@ -3,9 +3,7 @@
 //! trajectories, each group's loss-change allocation `sum_t G_k(t) . s_k(t)` and each group's
 //! loss drop when trained alone are computed exactly.
 
-use adapeft_importance::{
-    EstimateError, Estimator, Grouping, RunOptimizer, ShortRun, ShortRunValue, discover,
-};
+use adapeft_importance::{EstimateError, Estimator, RunOptimizer, ShortRun, ShortRunValue};
 use adapeft_testing::*;
 
 /// The host run: `steps` optimizer steps moving the coordinates in `moving`; returns the
@@ -72,7 +70,7 @@ fn allocation_matches_the_host_run_for_sgd_and_adam() {
         let problem = QuadraticProblem::random(&[3, 5, 2, 4], true, 23);
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
-        let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+        let groups = per_tensor(&model);
         for optimizer in [RunOptimizer::Sgd, RunOptimizer::adam()] {
             let config = ShortRun {
                 steps: 6,
@@ -110,7 +108,7 @@ fn alone_is_each_groups_own_loss_drop() {
         let problem = QuadraticProblem::random(&[3, 5, 2], true, 29);
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
-        let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+        let groups = per_tensor(&model);
         let config = ShortRun {
             steps: 4,
             learning_rate: 0.05,
@@ -147,7 +145,7 @@ fn bad_settings_and_divergence_are_typed_errors() {
     let device = burn::tensor::Device::flex();
     let model = problem.model(&device);
     let batch = problem.batch(&device, 1.0);
-    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let groups = per_tensor(&model);
     let run = |config: ShortRun| config.estimate(&model, std::slice::from_ref(&batch), &groups);
     for (config, name) in [
         (ShortRun::new().with_steps(0), "steps"),

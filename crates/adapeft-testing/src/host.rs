@@ -1,9 +1,14 @@
 //! Host-side helpers: tensors to and from f64 vectors, bit-exact snapshots of a model's
 //! parameters, and gradients at given parameter values.
 
-use adapeft_importance::{ParamMapper, ParamVisitor, map_params, visit_params};
+use adapeft_importance::{
+    GradientProbe, Grouping, Groups, ParamMapper, ParamVisitor, ProbeMode, discover, map_params,
+    visit_params,
+};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// The values of a tensor as f64.
 pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
@@ -77,6 +82,18 @@ pub fn flat_params<M: Module>(model: &M) -> Vec<Vec<f64>> {
     f.0
 }
 
+/// A copy of `model` whose float parameters are drawn uniformly from `(-bound, bound)` with a
+/// seeded generator ([`with_params`] otherwise): a reproducible instance, since burn's own
+/// initialisation is not seeded per test.
+pub fn with_random_params<M: Module>(model: &M, seed: u64, bound: f64, device: &Device) -> M {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let values: Vec<Vec<f64>> = flat_params(model)
+        .iter()
+        .map(|t| t.iter().map(|_| rng.random_range(-bound..bound)).collect())
+        .collect();
+    with_params(model, &values, device)
+}
+
 /// A copy of `model` whose float parameters (in visiting order) take the given values, all
 /// requiring gradients on the autodiff version of `device`.
 pub fn with_params<M: Module>(model: &M, values: &[Vec<f64>], device: &Device) -> M {
@@ -135,4 +152,21 @@ pub fn gradient_at<M: Module>(
     let mut g = Grads(&grads, vec![]);
     visit_params(&m, &mut g);
     g.1
+}
+
+/// One group per tensor of `model` (the default grouping).
+pub fn per_tensor<M: Module>(model: &M) -> Groups {
+    Grouping::PerTensor
+        .group(discover(model))
+        .expect("per-tensor grouping of a model with parameters")
+}
+
+/// The gradient probe in random-sign mode with `probes` probes and sign seed `seed`.
+pub fn random_signs(probes: usize, seed: u64) -> GradientProbe {
+    GradientProbe {
+        probes,
+        mode: ProbeMode::RandomSigns,
+        seed,
+        ..Default::default()
+    }
 }

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::host::{flat_params, gradient_at, host, tensor1, tensor2, with_params};
+use crate::host::{flat_params, gradient_at, host, tensor1, tensor2, with_random_params};
 
 // ---------------------------------------------------------------------------------------------
 // The quadratic model L(w) = 1/2 w^T A w - c^T w, its vector split into groups.
@@ -227,13 +227,8 @@ impl LogisticProblem {
         let model = Logistic {
             linear: LinearConfig::new(self.d, self.classes).init(device),
         };
-        let mut rng = StdRng::seed_from_u64(self.seed ^ 0x5eed);
         let bound = 1.0 / (self.d as f64).sqrt();
-        let values: Vec<Vec<f64>> = flat_params(&model)
-            .iter()
-            .map(|t| t.iter().map(|_| rng.random_range(-bound..bound)).collect())
-            .collect();
-        with_params(&model, &values, device)
+        with_random_params(&model, self.seed ^ 0x5eed, bound, device)
     }
 
     pub fn batch(&self, device: &Device, scale: f64) -> LabelledBatch {
