@@ -78,6 +78,10 @@ pub struct OracleConfig {
     pub transformer_subsets: usize,
     /// Seeds of the transformer (its runs cost ten times the MLP's); 0 skips it.
     pub transformer_seeds: usize,
+    /// Neighbours trained per distinct best subset in the transformer's local search (one
+    /// round: from the subset with the largest realised loss reduction within each budget, add,
+    /// drop or swap one tensor); 0 skips it.
+    pub local_search: usize,
     pub tasks: Vec<Task>,
 }
 
@@ -91,6 +95,7 @@ impl OracleConfig {
             selection_batches: 4,
             transformer_subsets: 60,
             transformer_seeds: 3,
+            local_search: 4,
             tasks: Task::TARGETS.to_vec(),
         }
     }
@@ -104,13 +109,14 @@ impl OracleConfig {
             selection_batches: 2,
             transformer_subsets: 6,
             transformer_seeds: 1,
+            local_search: 1,
             tasks: Task::TARGETS.to_vec(),
         }
     }
 }
 
 /// The value models, in report order.
-pub const VALUE_MODELS: [&str; 11] = [
+pub const VALUE_MODELS: [&str; 12] = [
     "one-step",
     "one-step-sf",
     "newton",
@@ -122,12 +128,19 @@ pub const VALUE_MODELS: [&str; 11] = [
     "probe-run",
     "short-runs",
     "gradnorm+sf",
+    "allocation-fit",
 ];
 
 /// How one value model predicts a subset's loss reduction.
 enum Predictor {
     /// The sum of per-group values.
     Additive(Vec<f64>),
+    /// Additive values measured once per budget (`(cap, values)`), and once without a budget
+    /// (`all`, what the rank correlation sees).
+    PerBudget {
+        all: Vec<f64>,
+        at: Vec<(u64, Vec<f64>)>,
+    },
     /// The joint quadratic model over the cross-group curvature.
     Joint {
         b: Vec<f64>,
@@ -139,8 +152,20 @@ enum Predictor {
 
 impl Predictor {
     fn predict(&self, subset: &[usize]) -> f64 {
+        self.predict_at(subset, None)
+    }
+
+    /// The prediction when choosing within `cap` parameters (`None`: no budget).
+    fn predict_at(&self, subset: &[usize], cap: Option<u64>) -> f64 {
+        let sum = |v: &[f64]| subset.iter().map(|&k| v[k]).sum();
         match self {
-            Predictor::Additive(v) => subset.iter().map(|&k| v[k]).sum(),
+            Predictor::Additive(v) => sum(v),
+            Predictor::PerBudget { all, at } => {
+                match cap.and_then(|c| at.iter().find(|x| x.0 == c)) {
+                    Some((_, v)) => sum(v),
+                    None => sum(all),
+                }
+            }
             Predictor::Joint {
                 b,
                 a,
@@ -300,6 +325,7 @@ fn measure_values<M: Classifier>(
     batches: &[Batch],
     config: &OracleConfig,
     seed: u64,
+    caps: &[u64],
 ) -> Result<Values, Box<dyn std::error::Error>> {
     let groups = AdaPeftConfig::new().groups(base)?;
     let k = groups.len();
@@ -351,6 +377,34 @@ fn measure_values<M: Classifier>(
         ..short_run.clone()
     }
     .estimate_with(base, &run_batches, &groups, &objective::<M>)?;
+    // The allocation of a run of only the groups that fit the budget, once per budget (one run
+    // per distinct set of candidates).
+    let mut fit_at: Vec<(u64, Vec<f64>)> = Vec::new();
+    let mut fit_cost = 0.0;
+    let mut runs: Vec<(Vec<usize>, Vec<f64>)> = Vec::new();
+    for &cap in caps {
+        let keep: Vec<usize> = (0..k).filter(|&i| groups.groups[i].numel <= cap).collect();
+        if keep.is_empty() {
+            fit_at.push((cap, vec![0.0; k]));
+            continue;
+        }
+        if let Some((_, v)) = runs.iter().find(|(s, _)| *s == keep) {
+            fit_at.push((cap, v.clone()));
+            continue;
+        }
+        let restricted = adapeft::importance::Groups {
+            params: groups.params.clone(),
+            groups: keep.iter().map(|&i| groups.groups[i].clone()).collect(),
+        };
+        let s = short_run.estimate_with(base, &run_batches, &restricted, &objective::<M>)?;
+        fit_cost += steps_of(&s);
+        let mut v = vec![0.0; k];
+        for (&i, g) in keep.iter().zip(&s.groups) {
+            v[i] = g.value.max(0.0);
+        }
+        runs.push((keep, v.clone()));
+        fit_at.push((cap, v));
+    }
     // The probe run: the one-step values at its checkpoints, summed.
     let checkpoints = probe_run_checkpoints(base, data, config.short_steps, 1_000 + seed);
     let mut probe_run = vec![0.0; k];
@@ -395,6 +449,10 @@ fn measure_values<M: Classifier>(
             Predictor::Additive(probe_run),
             Predictor::Additive(values(&alone)),
             Predictor::Additive(combined),
+            Predictor::PerBudget {
+                all: values(&allocation),
+                at: fit_at,
+            },
         ],
         cost: vec![
             probe_cost,
@@ -408,6 +466,7 @@ fn measure_values<M: Classifier>(
             short + checkpoints.len() as f64 * probe_cost,
             steps_of(&alone),
             probe_cost + nb,
+            fit_cost,
         ],
     })
 }
@@ -536,21 +595,21 @@ fn oracle_model<M: Classifier>(
         for &seed in &seeds {
             let start = Instant::now();
             let batches = data.batches(config.selection_batches, 1_000 + seed);
-            let values = measure_values(&base, &data, &batches, config, seed)?;
-            let mut rng = StdRng::seed_from_u64(77 + seed);
-            let rules: Vec<Vec<usize>> = rule_subsets.iter().map(|(_, s)| s.clone()).collect();
-            let mut subsets = candidate_subsets(k, &rules, config.transformer_subsets, &mut rng);
-            // Every value model's own pick at every budget is trained too.
-            let size = |s: &[usize]| s.iter().map(|&i| sizes[i]).sum::<u64>();
             let budgets: Vec<u64> = config
                 .budgets
                 .iter()
                 .map(|f| (f * total as f64).floor() as u64)
                 .collect();
+            let values = measure_values(&base, &data, &batches, config, seed, &budgets)?;
+            let mut rng = StdRng::seed_from_u64(77 + seed);
+            let rules: Vec<Vec<usize>> = rule_subsets.iter().map(|(_, s)| s.clone()).collect();
+            let mut subsets = candidate_subsets(k, &rules, config.transformer_subsets, &mut rng);
+            // Every value model's own pick at every budget is trained too.
+            let size = |s: &[usize]| s.iter().map(|&i| sizes[i]).sum::<u64>();
             let mut picks = Vec::new();
             for p in &values.predictors {
                 for &cap in &budgets {
-                    if let Some(s) = best_within(k, &sizes, cap, |s| p.predict(s)) {
+                    if let Some(s) = best_within(k, &sizes, cap, |s| p.predict_at(s, Some(cap))) {
                         picks.push(s);
                     }
                 }
@@ -565,8 +624,7 @@ fn oracle_model<M: Classifier>(
                 (subsets.len() * config.steps) as u64,
                 &format!("{name} {} s{seed}", task.name()),
             );
-            let mut cell: Vec<SubsetRun> = Vec::with_capacity(subsets.len());
-            for subset in subsets {
+            let run_subset = |subset: Vec<usize>| {
                 let chosen: Vec<&str> = subset.iter().map(|&i| paths[i].as_str()).collect();
                 device.seed(seed);
                 let model = with_trainable(base.clone(), |p| chosen.contains(&p));
@@ -577,7 +635,7 @@ fn oracle_model<M: Classifier>(
                     .iter()
                     .map(|p| p.predict(&subset))
                     .collect();
-                cell.push(SubsetRun {
+                SubsetRun {
                     model: kind,
                     task,
                     seed,
@@ -586,7 +644,33 @@ fn oracle_model<M: Classifier>(
                     reduction: before - train_loss(&model, &data),
                     subset,
                     predicted,
-                });
+                }
+            };
+            let mut cell: Vec<SubsetRun> = subsets.into_iter().map(&run_subset).collect();
+            // The transformer's local search on realised loss, one round: neighbours of the
+            // subset with the largest realised reduction within each budget, each within the
+            // smallest budget its start fits.
+            if k > 10 && config.local_search > 0 {
+                let mut extra: Vec<Vec<usize>> = Vec::new();
+                for &cap in &budgets {
+                    let Some(start) = cell
+                        .iter()
+                        .filter(|r| r.params <= cap)
+                        .max_by(|x, y| x.reduction.total_cmp(&y.reduction))
+                    else {
+                        continue;
+                    };
+                    for n in neighbours(&start.subset, k, config.local_search, &mut rng) {
+                        if size(&n) <= cap
+                            && !cell.iter().any(|r| r.subset == n)
+                            && !extra.contains(&n)
+                        {
+                            extra.push(n);
+                        }
+                    }
+                }
+                bar.inc_length((extra.len() * config.steps) as u64);
+                cell.extend(extra.into_iter().map(&run_subset));
             }
             bar.finish_and_clear();
             for (rule, s) in &rule_subsets {
@@ -606,13 +690,13 @@ fn oracle_model<M: Classifier>(
                         .fold(0.0, f64::max);
                     // The value model's pick among the trained subsets within the budget
                     // (for the MLP all of them; for the transformer its own pick is among them).
-                    let pick = cell.iter().filter(|r| r.params <= cap).max_by(|x, y| {
-                        x.predicted[m]
-                            .total_cmp(&y.predicted[m])
-                            .then(y.params.cmp(&x.params))
-                    });
+                    let at = |r: &SubsetRun| values.predictors[m].predict_at(&r.subset, Some(cap));
+                    let pick = cell
+                        .iter()
+                        .filter(|r| r.params <= cap)
+                        .max_by(|x, y| at(x).total_cmp(&at(y)).then(y.params.cmp(&x.params)));
                     let (picked, picked_params) = pick
-                        .filter(|r| r.predicted[m] > 0.0)
+                        .filter(|r| at(r) > 0.0)
                         .map(|r| (r.accuracy, r.params))
                         .unwrap_or((0.0, 0));
                     outcome.regrets.push(Regret {
@@ -637,6 +721,35 @@ fn oracle_model<M: Classifier>(
         }
     }
     Ok(())
+}
+
+/// Up to `count` random neighbours of `subset` among `k` groups: one group added, one dropped,
+/// or one swapped for another (the local search's moves).
+fn neighbours(subset: &[usize], k: usize, count: usize, rng: &mut StdRng) -> Vec<Vec<usize>> {
+    let outside: Vec<usize> = (0..k).filter(|i| !subset.contains(i)).collect();
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for _ in 0..count * 8 {
+        if out.len() == count {
+            break;
+        }
+        let mut s = subset.to_vec();
+        match rng.random_range(0..3) {
+            0 if !outside.is_empty() => s.push(outside[rng.random_range(0..outside.len())]),
+            1 if s.len() > 1 => {
+                s.remove(rng.random_range(0..s.len()));
+            }
+            2 if !outside.is_empty() => {
+                let at = rng.random_range(0..s.len());
+                s[at] = outside[rng.random_range(0..outside.len())];
+            }
+            _ => continue,
+        }
+        s.sort_unstable();
+        if s != subset && !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
 }
 
 /// The subset with the largest `value` within `cap` parameters: exhaustive for up to 16
