@@ -13,12 +13,13 @@ use crate::gradient::GradientProbe;
 use crate::grouping::Groups;
 use crate::newton::NewtonProbe;
 use crate::objective::{LossFn, ModelObjective, Objective};
+use crate::probe_run::ProbeRun;
 use crate::score::Scores;
 use crate::short_run::ShortRun;
 
 /// A way to score parameter groups on some batches.
 ///
-/// Implemented by [`ForwardProbe`], [`GradientProbe`], [`NewtonProbe`], [`ShortRun`],
+/// Implemented by [`ForwardProbe`], [`GradientProbe`], [`NewtonProbe`], [`ShortRun`], [`ProbeRun`],
 /// [`Baseline`] and [`AnyEstimator`].
 /// No estimator changes the model: every parameter is bit-identical afterwards, with the same
 /// require-grad state. `Display` writes the estimator and its settings (stored in
@@ -80,6 +81,8 @@ pub enum AnyEstimator {
     ShortRun(ShortRun),
     /// The Newton decrement within each group's subspace, by conjugate gradients.
     Newton(NewtonProbe),
+    /// The paper's probe run: one-step values at checkpoints of a short run, summed.
+    ProbeRun(ProbeRun),
 }
 
 impl Default for AnyEstimator {
@@ -116,6 +119,12 @@ impl From<NewtonProbe> for AnyEstimator {
     }
 }
 
+impl From<ProbeRun> for AnyEstimator {
+    fn from(e: ProbeRun) -> Self {
+        AnyEstimator::ProbeRun(e)
+    }
+}
+
 impl From<ShortRun> for AnyEstimator {
     fn from(e: ShortRun) -> Self {
         AnyEstimator::ShortRun(e)
@@ -130,6 +139,7 @@ impl fmt::Display for AnyEstimator {
             AnyEstimator::Baseline(e) => write!(f, "Baseline {e}"),
             AnyEstimator::ShortRun(e) => write!(f, "ShortRun {e}"),
             AnyEstimator::Newton(e) => write!(f, "NewtonProbe {e}"),
+            AnyEstimator::ProbeRun(e) => write!(f, "ProbeRun {e}"),
         }
     }
 }
@@ -152,6 +162,7 @@ impl Estimator for AnyEstimator {
             AnyEstimator::Baseline(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::ShortRun(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::Newton(e) => e.estimate_with(model, batches, groups, loss),
+            AnyEstimator::ProbeRun(e) => e.estimate_with(model, batches, groups, loss),
         }
     }
 }

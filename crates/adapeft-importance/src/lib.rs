@@ -57,6 +57,7 @@ mod newton;
 mod objective;
 mod param;
 mod probe;
+mod probe_run;
 mod score;
 mod short_run;
 mod value;
@@ -76,6 +77,7 @@ pub use param::{
     ParamInfo, ParamMapper, ParamSlot, ParamVisitor, discover, layout, map_params,
     set_require_grad, visit_params,
 };
+pub use probe_run::ProbeRun;
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};
 pub use short_run::{RunOptimizer, ShortRun, ShortRunValue};
 pub use value::ValueModel;

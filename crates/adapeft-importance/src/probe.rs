@@ -100,6 +100,12 @@ where
         visitor.out
     }
 
+    /// The module at `w + delta`, every grouped parameter a gradient-tracking leaf with its
+    /// own [`ParamId`]: a model another estimator can probe.
+    pub(crate) fn model_at(&self, delta: &ParamVec) -> M {
+        self.perturbed(delta, Some(&self.grouped))
+    }
+
     /// Builds the module at `w + delta`. The parameters marked in `track` become
     /// gradient-tracking leaves; every other tensor is a constant without autodiff.
     fn perturbed(&self, delta: &ParamVec, track: Option<&[bool]>) -> M {

@@ -112,7 +112,7 @@ impl Default for ShortRun {
 }
 
 impl ShortRun {
-    fn validate(&self) -> Result<(), EstimateError> {
+    pub(crate) fn validate(&self) -> Result<(), EstimateError> {
         let invalid = |name, value: String, reason| {
             Err(EstimateError::InvalidSetting {
                 name,
@@ -154,8 +154,9 @@ impl ShortRun {
 }
 
 /// The optimizer's state over the run, one entry per parameter.
-struct RunState {
-    delta: ParamVec,
+pub(crate) struct RunState {
+    /// The run's weights are `w + delta`.
+    pub(crate) delta: ParamVec,
     m: ParamVec,
     v: ParamVec,
     t: i32,
@@ -222,6 +223,22 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
+    run_observed(ws, config, track, what, |_, _| {})
+}
+
+/// [`run`], calling `observe(t, state)` after each step `t` (1-based: the weights after `t`
+/// steps are `w + state.delta`).
+pub(crate) fn run_observed<M, B, F>(
+    ws: &mut Workspace<'_, M, B, F>,
+    config: &ShortRun,
+    track: Option<&[bool]>,
+    what: &str,
+    mut observe: impl FnMut(usize, &RunState),
+) -> Result<(Vec<f64>, RunState), EstimateError>
+where
+    M: Module,
+    F: LossFn<M, B>,
+{
     let groups = ws.groups;
     let mut state = RunState::new(groups.params.len());
     let mut credit = vec![0.0; groups.len()];
@@ -239,6 +256,7 @@ where
         for (c, x) in credit.iter_mut().zip(per_group(groups, &dots(&grad, &s))) {
             *c += x;
         }
+        observe(t + 1, &state);
     }
     Ok((credit, state))
 }

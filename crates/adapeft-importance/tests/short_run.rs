@@ -3,7 +3,10 @@
 //! trajectories, each group's loss-change allocation `sum_t G_k(t) . s_k(t)` and each group's
 //! loss drop when trained alone are computed exactly.
 
-use adapeft_importance::{EstimateError, Estimator, RunOptimizer, ShortRun, ShortRunValue};
+use adapeft_importance::{
+    Direction, EstimateError, Estimator, GradientProbe, ProbeRun, RunOptimizer, ShortRun,
+    ShortRunValue,
+};
 use adapeft_testing::*;
 
 /// The host run: `steps` optimizer steps moving the coordinates in `moving`; returns the
@@ -175,4 +178,107 @@ fn bad_settings_and_divergence_are_typed_errors() {
         run(diverging),
         Err(EstimateError::NonFiniteRun { .. })
     ));
+}
+
+/// The one-step value of every group at `w` along Adam's first step, in closed form:
+/// `g = G / (|G| + 1e-8)`, `b_k = G_k . g_k`, `a_k = g_k^T A_kk g_k`, `v_k = b_k^2 / 2a_k`.
+fn one_step_values(problem: &QuadraticProblem, w: &[f64]) -> Vec<f64> {
+    let n = problem.n();
+    let grad: Vec<f64> = (0..n)
+        .map(|i| (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>() - problem.c[i])
+        .collect();
+    let dir: Vec<f64> = grad.iter().map(|g| g / (g.abs() + 1e-8)).collect();
+    let mut start = 0;
+    problem
+        .sizes
+        .iter()
+        .map(|&s| {
+            let r = start..start + s;
+            start += s;
+            let b: f64 = r.clone().map(|i| grad[i] * dir[i]).sum();
+            let a: f64 = r
+                .clone()
+                .map(|i| {
+                    dir[i]
+                        * r.clone()
+                            .map(|j| problem.a[i * n + j] * dir[j])
+                            .sum::<f64>()
+                })
+                .sum();
+            if b > 0.0 && a > 0.0 {
+                b * b / (2.0 * a)
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn probe_run_sums_the_closed_form_values_along_the_host_run() {
+    for be in backends() {
+        let problem = QuadraticProblem::random(&[3, 5, 2, 4], true, 31);
+        let model = problem.model(&be.device);
+        let batch = problem.batch(&be.device, 1.0);
+        let groups = per_tensor(&model);
+        let before = snapshot(&model);
+        let run = ProbeRun::new()
+            .with_steps(6)
+            .with_learning_rate(0.05)
+            .with_checkpoints(3);
+        let scores = run
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
+            .unwrap();
+        // Checkpoints after 0, 3 and 6 steps of the same Adam run, computed on the host.
+        let config = ShortRun {
+            steps: 3,
+            learning_rate: 0.05,
+            ..Default::default()
+        };
+        let all = vec![true; problem.n()];
+        let w3 = host_run(&problem, &config, &all).1;
+        let w6 = host_run(&problem, &config.clone().with_steps(6), &all).1;
+        let mut want = vec![0.0; problem.sizes.len()];
+        for w in [&problem.w, &w3, &w6] {
+            for (acc, v) in want.iter_mut().zip(one_step_values(&problem, w)) {
+                *acc += v;
+            }
+        }
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(*v));
+        for (g, s) in scores.groups.iter().enumerate() {
+            assert!(
+                (s.value - want[g]).abs() <= 2e-3 * scale,
+                "{} group {g}: {} vs host {}",
+                be.name,
+                s.value,
+                want[g]
+            );
+        }
+        // 6 steps, then 3 exact probes of 4 groups.
+        assert_eq!(scores.cost.backward_passes, 6 + 3 * (1 + 2 * 4));
+        assert_eq!(snapshot(&model), before, "the model must not change");
+        // One checkpoint: the exact probe along Adam's step, at the user's weights.
+        let single = ProbeRun::new()
+            .with_checkpoints(1)
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
+            .unwrap();
+        let probe = GradientProbe::exact()
+            .with_direction(Direction::adam())
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
+            .unwrap();
+        for (a, b) in single.groups.iter().zip(&probe.groups) {
+            assert_eq!(a.value, b.value, "{}", a.name);
+        }
+        assert!(matches!(
+            ProbeRun::new().with_checkpoints(0).estimate(
+                &model,
+                std::slice::from_ref(&batch),
+                &groups
+            ),
+            Err(EstimateError::InvalidSetting {
+                name: "checkpoints",
+                ..
+            })
+        ));
+    }
 }
