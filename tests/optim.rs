@@ -3,8 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use adapeft::Estimator;
 use adapeft::importance::discover;
-use adapeft::optim::{Gen, GenConfig, Masked, OptimError, Reselect, group_learning_rates};
+use adapeft::optim::{
+    Gen, GenConfig, Masked, OptimError, Reselect, group_learning_rates, joint_learning_rates,
+};
 use adapeft::{AdaPeft, AdaPeftConfig, Budget, GradientProbe, Objective, Selection};
 use adapeft_testing::*;
 use burn::optim::{AdamWConfig, GradientsParams, SgdConfig};
@@ -167,5 +170,47 @@ fn group_rates_are_each_groups_newton_step() {
     assert_eq!(
         group_learning_rates(&empty).unwrap_err(),
         OptimError::NothingChosen
+    );
+}
+
+#[test]
+fn joint_rates_come_from_the_scores_curvature() {
+    let device = Device::flex().autodiff();
+    let batch = regression_batch(32, 6, 3, 11, &device);
+    let start = Mlp::new(6, 16, 3, &device);
+    let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
+    let groups = config.groups(&start).unwrap();
+    let scores = GradientProbe::exact()
+        .estimate(&start, std::slice::from_ref(&batch), &groups)
+        .unwrap();
+    let curvature = scores.curvature().unwrap().clone();
+    let selection = config
+        .select_scored(&groups, scores, Budget::Fraction(0.5), 1)
+        .unwrap();
+    let rates = joint_learning_rates(&selection, &curvature).unwrap();
+    let subset: Vec<usize> = (0..selection.groups().len())
+        .filter(|&i| selection.groups()[i].chosen)
+        .collect();
+    let b: Vec<f64> = selection.groups().iter().map(|c| c.score.b).collect();
+    let eta = curvature.joint_rates(&b, &subset);
+    assert_eq!(rates.groups.len(), subset.len());
+    let lr = rates.scaled(1.0);
+    for ((name, paths, rate), want) in rates.groups.iter().zip(&eta) {
+        assert_eq!(rate, want, "{name}");
+        for info in discover(&start)
+            .into_iter()
+            .filter(|p| paths.contains(&p.path))
+        {
+            assert_eq!(lr.lr_from_param(info.id, Some(&info.path)), *want);
+        }
+    }
+    // Another model's curvature: a typed error naming both sizes.
+    let other = adapeft::importance::Curvature::from_exact_rows(&[vec![1.0]]);
+    assert_eq!(
+        joint_learning_rates(&selection, &other).unwrap_err(),
+        OptimError::CurvatureMismatch {
+            curvature: 1,
+            groups: selection.groups().len()
+        }
     );
 }

@@ -46,9 +46,18 @@ pub struct Curvature {
 }
 
 impl Curvature {
-    /// From exact rows: `rows[k][l] = g_l . (H g_k)_l`, symmetrised.
-    pub(crate) fn from_exact_rows(rows: &[Vec<f64>]) -> Self {
+    /// From exact rows, `rows[k][l] = g_l . (H g_k)_l` (what the exact gradient probe
+    /// measures, or a matrix known in closed form), symmetrised as `(A_kl + A_lk) / 2`, without
+    /// standard errors.
+    ///
+    /// # Panics
+    /// When the rows do not form a square matrix.
+    pub fn from_exact_rows(rows: &[Vec<f64>]) -> Self {
         let n = rows.len();
+        assert!(
+            rows.iter().all(|r| r.len() == n),
+            "the curvature needs a square matrix ({n} rows)"
+        );
         let mut values = vec![0.0; n * n];
         for k in 0..n {
             for l in 0..n {
@@ -154,6 +163,79 @@ impl Curvature {
     /// # Panics
     /// When an index of `subset` is not below [`Curvature::len`] or `b` is shorter.
     pub fn joint_value(&self, b: &[f64], subset: &[usize]) -> f64 {
+        match self.abs_solve(b, subset) {
+            Some(eta) => 0.5 * subset.iter().zip(&eta).map(|(&k, e)| b[k] * e).sum::<f64>(),
+            None => 0.0,
+        }
+    }
+
+    /// The per-group rates that reach [`Curvature::joint_value`]'s optimum with every rate
+    /// non-negative: the update `-sum_k eta_k g_k` moves each group along its own direction.
+    ///
+    /// The unconstrained optimum `eta = |A_S|^-1 b_S` can give a group a negative rate when
+    /// another group of the subset already explains its gain (two groups moving the outputs
+    /// the same way): such groups get rate `0` and the others are solved again without them,
+    /// and a dropped group whose gain still rises at the new rates is added back (an active
+    /// set, as in Lawson and Hanson's non-negative least squares), so the rates maximise the
+    /// joint model over `eta >= 0`. Returns one rate per entry of `subset`, in
+    /// its order; all `0` when no group has positive `b`.
+    ///
+    /// # Panics
+    /// When an index of `subset` is not below [`Curvature::len`] or `b` is shorter.
+    ///
+    /// ```
+    /// use adapeft_importance::Curvature;
+    /// // Two groups, uncoupled: each rate is b_k / a_k.
+    /// let a = Curvature::from_exact_rows(&[vec![2.0, 0.0], vec![0.0, 4.0]]);
+    /// assert_eq!(a.joint_rates(&[1.0, 2.0], &[0, 1]), vec![0.5, 0.5]);
+    /// ```
+    pub fn joint_rates(&self, b: &[f64], subset: &[usize]) -> Vec<f64> {
+        let n = subset.len();
+        let mut active: Vec<usize> = (0..n).collect();
+        let mut rates = vec![0.0; n];
+        // Lawson-Hanson style: drop the most negative rate and re-solve; once every active
+        // rate is positive, add back the dropped group whose gain still rises fastest
+        // (`b_k - (A eta)_k > 0`), if any. The cap guards against cycling on ties.
+        for _ in 0..4 * n.max(1) {
+            let s: Vec<usize> = active.iter().map(|&i| subset[i]).collect();
+            let eta = self.abs_solve(b, &s).unwrap_or_else(|| vec![0.0; s.len()]);
+            if let Some((worst, _)) = eta
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| **e <= 0.0)
+                .min_by(|x, y| x.1.total_cmp(y.1))
+            {
+                active.remove(worst);
+                continue;
+            }
+            rates = vec![0.0; n];
+            for (&i, e) in active.iter().zip(&eta) {
+                rates[i] = *e;
+            }
+            let rising = (0..n)
+                .filter(|i| !active.contains(i))
+                .map(|i| {
+                    let k = subset[i];
+                    let pull: f64 = (0..n).map(|j| self.get(k, subset[j]) * rates[j]).sum();
+                    (i, b[k] - pull)
+                })
+                .filter(|(_, g)| *g > 1e-12 * b.iter().fold(0.0f64, |m, x| m.max(x.abs())))
+                .max_by(|x, y| x.1.total_cmp(&y.1));
+            match rising {
+                Some((i, _)) => {
+                    active.push(i);
+                    active.sort_unstable();
+                }
+                None => break,
+            }
+        }
+        rates
+    }
+
+    /// `|A_S|^-1 b_S` over the subset (absolute eigenvalues, floored at
+    /// [`JOINT_EIGEN_FLOOR`] times the largest `|A_kk|`), or `None` for an empty subset or an
+    /// all-zero curvature.
+    fn abs_solve(&self, b: &[f64], subset: &[usize]) -> Option<Vec<f64>> {
         let n = subset.len();
         let floor = JOINT_EIGEN_FLOOR
             * subset
@@ -161,17 +243,16 @@ impl Curvature {
                 .map(|&k| self.get(k, k).abs())
                 .fold(0.0, f64::max);
         if n == 0 || floor == 0.0 {
-            return 0.0;
+            return None;
         }
         let m = DMatrix::from_fn(n, n, |i, j| self.get(subset[i], subset[j]));
         let eig = SymmetricEigen::new(m);
         let rhs = DVector::from_iterator(n, subset.iter().map(|&k| b[k]));
-        let proj = eig.eigenvectors.transpose() * rhs;
-        0.5 * proj
-            .iter()
-            .zip(eig.eigenvalues.iter())
-            .map(|(p, l)| p * p / l.abs().max(floor))
-            .sum::<f64>()
+        let mut proj = eig.eigenvectors.transpose() * rhs;
+        for (p, l) in proj.iter_mut().zip(eig.eigenvalues.iter()) {
+            *p /= l.abs().max(floor);
+        }
+        Some((eig.eigenvectors * proj).iter().copied().collect())
     }
 }
 

@@ -209,6 +209,150 @@ fn redundant_groups_count_once_in_the_joint_value_and_twice_in_the_additive() {
     }
 }
 
+/// The joint rates on the twins: the pair shares one Newton step (`eta_1 + eta_2 = b / a` of
+/// one twin), where each twin's own rate `b / a` would take it twice.
+#[test]
+fn redundant_groups_share_one_newton_step_in_the_joint_rates() {
+    let problem = LogisticProblem::random(64, 5, 4, 11);
+    let device = burn::tensor::Device::flex().autodiff();
+    let biases = |v: [f64; 4]| burn::module::Param::from_tensor(tensor1(&v, &device));
+    let model = TwoBiases {
+        linear: burn::nn::LinearConfig::new(5, 4)
+            .with_bias(false)
+            .init(&device),
+        first: biases([0.3, -0.2, 0.1, 0.0]),
+        second: biases([-0.1, 0.4, 0.0, 0.2]),
+    };
+    let groups = per_tensor(&model);
+    let scores = GradientProbe::exact()
+        .estimate(&model, &[problem.batch(&device, 1.0)], &groups)
+        .unwrap();
+    let a = scores.curvature().unwrap();
+    let b: Vec<f64> = scores.groups.iter().map(|g| g.b).collect();
+    let own = b[1] / a.get(1, 1);
+    let eta = a.joint_rates(&b, &[1, 2]);
+    assert!(eta.iter().all(|&e| e >= 0.0), "{eta:?}");
+    assert!(
+        rel_err(eta[0] + eta[1], own) < 0.01,
+        "twins' joint rates {eta:?} vs one twin's Newton rate {own}"
+    );
+}
+
+/// On a coupled quadratic the joint model is exact: the update `-sum_k eta_k g_k` with the
+/// joint rates lands where the new gradient is orthogonal to every chosen direction (the
+/// minimum over their span), and the loss falls by exactly the joint value.
+#[test]
+fn joint_rates_reach_the_minimum_over_the_chosen_directions() {
+    for be in backends() {
+        let problem = QuadraticProblem::random(&[3, 5, 2, 4], true, 17);
+        let model = problem.model(&be.device);
+        let groups = per_tensor(&model);
+        let scores = GradientProbe::exact()
+            .estimate(&model, &[problem.batch(&be.device, 1.0)], &groups)
+            .unwrap();
+        let a = scores.curvature().unwrap();
+        let b: Vec<f64> = scores.groups.iter().map(|g| g.b).collect();
+        let n = problem.n();
+        let grad = problem.gradient();
+        let group_of: Vec<usize> = problem
+            .sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(g, &s)| std::iter::repeat_n(g, s))
+            .collect();
+        let loss = |w: &[f64]| {
+            let quad: f64 = (0..n)
+                .map(|i| w[i] * (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>())
+                .sum();
+            0.5 * quad - problem.c.iter().zip(w).map(|(c, w)| c * w).sum::<f64>()
+        };
+        for subset in [vec![0, 1, 2, 3], vec![1, 3], vec![2]] {
+            let eta = a.joint_rates(&b, &subset);
+            assert!(eta.iter().all(|&e| e > 0.0), "{subset:?}: {eta:?}");
+            let mut w = problem.w.clone();
+            for i in 0..n {
+                if let Some(p) = subset.iter().position(|&k| k == group_of[i]) {
+                    w[i] -= eta[p] * grad[i];
+                }
+            }
+            let new_grad: Vec<f64> = (0..n)
+                .map(|i| (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>() - problem.c[i])
+                .collect();
+            for &k in &subset {
+                let along: f64 = (0..n)
+                    .filter(|&i| group_of[i] == k)
+                    .map(|i| new_grad[i] * grad[i])
+                    .sum();
+                assert!(
+                    along.abs() < 1e-3 * b[k],
+                    "{}: {subset:?}, group {k}: G(w') . g_k = {along} (b_k = {})",
+                    be.name,
+                    b[k]
+                );
+            }
+            let drop = loss(&problem.w) - loss(&w);
+            let joint = a.joint_value(&b, &subset);
+            assert!(
+                rel_err(drop, joint) < 1e-3,
+                "{}: {subset:?}: drop {drop} vs joint value {joint}",
+                be.name
+            );
+        }
+    }
+}
+
+/// The active set against brute force: on random positive-definite 3 x 3 matrices with
+/// strong couplings, the joint rates maximise `b . eta - 1/2 eta^T A eta` over `eta >= 0`
+/// (a fine grid search finds nothing better), and a group the others explain gets rate 0.
+#[test]
+fn joint_rates_are_the_best_non_negative_rates() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut zeros = 0;
+    for case in 0..40 {
+        let m: Vec<f64> = (0..9).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let rows: Vec<Vec<f64>> = (0..3)
+            .map(|i| {
+                (0..3)
+                    .map(|j| {
+                        (0..3).map(|t| m[i * 3 + t] * m[j * 3 + t]).sum::<f64>()
+                            + 0.05 * f64::from(u8::from(i == j))
+                    })
+                    .collect()
+            })
+            .collect();
+        let a = adapeft_importance::Curvature::from_exact_rows(&rows);
+        let b: Vec<f64> = (0..3).map(|_| rng.random_range(0.1..1.0)).collect();
+        let model = |eta: &[f64]| {
+            let lin: f64 = (0..3).map(|k| b[k] * eta[k]).sum();
+            let quad: f64 = (0..3)
+                .map(|k| (0..3).map(|l| eta[k] * rows[k][l] * eta[l]).sum::<f64>())
+                .sum();
+            lin - 0.5 * quad
+        };
+        let eta = a.joint_rates(&b, &[0, 1, 2]);
+        assert!(eta.iter().all(|&e| e >= 0.0), "case {case}: {eta:?}");
+        zeros += eta.iter().filter(|&&e| e == 0.0).count();
+        let got = model(&eta);
+        let top = eta.iter().fold(1.0f64, |m, e| m.max(*e)) * 3.0;
+        let steps = 60;
+        let mut best = f64::NEG_INFINITY;
+        for i in 0..=steps {
+            for j in 0..=steps {
+                for k in 0..=steps {
+                    let g = [i, j, k].map(|x| top * f64::from(x) / f64::from(steps));
+                    best = best.max(model(&g));
+                }
+            }
+        }
+        assert!(
+            got >= best - 1e-9 * best.abs().max(1.0),
+            "case {case}: rates {eta:?} reach {got}, the grid {best}"
+        );
+    }
+    assert!(zeros > 0, "the cases must exercise the active set");
+}
+
 /// `NewtonProbe` on a coupled quadratic (exact Hessian-vector products): with as many
 /// conjugate-gradient steps as the group has coordinates, each group's value is its Newton
 /// decrement `1/2 G_k^T A_kk^-1 G_k`, solved on the host; one step is the gradient-direction

@@ -30,6 +30,16 @@ pub enum OptimError {
         /// Its curvature.
         a: f64,
     },
+    /// The curvature given for per-group rates is not the one of the selection's scores.
+    #[error(
+        "the curvature covers {curvature} groups but the selection has {groups}: pass the curvature of the scores the selection was made from"
+    )]
+    CurvatureMismatch {
+        /// Groups of the curvature.
+        curvature: usize,
+        /// Groups of the selection.
+        groups: usize,
+    },
     /// The loss closure returned a tensor with more than one element.
     #[error("the loss must be a scalar tensor of shape [1], got shape {shape:?}")]
     NotScalar {

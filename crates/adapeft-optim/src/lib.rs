@@ -59,6 +59,7 @@ pub use checkpoint::{
 pub use error::OptimError;
 pub use gen_lr::{
     Gen, GenConfig, GenProbe, GroupRates, ProbePoints, Rejection, group_learning_rates,
+    joint_learning_rates,
 };
 pub use mask::GradientMask;
 pub use masked::{MaskChange, Masked, StepOptimizer};

@@ -26,7 +26,7 @@ use burn::tensor::Tensor;
 
 pub use config::{GenConfig, ProbePoints};
 pub use probe::{GenProbe, Rejection};
-pub use rates::{GroupRates, group_learning_rates};
+pub use rates::{GroupRates, group_learning_rates, joint_learning_rates};
 
 use crate::error::OptimError;
 use crate::masked::StepOptimizer;

@@ -1,5 +1,6 @@
 //! Per-group learning rates `eta_k = b_k / a_k` from a selection.
 
+use adapeft_importance::Curvature;
 use adapeft_selection::Selection;
 use burn::module::ParamGroup;
 use burn::optim::lr_scheduler::constant::ConstantLr;
@@ -58,4 +59,57 @@ impl GroupRates {
         }
         scheduler.step()
     }
+}
+
+/// Per-group learning rates from the cross-group curvature: the non-negative rates that
+/// maximise the joint quadratic model of the chosen groups,
+/// `b_S . eta - 1/2 eta^T |A_S| eta` ([`Curvature::joint_rates`]), instead of each group's own
+/// `b_k / a_k`.
+///
+/// Each group's own Newton step ignores that the groups move the loss together: two groups
+/// that push the outputs the same way each take the full step and overshoot together. The
+/// joint rates share the step between them (and give rate 0 to a group the others fully
+/// explain, which then does not move). `curvature` is the one of the scores the selection
+/// was made from (`scores.curvature()` of an exact or random-sign
+/// [`GradientProbe`](adapeft_importance::GradientProbe)); its indices are the selection's
+/// groups. Every parameter outside the chosen groups gets the median of the positive rates.
+///
+/// # Errors
+/// [`OptimError::NothingChosen`] for an empty selection; [`OptimError::CurvatureMismatch`]
+/// when `curvature` does not cover the selection's groups; [`OptimError::NoNewtonRate`] when
+/// no chosen group gets a positive rate (no chosen group has a positive slope `b`).
+pub fn joint_learning_rates(
+    selection: &Selection,
+    curvature: &Curvature,
+) -> Result<GroupRates, OptimError> {
+    let all = selection.groups();
+    if curvature.len() != all.len() {
+        return Err(OptimError::CurvatureMismatch {
+            curvature: curvature.len(),
+            groups: all.len(),
+        });
+    }
+    let subset: Vec<usize> = (0..all.len()).filter(|&i| all[i].chosen).collect();
+    let Some(&first) = subset.first() else {
+        return Err(OptimError::NothingChosen);
+    };
+    let b: Vec<f64> = all.iter().map(|c| c.score.b).collect();
+    let eta = curvature.joint_rates(&b, &subset);
+    let mut positive: Vec<f64> = eta.iter().copied().filter(|&e| e > 0.0).collect();
+    if positive.is_empty() {
+        let score = &all[first].score;
+        return Err(OptimError::NoNewtonRate {
+            group: score.name.clone(),
+            b: score.b,
+            a: score.a,
+        });
+    }
+    positive.sort_by(f64::total_cmp);
+    let default = positive[positive.len() / 2];
+    let groups = subset
+        .iter()
+        .zip(eta)
+        .map(|(&i, e)| (all[i].score.name.clone(), all[i].paths.clone(), e))
+        .collect();
+    Ok(GroupRates { default, groups })
 }
