@@ -47,6 +47,8 @@ struct Args {
     check_only: bool,
     oracle: bool,
     mlp_only: bool,
+    /// `--transformer-seeds N`: the transformer's seeds in the oracle benchmark.
+    transformer_seeds: Option<usize>,
 }
 
 const USAGE: &str = "usage: cargo run --example digits -- [--quick] [--check]
@@ -56,7 +58,9 @@ const USAGE: &str = "usage: cargo run --example digits -- [--quick] [--check]
   --oracle  the oracle benchmark instead: every subset of the MLP's tensors (and a reference
             front of the transformer's) fine-tuned, each value model's rank correlation and
             regret (see examples/digits/oracle.rs)
-  --mlp-only  with --oracle: the MLP's 63 subsets only (minutes instead of an hour)";
+  --mlp-only  with --oracle: the MLP's 63 subsets only (minutes instead of an hour)
+  --transformer-seeds N  with --oracle: the transformer's seeds (default 3; its runs cost
+            ten times the MLP's)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -64,9 +68,17 @@ fn parse_args() -> Result<Args, String> {
         check_only: false,
         oracle: false,
         mlp_only: false,
+        transformer_seeds: None,
     };
-    for arg in std::env::args().skip(1) {
+    let mut argv = std::env::args().skip(1);
+    while let Some(arg) = argv.next() {
         match arg.as_str() {
+            "--transformer-seeds" => {
+                let n = argv.next().and_then(|n| n.parse().ok()).ok_or_else(|| {
+                    format!("--transformer-seeds needs a number of seeds\n{USAGE}")
+                })?;
+                args.transformer_seeds = Some(n);
+            }
             "--quick" => args.quick = true,
             "--check" => args.check_only = true,
             "--oracle" => args.oracle = true,
@@ -97,7 +109,7 @@ fn main() -> ExitCode {
         }
     };
     if args.oracle {
-        return run_oracle(args.quick, args.mlp_only);
+        return run_oracle(args.quick, args.mlp_only, args.transformer_seeds);
     }
     let config = if args.quick {
         StudyConfig::quick()
@@ -130,12 +142,15 @@ fn main() -> ExitCode {
 
 /// The oracle benchmark: runs it and writes `oracle.md`, `oracle-subsets.csv` and
 /// `oracle-regret.csv`.
-fn run_oracle(quick: bool, mlp_only: bool) -> ExitCode {
+fn run_oracle(quick: bool, mlp_only: bool, transformer_seeds: Option<usize>) -> ExitCode {
     let mut config = if quick {
         oracle::OracleConfig::quick()
     } else {
         oracle::OracleConfig::full()
     };
+    if let Some(n) = transformer_seeds {
+        config.transformer_seeds = n;
+    }
     if mlp_only {
         config.transformer_seeds = 0;
     }
@@ -158,12 +173,16 @@ fn run_oracle(quick: bool, mlp_only: bool) -> ExitCode {
         )?;
         std::fs::create_dir_all(&out)
             .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-        let command = match (quick, mlp_only) {
+        let mut command = match (quick, mlp_only) {
             (true, _) => "cargo run --example digits -- --oracle --quick",
             (false, true) => "cargo run --example digits -- --oracle --mlp-only",
             (false, false) => "cargo run --example digits -- --oracle",
-        };
-        let md = oracle::markdown(&config, &outcome, command);
+        }
+        .to_string();
+        if let (Some(n), false) = (transformer_seeds, mlp_only) {
+            command += &format!(" --transformer-seeds {n}");
+        }
+        let md = oracle::markdown(&config, &outcome, &command);
         println!("\n{md}");
         std::fs::write(out.join("oracle.md"), &md)?;
         oracle::write_csv(&out.join("oracle-subsets.csv"), &outcome)?;
