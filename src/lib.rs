@@ -77,7 +77,9 @@ pub use adapeft_importance::{
 pub use adapeft_optim::{
     Gen, GenConfig, GradientMask, Masked, Reselect, Resumed, load_checkpoint, save_checkpoint,
 };
-pub use adapeft_selection::{Budget, BudgetError, BudgetOutcome, GroupChoice, Selection};
+pub use adapeft_selection::{
+    Budget, BudgetError, BudgetOutcome, Candidates, GroupChoice, Selection,
+};
 pub use error::AdaPeftError;
 pub use select::{AdaPeft, AdaPeftConfig};
 pub use store::{load_trained, save_trained};

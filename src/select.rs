@@ -1,13 +1,15 @@
 //! The selector: scores -> knapsack and Pareto front -> [`Selection`].
 
 use adapeft_importance::{
-    AnyEstimator, Estimator, Grouping, Groups, LossFn, ModelObjective, Objective, Scores,
-    ValueModel, discover,
+    AnyEstimator, Cost, Estimator, GroupScore, Grouping, Groups, LossFn, ModelObjective, Objective,
+    Quality, Scores, Unreliable, ValueModel, discover,
 };
 use adapeft_knapsack::{
     FrontOptions, Item, ParetoFront, greedy_subset_front, maximize_subset, pareto_front_with, solve,
 };
-use adapeft_selection::{Budget, BudgetOutcome, GroupChoice, Selection, SelectionSettings};
+use adapeft_selection::{
+    Budget, BudgetOutcome, Candidates, GroupChoice, Selection, SelectionSettings,
+};
 use burn::module::Module;
 
 use crate::error::AdaPeftError;
@@ -114,6 +116,11 @@ pub struct AdaPeftConfig {
     /// [`maximize_subset`] and its front is the greedy chain ([`greedy_subset_front`]), so
     /// `front_epsilon` does not apply.
     pub value_model: ValueModel,
+    /// Which groups are scored once the budget is known (default [`Candidates::All`]).
+    /// [`Candidates::WithinBudget`] scores only the groups that fit the budget on their own;
+    /// it applies to the additive value model at a parameter, fraction or memory budget (the
+    /// joint value model and [`Budget::Auto`] score every group).
+    pub candidates: Candidates,
 }
 
 impl Default for AdaPeftConfig {
@@ -123,6 +130,7 @@ impl Default for AdaPeftConfig {
             grouping: Grouping::PerTensor,
             front_epsilon: 0.01,
             value_model: ValueModel::Additive,
+            candidates: Candidates::All,
         }
     }
 }
@@ -155,6 +163,12 @@ impl AdaPeftConfig {
     /// Sets how subsets are valued.
     pub fn with_value_model(mut self, value_model: ValueModel) -> Self {
         self.value_model = value_model;
+        self
+    }
+
+    /// Sets which groups are scored.
+    pub fn with_candidates(mut self, candidates: Candidates) -> Self {
+        self.candidates = candidates;
         self
     }
 
@@ -192,10 +206,100 @@ impl AdaPeftConfig {
         let groups = self.groups(model)?;
         // Resolve the budget once, before paying for the estimation.
         let capacity = budget.resolve(groups.total_params())?;
-        let scores = self
-            .estimator
-            .estimate_with(model, batches, &groups, loss)?;
-        self.choose(&groups, scores, budget, capacity, batches.len())
+        let restricted = self.scored_candidates(&groups, capacity);
+        let candidates = match restricted {
+            Some(_) => Candidates::WithinBudget,
+            None => Candidates::All,
+        };
+        let scores = match restricted {
+            None => self
+                .estimator
+                .estimate_with(model, batches, &groups, loss)?,
+            Some((keep, budget_params)) => {
+                let scored = Groups {
+                    params: groups.params.clone(),
+                    groups: keep.iter().map(|&g| groups.groups[g].clone()).collect(),
+                };
+                let scores = if keep.is_empty() {
+                    None
+                } else {
+                    Some(
+                        self.estimator
+                            .estimate_with(model, batches, &scored, loss)?,
+                    )
+                };
+                self.expand(&groups, &keep, scores, budget_params)
+            }
+        };
+        self.choose(&groups, scores, budget, capacity, batches.len(), candidates)
+    }
+
+    /// The groups to score when not all of them are: `Some((indices, budget))` under
+    /// [`Candidates::WithinBudget`] at a resolved budget that some group exceeds.
+    fn scored_candidates(
+        &self,
+        groups: &Groups,
+        capacity: Option<u64>,
+    ) -> Option<(Vec<usize>, u64)> {
+        let capacity = capacity?;
+        if !self.value_model.is_additive() {
+            return None;
+        }
+        let keep: Vec<usize> = (0..groups.len())
+            .filter(|&g| {
+                self.candidates
+                    .admits(groups.groups[g].numel, Some(capacity))
+            })
+            .collect();
+        (keep.len() < groups.len()).then_some((keep, capacity))
+    }
+
+    /// Scores of every group from the scores of the candidates `keep` (`None`: nothing was
+    /// scored); the others are unscored, value 0, [`Unreliable::LargerThanBudget`]. The
+    /// cross-group curvature, over the candidates only, is not kept.
+    fn expand(
+        &self,
+        groups: &Groups,
+        keep: &[usize],
+        scores: Option<Scores>,
+        budget: u64,
+    ) -> Scores {
+        let (estimator, cost, loss, mut scored) = match scores {
+            Some(s) => (s.estimator, s.cost, s.loss, s.groups.into_iter()),
+            None => (
+                self.estimator.to_string(),
+                Cost::default(),
+                None,
+                Vec::new().into_iter(),
+            ),
+        };
+        let groups = groups
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                if keep.contains(&g) {
+                    scored.next().expect("one score per candidate")
+                } else {
+                    GroupScore {
+                        name: group.name.clone(),
+                        params: group.numel,
+                        b: 0.0,
+                        a: 0.0,
+                        value: 0.0,
+                        unreliable: Some(Unreliable::LargerThanBudget { budget }),
+                        quality: Quality::Exact,
+                    }
+                }
+            })
+            .collect();
+        Scores {
+            estimator,
+            groups,
+            cost,
+            loss,
+            curvature: None,
+        }
     }
 
     /// Discovers and groups the parameters of `model`.
@@ -214,7 +318,8 @@ impl AdaPeftConfig {
     /// at as many budgets as you like.
     ///
     /// Groups whose score is unreliable (value 0) are never chosen. The selection's settings
-    /// record this configuration's estimator: compute `scores` with it.
+    /// record this configuration's estimator: compute `scores` with it. The scores are used
+    /// as given ([`AdaPeftConfig::candidates`] does not apply).
     ///
     /// # Errors
     /// An invalid budget or front epsilon.
@@ -226,11 +331,11 @@ impl AdaPeftConfig {
         batches: usize,
     ) -> Result<Selection, AdaPeftError> {
         let capacity = budget.resolve(groups.total_params())?;
-        self.choose(groups, scores, budget, capacity, batches)
+        self.choose(groups, scores, budget, capacity, batches, Candidates::All)
     }
 
     /// The knapsack and the front over `scores`, at `budget` resolved to `capacity`
-    /// parameters (`None` for [`Budget::Auto`]).
+    /// parameters (`None` for [`Budget::Auto`]); `candidates` records which groups were scored.
     fn choose(
         &self,
         groups: &Groups,
@@ -238,6 +343,7 @@ impl AdaPeftConfig {
         budget: Budget,
         capacity: Option<u64>,
         batches: usize,
+        candidates: Candidates,
     ) -> Result<Selection, AdaPeftError> {
         let total = groups.total_params();
         let (front, chosen, budget_params, predicted) = if self.value_model.is_additive() {
@@ -287,6 +393,7 @@ impl AdaPeftConfig {
                 front_epsilon: self.front_epsilon,
                 batches,
                 value_model: self.value_model,
+                candidates,
             },
         );
         Ok(match predicted {

@@ -611,3 +611,93 @@ fn joint_value_model_counts_redundant_groups_once() {
         ));
     }
 }
+
+#[test]
+fn within_budget_scores_only_the_groups_that_fit() {
+    use adapeft::importance::{Groups, Unreliable};
+    use adapeft::selection::Candidates;
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    // Sizes 32, 8, 64, 8, 16, 2: a budget of 20 leaves out both hidden weights.
+    let budget = Budget::Params(20);
+    let config = AdaPeftConfig::new()
+        .with_estimator(GradientProbe::exact())
+        .with_candidates(Candidates::WithinBudget);
+    let selection = config
+        .select(&model, std::slice::from_ref(&batch), budget)
+        .unwrap();
+    assert_eq!(selection.settings().candidates, Candidates::WithinBudget);
+    let groups = config.groups(&model).unwrap();
+    let fit: Vec<usize> = (0..groups.len())
+        .filter(|&g| groups.groups[g].numel <= 20)
+        .collect();
+    assert_eq!(fit.len(), 4);
+    // The exact probe paid for the four candidates only.
+    assert_eq!(selection.cost().backward_passes, 1 + 2 * 4);
+    // Their scores are those of an estimation over exactly them.
+    let restricted = Groups {
+        params: groups.params.clone(),
+        groups: fit.iter().map(|&g| groups.groups[g].clone()).collect(),
+    };
+    let direct = GradientProbe::exact()
+        .estimate(&model, std::slice::from_ref(&batch), &restricted)
+        .unwrap();
+    let mut direct = direct.groups.iter();
+    for (g, choice) in selection.groups().iter().enumerate() {
+        if fit.contains(&g) {
+            assert_eq!(&choice.score, direct.next().unwrap());
+        } else {
+            assert_eq!(
+                choice.score.unreliable,
+                Some(Unreliable::LargerThanBudget { budget: 20 })
+            );
+            assert_eq!(choice.score.value, 0.0);
+            assert!(!choice.chosen);
+        }
+    }
+    // The choice is the knapsack optimum over the candidates' values.
+    let items: Vec<Item> = selection
+        .groups()
+        .iter()
+        .map(|c| Item::new(c.score.params, c.score.value.max(0.0)))
+        .collect();
+    let got: f64 = selection.chosen().map(|c| c.score.value).sum();
+    assert!((got - brute_force(&items, 20)).abs() <= 1e-12 * got.abs().max(1.0));
+    // The setting round-trips, and older JSON without it reads as "all".
+    let back = Selection::from_json(&selection.to_json()).unwrap();
+    assert_eq!(back.settings().candidates, Candidates::WithinBudget);
+    let mut value: serde_json::Value = serde_json::from_str(&selection.to_json()).unwrap();
+    value["settings"]
+        .as_object_mut()
+        .unwrap()
+        .remove("candidates");
+    let old = Selection::from_json(&value.to_string()).unwrap();
+    assert_eq!(old.settings().candidates, Candidates::All);
+
+    // `Auto` reads the whole front: every group is scored.
+    let auto = config
+        .select(&model, std::slice::from_ref(&batch), Budget::Auto)
+        .unwrap();
+    assert_eq!(auto.settings().candidates, Candidates::All);
+    assert_eq!(auto.cost().backward_passes, 1 + 2 * 6);
+
+    // For the default short run the candidates change the values: the run trains only them.
+    let run = AdaPeftConfig::new().with_candidates(Candidates::WithinBudget);
+    let within = run
+        .select(&model, std::slice::from_ref(&batch), budget)
+        .unwrap();
+    let all = AdaPeftConfig::new()
+        .select(&model, std::slice::from_ref(&batch), budget)
+        .unwrap();
+    let direct = adapeft::ShortRun::new()
+        .estimate(&model, std::slice::from_ref(&batch), &restricted)
+        .unwrap();
+    for (&g, score) in fit.iter().zip(&direct.groups) {
+        assert_eq!(&within.groups()[g].score, score);
+    }
+    assert!(
+        fit.iter()
+            .any(|&g| within.groups()[g].score.b != all.groups()[g].score.b),
+        "a run without the large groups credits the small ones differently"
+    );
+}

@@ -25,6 +25,12 @@ pub enum Unreliable {
     },
     /// The group's update direction is zero (for example a zero gradient).
     ZeroDirection,
+    /// The group was not scored: on its own it is larger than the budget
+    /// (`Candidates::WithinBudget` in the selector).
+    LargerThanBudget {
+        /// The budget in parameters.
+        budget: u64,
+    },
 }
 
 impl fmt::Display for Unreliable {
@@ -35,6 +41,12 @@ impl fmt::Display for Unreliable {
             Unreliable::PoorFit { r2 } => write!(f, "poor fit (R^2 = {r2:.4})"),
             Unreliable::Noisy { std_err } => write!(f, "noisy (standard error {std_err:.3e} > a)"),
             Unreliable::ZeroDirection => f.write_str("zero direction"),
+            Unreliable::LargerThanBudget { budget } => {
+                write!(
+                    f,
+                    "not scored: larger than the budget of {budget} parameters"
+                )
+            }
         }
     }
 }

@@ -6,6 +6,44 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// Which groups the estimator scores, once the budget is known.
+///
+/// A group larger than the budget can never be chosen. Scoring only the groups that fit
+/// ([`Candidates::WithinBudget`]) saves the estimation's per-group cost, and for a value
+/// measured over one run of all the scored groups together (the default `ShortRun`'s
+/// loss-change allocation) it changes the values themselves: the small groups are credited
+/// with what they learn when the large ones do not train, which is how they will train if
+/// chosen. The front then only covers subsets of the groups that fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Candidates {
+    /// Every group (the front covers every budget).
+    #[default]
+    All,
+    /// Only the groups that fit the budget on their own; the others are reported unscored
+    /// (value 0). [`Budget::Auto`], which reads the whole front, scores every group.
+    WithinBudget,
+}
+
+impl Candidates {
+    /// Whether a group of `params` parameters is scored under a budget of `capacity`
+    /// parameters (`None`: [`Budget::Auto`]).
+    pub fn admits(self, params: u64, capacity: Option<u64>) -> bool {
+        match (self, capacity) {
+            (Candidates::WithinBudget, Some(c)) => params <= c,
+            _ => true,
+        }
+    }
+}
+
+impl fmt::Display for Candidates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Candidates::All => "all groups",
+            Candidates::WithinBudget => "groups within the budget",
+        })
+    }
+}
+
 /// How many parameters may train.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Budget {

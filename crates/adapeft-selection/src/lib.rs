@@ -35,7 +35,7 @@ mod store;
 mod summary;
 mod transfer;
 
-pub use budget::{Budget, BudgetError, BudgetOutcome};
+pub use budget::{Budget, BudgetError, BudgetOutcome, Candidates};
 pub use error::SelectionError;
 pub use selection::{GroupChoice, SCHEMA_VERSION, Selection, SelectionSettings};
 pub use store::*;

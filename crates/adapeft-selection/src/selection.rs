@@ -7,7 +7,7 @@ use adapeft_knapsack::ParetoFront;
 use burn::module::{Module, ParamGroup};
 use serde::{Deserialize, Serialize};
 
-use crate::budget::{Budget, BudgetOutcome};
+use crate::budget::{Budget, BudgetOutcome, Candidates};
 use crate::error::SelectionError;
 
 /// The version of the JSON schema written by [`Selection::to_json`]. Version 2 (this one)
@@ -57,6 +57,9 @@ pub struct SelectionSettings {
     /// How subsets were valued (absent in files written before it existed: additive).
     #[serde(default)]
     pub value_model: ValueModel,
+    /// Which groups were scored (absent in files written before it existed: all).
+    #[serde(default)]
+    pub candidates: Candidates,
 }
 
 /// The result of a selection: every scored group with its verdict, the chosen subset, the
