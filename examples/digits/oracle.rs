@@ -39,6 +39,10 @@
 //! - `gradnorm+sf`: a combination, gradient norm plus the saddle-free one-step value, each
 //!   divided by its sum over all groups (a value that sees capacity plus one that sees the
 //!   small groups' curvature).
+//! - `allocation-fit`: the allocation of a run of only the groups that fit the budget, one
+//!   run per budget (`Candidates::WithinBudget` in the selector);
+//! - `trapezoid`: the allocation by the trapezoid rule, `1/2 (G_k(t) + G_k(t+1)) . dw_k(t)`
+//!   (`ShortRunValue::Trapezoid`), which charges an overshooting step its curvature cost;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -116,7 +120,7 @@ impl OracleConfig {
 }
 
 /// The value models, in report order.
-pub const VALUE_MODELS: [&str; 12] = [
+pub const VALUE_MODELS: [&str; 13] = [
     "one-step",
     "one-step-sf",
     "newton",
@@ -129,6 +133,7 @@ pub const VALUE_MODELS: [&str; 12] = [
     "short-runs",
     "gradnorm+sf",
     "allocation-fit",
+    "trapezoid",
 ];
 
 /// How one value model predicts a subset's loss reduction.
@@ -377,6 +382,12 @@ fn measure_values<M: Classifier>(
         ..short_run.clone()
     }
     .estimate_with(base, &run_batches, &groups, &objective::<M>)?;
+    // The same run's allocation by the trapezoid rule.
+    let trapezoid = ShortRun {
+        value: ShortRunValue::Trapezoid,
+        ..short_run.clone()
+    }
+    .estimate_with(base, &run_batches, &groups, &objective::<M>)?;
     // The allocation of a run of only the groups that fit the budget, once per budget (one run
     // per distinct set of candidates).
     let mut fit_at: Vec<(u64, Vec<f64>)> = Vec::new();
@@ -453,6 +464,7 @@ fn measure_values<M: Classifier>(
                 all: values(&allocation),
                 at: fit_at,
             },
+            Predictor::Additive(values(&trapezoid)),
         ],
         cost: vec![
             probe_cost,
@@ -467,6 +479,7 @@ fn measure_values<M: Classifier>(
             steps_of(&alone),
             probe_cost + nb,
             fit_cost,
+            steps_of(&trapezoid),
         ],
     })
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use adapeft::importance::Estimator;
-use adapeft::{AdaPeftError, Selection};
+use adapeft::{AdaPeftError, Candidates, Selection};
 use burn::tensor::{Device, Tensor};
 
 use crate::data::Split;
@@ -221,6 +221,19 @@ fn select_all<M: Classifier>(
     budgets: &[SelectBudget],
 ) -> Result<Vec<(Method, Selection, f64)>, AdaPeftError> {
     let config = scorer.config(seed);
+    if config.candidates == Candidates::WithinBudget {
+        // The scores depend on the budget: one estimation per budget (`Auto` scores all).
+        return budgets
+            .iter()
+            .map(|&budget| {
+                let start = Instant::now();
+                let selection =
+                    config.select_with(model, batches, budget.budget(), &objective::<M>)?;
+                let method = Method::Selected { scorer, budget };
+                Ok((method, selection, start.elapsed().as_secs_f64()))
+            })
+            .collect();
+    }
     let start = Instant::now();
     let groups = config.groups(model)?;
     let scores = config

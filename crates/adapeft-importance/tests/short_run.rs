@@ -282,3 +282,74 @@ fn probe_run_sums_the_closed_form_values_along_the_host_run() {
         ));
     }
 }
+
+#[test]
+fn trapezoid_allocation_is_exact_on_a_quadratic() {
+    for be in backends() {
+        let problem = QuadraticProblem::random(&[3, 5, 2, 4], true, 37);
+        let model = problem.model(&be.device);
+        let batch = problem.batch(&be.device, 1.0);
+        let groups = per_tensor(&model);
+        let n = problem.n();
+        let all = vec![true; n];
+        // A rate large enough that some steps overshoot along steep directions.
+        let config = ShortRun {
+            steps: 8,
+            learning_rate: 0.3,
+            value: ShortRunValue::Trapezoid,
+            ..Default::default()
+        };
+        let scores = config
+            .estimate(&model, std::slice::from_ref(&batch), &groups)
+            .unwrap();
+        // The host trajectory, and 1/2 (G(w_t) + G(w_t+1)) . (w_t - w_t+1) per group.
+        let trajectory: Vec<Vec<f64>> = (0..=config.steps)
+            .map(|t| {
+                if t == 0 {
+                    problem.w.clone()
+                } else {
+                    host_run(&problem, &config.clone().with_steps(t), &all).1
+                }
+            })
+            .collect();
+        let gradient = |w: &[f64]| -> Vec<f64> {
+            (0..n)
+                .map(|i| (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>() - problem.c[i])
+                .collect()
+        };
+        let mut want = vec![0.0; problem.sizes.len()];
+        for pair in trajectory.windows(2) {
+            let (g0, g1) = (gradient(&pair[0]), gradient(&pair[1]));
+            let mut start = 0;
+            for (k, &s) in problem.sizes.iter().enumerate() {
+                for i in start..start + s {
+                    want[k] += 0.5 * (g0[i] + g1[i]) * (pair[0][i] - pair[1][i]);
+                }
+                start += s;
+            }
+        }
+        let drop = loss_at(&problem, &problem.w) - loss_at(&problem, &trajectory[config.steps]);
+        let scale = want.iter().map(|d| d.abs()).fold(drop.abs(), f64::max);
+        for (k, s) in scores.groups.iter().enumerate() {
+            check_close(s.b, want[k], scale, &format!("{} group {k}", be.name));
+        }
+        // Exact for a quadratic: the credits add up to the loss change of the run.
+        let total: f64 = want.iter().sum();
+        assert!((total - drop).abs() <= 1e-9 * scale, "{total} vs {drop}");
+        let got: f64 = scores.groups.iter().map(|g| g.b).sum();
+        check_close(got, drop, scale, &format!("{} total", be.name));
+        // The first-order allocation is off by the curvature of the steps.
+        let first = ShortRun {
+            value: ShortRunValue::Allocation,
+            ..config.clone()
+        }
+        .estimate(&model, std::slice::from_ref(&batch), &groups)
+        .unwrap();
+        let first_total: f64 = first.groups.iter().map(|g| g.b).sum();
+        assert!(
+            (first_total - drop).abs() > 0.05 * drop.abs(),
+            "{first_total} vs {drop}: the instance must make the first-order rule err"
+        );
+        assert_eq!(scores.cost.backward_passes, config.steps as u64 + 1);
+    }
+}
