@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 ///   standard errors.
 /// - Random signs estimate `A_kl` by the mean over probes of `(s_k h_l + s_l h_k) / 2`, where
 ///   `h_l = g_l . (H v)_l` and `v = sum_m s_m g_m`; this is unbiased for every entry. Each entry
-///   keeps its standard error ([`Curvature::std_err`]), and the off-diagonal entries are
+///   keeps its standard error ([`Curvature::std_err`]: the spread over probes with independent
+///   signs, over replicates with orthogonal ones, see [`SignPattern`](crate::SignPattern)), and
+///   the off-diagonal entries are
 ///   shrunk towards zero by the positive-part James-Stein factor
 ///   `max(0, 1 - se^2 / A_kl^2)`: an estimate within one standard error of zero is set to zero,
 ///   a clear one is kept almost whole. The diagonal (the `a_k` of the scores) is not shrunk.
@@ -188,18 +190,35 @@ fn shrinkage(x: f64, se: f64) -> f64 {
 }
 
 /// Running sums of the random-sign estimates of every entry (mean and standard error without
-/// keeping the samples: `2 K^2` numbers).
+/// keeping the samples: `3 K^2` numbers).
+///
+/// A sample is the mean over a block of probes (one replicate of the orthogonal design,
+/// [`SignPattern::Orthogonal`](crate::SignPattern::Orthogonal); a single probe with independent
+/// signs): blocks are independent and unbiased, the probes within one are not.
 pub(crate) struct CrossAccumulator {
     n: usize,
+    block: usize,
+    in_block: usize,
+    pending: Vec<f64>,
     count: usize,
     sum: Vec<f64>,
     sum_sq: Vec<f64>,
 }
 
 impl CrossAccumulator {
+    /// One sample per probe (independent signs).
+    #[cfg(test)]
     pub(crate) fn new(n: usize) -> Self {
+        CrossAccumulator::with_block(n, 1)
+    }
+
+    /// One sample per `block` consecutive probes.
+    pub(crate) fn with_block(n: usize, block: usize) -> Self {
         CrossAccumulator {
             n,
+            block: block.max(1),
+            in_block: 0,
+            pending: vec![0.0; n * n],
             count: 0,
             sum: vec![0.0; n * n],
             sum_sq: vec![0.0; n * n],
@@ -211,15 +230,29 @@ impl CrossAccumulator {
         let n = self.n;
         for k in 0..n {
             for l in 0..n {
-                let x = 0.5 * (signs[k] * h[l] + signs[l] * h[k]);
-                self.sum[k * n + l] += x;
-                self.sum_sq[k * n + l] += x * x;
+                self.pending[k * n + l] += 0.5 * (signs[k] * h[l] + signs[l] * h[k]);
             }
         }
-        self.count += 1;
+        self.in_block += 1;
+        if self.in_block == self.block {
+            let b = self.block as f64;
+            for ((s, sq), x) in self
+                .sum
+                .iter_mut()
+                .zip(&mut self.sum_sq)
+                .zip(&mut self.pending)
+            {
+                let mean = *x / b;
+                *s += mean;
+                *sq += mean * mean;
+                *x = 0.0;
+            }
+            self.in_block = 0;
+            self.count += 1;
+        }
     }
 
-    /// The curvature from at least two probes, or `None`.
+    /// The curvature from at least two samples, or `None`.
     pub(crate) fn finish(self) -> Option<Curvature> {
         if self.count < 2 {
             return None;
