@@ -1,6 +1,8 @@
 //! Beyond the paper: curvature from finite differences of gradients (Hessian-vector products),
 //! for every group at once with random signs.
 
+use std::fmt;
+
 use burn::config::Config;
 use burn::module::Module;
 use rand::rngs::StdRng;
@@ -109,23 +111,19 @@ pub enum SignPattern {
 /// assert_eq!(GradientProbe::new().probes, DEFAULT_PROBES);
 /// assert_eq!(GradientProbe::new().with_seed(7).seed, 7);
 /// ```
-#[derive(Config, Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GradientProbe {
     /// Number of random-sign probes `P` (default [`DEFAULT_PROBES`]; at least 2 in
     /// random-sign mode).
-    #[config(default = "DEFAULT_PROBES")]
     pub probes: usize,
     /// Exact, random signs, or the cheaper of the two (default).
-    #[config(default = "ProbeMode::Auto")]
     pub mode: ProbeMode,
     /// Relative finite-difference step (default `5e-3`).
-    #[config(default = 5e-3)]
     pub step: f64,
     /// Seed of the random signs (default 0).
-    #[config(default = 0)]
     pub seed: u64,
     /// How the random signs are drawn (default [`SignPattern::Orthogonal`]).
-    #[config(default = "SignPattern::Orthogonal")]
     pub pattern: SignPattern,
     /// The least number of independent replicates `R` of the orthogonal design, whose spread
     /// is the standard error (default 4, at least 2). The replicate size is
@@ -133,17 +131,13 @@ pub struct GradientProbe {
     /// and `R = floor(P / N)` replicates run: `R N <= P` probes (the rest, fewer than `N`,
     /// are not run; [`Scores::cost`] counts what ran). More replicates give a steadier
     /// standard error, a larger `N` cancels more cross terms.
-    #[config(default = 4)]
     pub replicates: usize,
     /// The most backward passes per batch that [`ProbeMode::Auto`] spends on the exact mode
     /// (`2K`) beyond the random signs' `2P` (default [`DEFAULT_EXACT_BUDGET`]).
-    #[config(default = "DEFAULT_EXACT_BUDGET")]
     pub exact_budget: usize,
     /// The update direction (default [`Direction::Gradient`]).
-    #[config(default = "Direction::Gradient")]
     pub direction: Direction,
     /// How `b_k^2` is estimated (default [`SlopeEstimate::Plain`]).
-    #[config(default = "SlopeEstimate::Plain")]
     pub slope: SlopeEstimate,
 }
 
@@ -166,6 +160,68 @@ pub const DEFAULT_EXACT_BUDGET: usize = 128;
 impl Default for GradientProbe {
     fn default() -> Self {
         GradientProbe::new()
+    }
+}
+
+// The `Config` shape by hand rather than by `derive(Config)`: burn's derive cannot give a
+// field a serde default, and settings saved before `pattern`, `replicates` and `exact_budget`
+// existed must still parse (`#[serde(default)]` fills a missing field from `new()`).
+impl Config for GradientProbe {}
+
+impl fmt::Display for GradientProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&burn::config::config_to_json(self))
+    }
+}
+
+/// `with_*` setters, one per field, as `derive(Config)` writes them.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $field: $ty) -> Self {
+                self.$field = $field;
+                self
+            }
+        )*
+    };
+}
+
+impl GradientProbe {
+    /// The default settings (see each field).
+    pub fn new() -> Self {
+        GradientProbe {
+            probes: DEFAULT_PROBES,
+            mode: ProbeMode::Auto,
+            step: 5e-3,
+            seed: 0,
+            pattern: SignPattern::Orthogonal,
+            replicates: 4,
+            exact_budget: DEFAULT_EXACT_BUDGET,
+            direction: Direction::Gradient,
+            slope: SlopeEstimate::Plain,
+        }
+    }
+
+    setters! {
+        /// Sets [`GradientProbe::probes`].
+        with_probes: probes: usize;
+        /// Sets [`GradientProbe::mode`].
+        with_mode: mode: ProbeMode;
+        /// Sets [`GradientProbe::step`].
+        with_step: step: f64;
+        /// Sets [`GradientProbe::seed`].
+        with_seed: seed: u64;
+        /// Sets [`GradientProbe::pattern`].
+        with_pattern: pattern: SignPattern;
+        /// Sets [`GradientProbe::replicates`].
+        with_replicates: replicates: usize;
+        /// Sets [`GradientProbe::exact_budget`].
+        with_exact_budget: exact_budget: usize;
+        /// Sets [`GradientProbe::direction`].
+        with_direction: direction: Direction;
+        /// Sets [`GradientProbe::slope`].
+        with_slope: slope: SlopeEstimate;
     }
 }
 

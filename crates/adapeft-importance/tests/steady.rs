@@ -5,7 +5,8 @@
 //! Run `tests/steady-<hash> --nocapture` to see the measured errors.
 
 use adapeft_importance::{
-    Estimator, ForwardProbe, GradientProbe, ProbeMode, ProbeStep, Quality, Scores, SignPattern,
+    DEFAULT_EXACT_BUDGET, DEFAULT_PROBES, Estimator, ForwardProbe, GradientProbe, ProbeStep,
+    Quality, Scores, SignPattern,
 };
 use adapeft_testing::*;
 use burn::module::Module;
@@ -274,4 +275,58 @@ fn refined_forward_step_holds_for_a_small_value_bias() {
             assert_eq!(new.cost.forward_passes, old.cost.forward_passes + 4);
         }
     }
+}
+
+/// `ProbeMode::Auto` runs the exact mode up to the budget; the orthogonal design runs whole
+/// replicates (`R N <= P` probes, `1 + 2RN` backward passes); settings saved before these
+/// fields existed still parse, with the new defaults.
+#[test]
+fn auto_budget_pass_counts_and_old_settings() {
+    let probe = GradientProbe::new();
+    assert_eq!(probe.exact_budget, DEFAULT_EXACT_BUDGET);
+    assert_eq!(probe.pattern, SignPattern::Orthogonal);
+    assert!(probe.runs_exact(DEFAULT_EXACT_BUDGET / 2));
+    assert!(!probe.runs_exact(DEFAULT_EXACT_BUDGET / 2 + 1));
+    let cheap = GradientProbe::new().with_exact_budget(0);
+    assert!(cheap.runs_exact(DEFAULT_PROBES) && !cheap.runs_exact(DEFAULT_PROBES + 1));
+
+    let device = Device::flex();
+    let problem = QuadraticProblem::random(&[2; 20], true, 3);
+    let model = problem.model(&device);
+    let batch = problem.batch(&device, 1.0);
+    let groups = per_tensor(&model);
+    let passes = |p: GradientProbe| {
+        p.estimate(&model, std::slice::from_ref(&batch), &groups)
+            .unwrap()
+            .cost
+            .backward_passes
+    };
+    // K = 20: N = min(largest power of two <= P / replicates, 32).
+    assert_eq!(passes(orthogonal_signs(16, 4, 0)), 1 + 2 * 16); // N = 4, R = 4
+    assert_eq!(passes(orthogonal_signs(18, 4, 0)), 1 + 2 * 16); // N = 4, R = 4, 2 left
+    assert_eq!(passes(orthogonal_signs(20, 4, 0)), 1 + 2 * 20); // N = 4, R = 5
+    assert_eq!(passes(orthogonal_signs(6, 4, 0)), 1 + 2 * 6); // N = 1: independent
+    assert_eq!(passes(GradientProbe::new()), 1 + 2 * 20); // Auto: exact
+    assert!(matches!(
+        orthogonal_signs(16, 1, 0).estimate(&model, &[batch], &groups),
+        Err(adapeft_importance::EstimateError::InvalidSetting {
+            name: "replicates",
+            ..
+        })
+    ));
+
+    // JSON written before `pattern`, `replicates` and `exact_budget` existed.
+    let mut old = serde_json::to_value(GradientProbe::new().with_probes(32)).unwrap();
+    for field in ["pattern", "replicates", "exact_budget"] {
+        old.as_object_mut()
+            .unwrap()
+            .remove(field)
+            .expect("a new field");
+    }
+    let back: GradientProbe = serde_json::from_value(old).unwrap();
+    assert_eq!(back, GradientProbe::new().with_probes(32));
+    let fwd = ForwardProbe::new().with_step(ProbeStep::LossChange(0.02));
+    let json = serde_json::to_string(&fwd).unwrap();
+    assert_eq!(serde_json::from_str::<ForwardProbe>(&json).unwrap(), fwd);
+    assert_eq!(ForwardProbe::new().step, ProbeStep::REFINED);
 }
