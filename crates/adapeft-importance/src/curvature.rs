@@ -320,6 +320,24 @@ mod tests {
             // The diagonal is the plain mean: 2 + s_0 s_1 0.5, averaging to 2.
             assert!((c.get(0, 0) - 2.0).abs() < 1e-12);
         }
+        // Blocks of the two orthogonal patterns `(r0, r1)` and `(r0, -r1)`: each block's mean is
+        // exact, so every sample is the truth and the standard error is zero.
+        let mut acc = CrossAccumulator::with_block(2, 2);
+        for r in [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0]] {
+            for s in [[r[0], r[1]], [r[0], -r[1]]] {
+                let h: Vec<f64> = (0..2)
+                    .map(|l| (0..2).map(|m| a[l][m] * s[m]).sum())
+                    .collect();
+                acc.add(&s, &h);
+            }
+        }
+        let c = acc.finish().expect("three blocks");
+        for (k, row) in a.iter().enumerate() {
+            for (l, &want) in row.iter().enumerate() {
+                assert!((c.get(k, l) - want).abs() < 1e-15);
+                assert!(c.std_err(k, l).unwrap() < 1e-15);
+            }
+        }
         assert_eq!(shrinkage(0.1, 0.2), 0.0);
         assert!((shrinkage(1.0, 0.1) - 0.99).abs() < 1e-12);
         assert!(CrossAccumulator::new(2).finish().is_none());

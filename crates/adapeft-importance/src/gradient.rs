@@ -81,7 +81,11 @@ pub enum SignPattern {
     ///
     /// The probes within a replicate are not independent (their mean cancels terms their
     /// spread contains), so the standard error is the spread of the `R` replicate means,
-    /// which are independent and unbiased: `se = sd(replicates) / sqrt(R)`. With `N = 1`
+    /// which are independent and unbiased: `se = sd(replicates) / sqrt(R)`, with `R - 1`
+    /// degrees of freedom (with the default 4 replicates, `a_k +- 2 se` covers the truth about
+    /// 86% of the time, a t-interval's rate; measured 85 to 89% on deep networks). Like the
+    /// independent signs' standard error, it measures the error of the signs, not the
+    /// finite-difference error every mode shares (about `1e-4` relative). With `N = 1`
     /// (fewer probes than `2 * replicates`) this is [`SignPattern::Independent`].
     #[default]
     Orthogonal,
@@ -353,7 +357,7 @@ fn sorted_columns(groups: &Groups, pilot: &[f64], block: usize) -> Vec<usize> {
 /// The Sylvester-Hadamard sign `H_pc = (-1)^popcount(p & c)`: for a power of two `N`, the
 /// columns `c < N` over the rows `p < N` are orthogonal.
 fn hadamard(p: usize, c: usize) -> f64 {
-    if (p & c).count_ones() % 2 == 0 {
+    if (p & c).count_ones().is_multiple_of(2) {
         1.0
     } else {
         -1.0
