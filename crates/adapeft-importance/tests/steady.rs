@@ -144,11 +144,13 @@ fn orthogonal_signs_cancel_the_weight_bias_cross_term() {
     }
 }
 
-/// Eight groups, 8 probes in 4 replicates of 2 (weights in one column, biases in the other):
-/// the weight-bias cross terms cancel, those among weights and among biases remain. Against
-/// the exact mode, the orthogonal design's error is far below independent signs' on the
-/// biases and not worse on the weights; its standard errors cover the truth at about the rate
-/// of a t-interval with 3 degrees of freedom (86% at two standard errors).
+/// Deep tanh networks (8 and 16 groups, more than the `N` columns), where every layer's
+/// weights couple to every other's through the chain, not only weight to bias: the case least
+/// favourable to a structured design. Against the exact mode over 24 sign seeds, with 4
+/// replicates, the orthogonal design's median per-group error is below independent signs' at
+/// `P = 16` (the default); its standard errors cover the truth at about the rate of a
+/// t-interval with 3 degrees of freedom (86% at two standard errors), independent signs' at
+/// about a normal one's (95%). `P = 8` is printed for comparison.
 #[test]
 fn orthogonal_signs_beat_independent_signs_on_a_deep_network() {
     for be in backends() {
@@ -162,7 +164,7 @@ fn orthogonal_signs_beat_independent_signs_on_a_deep_network() {
             };
             let exact = run(&GradientProbe::exact());
             let truth: Vec<f64> = exact.groups.iter().map(|s| s.a).collect();
-            let seeds = 40;
+            let seeds = 24;
             for p in [8, 16] {
                 let (indep, indep_cover) =
                     errors_over_seeds(|s| random_signs(p, s), seeds, &truth, &run);
