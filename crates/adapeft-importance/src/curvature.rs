@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 ///   standard errors.
 /// - Random signs estimate `A_kl` by the mean over probes of `(s_k h_l + s_l h_k) / 2`, where
 ///   `h_l = g_l . (H v)_l` and `v = sum_m s_m g_m`; this is unbiased for every entry. Each entry
-///   keeps its standard error ([`Curvature::std_err`]), and the off-diagonal entries are
+///   keeps its standard error ([`Curvature::std_err`]: the spread over probes with independent
+///   signs, over replicates with orthogonal ones, see [`SignPattern`](crate::SignPattern)), and
+///   the off-diagonal entries are
 ///   shrunk towards zero by the positive-part James-Stein factor
 ///   `max(0, 1 - se^2 / A_kl^2)`: an estimate within one standard error of zero is set to zero,
 ///   a clear one is kept almost whole. The diagonal (the `a_k` of the scores) is not shrunk.
@@ -269,18 +271,35 @@ fn shrinkage(x: f64, se: f64) -> f64 {
 }
 
 /// Running sums of the random-sign estimates of every entry (mean and standard error without
-/// keeping the samples: `2 K^2` numbers).
+/// keeping the samples: `3 K^2` numbers).
+///
+/// A sample is the mean over a block of probes (one replicate of the orthogonal design,
+/// [`SignPattern::Orthogonal`](crate::SignPattern::Orthogonal); a single probe with independent
+/// signs): blocks are independent and unbiased, the probes within one are not.
 pub(crate) struct CrossAccumulator {
     n: usize,
+    block: usize,
+    in_block: usize,
+    pending: Vec<f64>,
     count: usize,
     sum: Vec<f64>,
     sum_sq: Vec<f64>,
 }
 
 impl CrossAccumulator {
+    /// One sample per probe (independent signs).
+    #[cfg(test)]
     pub(crate) fn new(n: usize) -> Self {
+        CrossAccumulator::with_block(n, 1)
+    }
+
+    /// One sample per `block` consecutive probes.
+    pub(crate) fn with_block(n: usize, block: usize) -> Self {
         CrossAccumulator {
             n,
+            block: block.max(1),
+            in_block: 0,
+            pending: vec![0.0; n * n],
             count: 0,
             sum: vec![0.0; n * n],
             sum_sq: vec![0.0; n * n],
@@ -292,15 +311,29 @@ impl CrossAccumulator {
         let n = self.n;
         for k in 0..n {
             for l in 0..n {
-                let x = 0.5 * (signs[k] * h[l] + signs[l] * h[k]);
-                self.sum[k * n + l] += x;
-                self.sum_sq[k * n + l] += x * x;
+                self.pending[k * n + l] += 0.5 * (signs[k] * h[l] + signs[l] * h[k]);
             }
         }
-        self.count += 1;
+        self.in_block += 1;
+        if self.in_block == self.block {
+            let b = self.block as f64;
+            for ((s, sq), x) in self
+                .sum
+                .iter_mut()
+                .zip(&mut self.sum_sq)
+                .zip(&mut self.pending)
+            {
+                let mean = *x / b;
+                *s += mean;
+                *sq += mean * mean;
+                *x = 0.0;
+            }
+            self.in_block = 0;
+            self.count += 1;
+        }
     }
 
-    /// The curvature from at least two probes, or `None`.
+    /// The curvature from at least two samples, or `None`.
     pub(crate) fn finish(self) -> Option<Curvature> {
         if self.count < 2 {
             return None;
@@ -367,6 +400,24 @@ mod tests {
             assert_eq!(c.get(0, 1), c.get(1, 0));
             // The diagonal is the plain mean: 2 + s_0 s_1 0.5, averaging to 2.
             assert!((c.get(0, 0) - 2.0).abs() < 1e-12);
+        }
+        // Blocks of the two orthogonal patterns `(r0, r1)` and `(r0, -r1)`: each block's mean is
+        // exact, so every sample is the truth and the standard error is zero.
+        let mut acc = CrossAccumulator::with_block(2, 2);
+        for r in [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0]] {
+            for s in [[r[0], r[1]], [r[0], -r[1]]] {
+                let h: Vec<f64> = (0..2)
+                    .map(|l| (0..2).map(|m| a[l][m] * s[m]).sum())
+                    .collect();
+                acc.add(&s, &h);
+            }
+        }
+        let c = acc.finish().expect("three blocks");
+        for (k, row) in a.iter().enumerate() {
+            for (l, &want) in row.iter().enumerate() {
+                assert!((c.get(k, l) - want).abs() < 1e-15);
+                assert!(c.std_err(k, l).unwrap() < 1e-15);
+            }
         }
         assert_eq!(shrinkage(0.1, 0.2), 0.0);
         assert!((shrinkage(1.0, 0.1) - 0.99).abs() < 1e-12);

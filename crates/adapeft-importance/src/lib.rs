@@ -69,7 +69,10 @@ pub use error::{EstimateError, GroupingError};
 pub use estimator::{AnyEstimator, Estimator};
 pub use fit::{Intercept, QuadraticFit, fit_quadratic};
 pub use forward::{ForwardProbe, ProbeStep};
-pub use gradient::{DEFAULT_PROBES, GradientProbe, MAX_CURVATURE_GROUPS, ProbeMode};
+pub use gradient::{
+    DEFAULT_EXACT_BUDGET, DEFAULT_PROBES, GradientProbe, MAX_CURVATURE_GROUPS, ProbeMode,
+    SignPattern,
+};
 pub use grouping::{Group, Grouping, Groups, KindRules, ParamKind, Unmatched};
 pub use newton::NewtonProbe;
 pub use objective::{LossFn, ModelObjective, Objective};

@@ -278,7 +278,8 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
             adapeft_importance::Objective::loss(m, b)
         };
 
-        let fwd = ForwardProbe::default()
+        let fwd = ForwardProbe::new()
+            .with_step(ProbeStep::LossChange(0.01))
             .estimate_with(&model, std::slice::from_ref(&batch), &groups, &counting)
             .unwrap();
         assert_eq!(calls.get(), 4 * k + 1);
@@ -302,7 +303,8 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
         assert_eq!(calls.get(), 1 + 2 * k);
         assert_eq!(exact.cost.backward_passes, 1 + 2 * k);
 
-        // Auto takes the exact mode when K <= P, random signs otherwise.
+        // Auto takes the exact mode when K <= P or 2K is within the exact budget, random
+        // signs otherwise.
         let auto = GradientProbe {
             probes: k as usize,
             ..Default::default()
@@ -319,6 +321,12 @@ fn pass_counts_are_4k_plus_1_forward_and_1_plus_2p_backward() {
         );
         let auto = GradientProbe {
             probes: 2,
+            ..Default::default()
+        };
+        assert!(auto.runs_exact(k as usize));
+        let auto = GradientProbe {
+            probes: 2,
+            exact_budget: 2 * k as usize - 1,
             ..Default::default()
         };
         assert!(!auto.runs_exact(k as usize));

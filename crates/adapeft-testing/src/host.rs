@@ -2,8 +2,8 @@
 //! parameters, and gradients at given parameter values.
 
 use adapeft_importance::{
-    GradientProbe, Grouping, Groups, ParamMapper, ParamVisitor, ProbeMode, discover, map_params,
-    visit_params,
+    GradientProbe, Grouping, Groups, ParamMapper, ParamVisitor, ProbeMode, SignPattern, discover,
+    map_params, visit_params,
 };
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -161,11 +161,26 @@ pub fn per_tensor<M: Module>(model: &M) -> Groups {
         .expect("per-tensor grouping of a model with parameters")
 }
 
-/// The gradient probe in random-sign mode with `probes` probes and sign seed `seed`.
+/// The gradient probe in random-sign mode with `probes` independent-sign probes
+/// ([`SignPattern::Independent`]) and sign seed `seed`.
 pub fn random_signs(probes: usize, seed: u64) -> GradientProbe {
     GradientProbe {
         probes,
         mode: ProbeMode::RandomSigns,
+        pattern: SignPattern::Independent,
+        seed,
+        ..Default::default()
+    }
+}
+
+/// The gradient probe in random-sign mode with `probes` probes in orthogonal sign patterns
+/// ([`SignPattern::Orthogonal`], at least `replicates` replicates) and sign seed `seed`.
+pub fn orthogonal_signs(probes: usize, replicates: usize, seed: u64) -> GradientProbe {
+    GradientProbe {
+        probes,
+        mode: ProbeMode::RandomSigns,
+        pattern: SignPattern::Orthogonal,
+        replicates,
         seed,
         ..Default::default()
     }

@@ -12,8 +12,8 @@ pub mod host;
 pub mod problems;
 
 pub use host::{
-    Snap, flat_params, gradient_at, host, per_tensor, random_signs, rel_err, snapshot,
-    snapshot_base, tensor1, tensor2, with_params, with_random_params,
+    Snap, flat_params, gradient_at, host, orthogonal_signs, per_tensor, random_signs, rel_err,
+    snapshot, snapshot_base, tensor1, tensor2, with_params, with_random_params,
 };
 pub use problems::*;
 pub use tempfile::TempDir;

@@ -14,7 +14,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::host::{flat_params, gradient_at, host, tensor1, tensor2, with_random_params};
+use crate::host::{
+    flat_params, gradient_at, host, tensor1, tensor2, with_params, with_random_params,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The quadratic model L(w) = 1/2 w^T A w - c^T w, its vector split into groups.
@@ -243,9 +245,46 @@ impl LogisticProblem {
     /// The softmax probabilities `p_i` and the gradients `G_W` (`[d, c]` row-major) and `G_b`,
     /// in f64 from the model's weights.
     fn probabilities_and_gradients(&self, model: &Logistic) -> (Vec<Vec<f64>>, Vec<f64>, Vec<f64>) {
-        let (d, c, n) = (self.d, self.classes, self.n);
         let w = host(model.linear.weight.val()); // [d, c]
         let bias = host(model.linear.bias.as_ref().expect("bias").val());
+        self.probabilities_and_gradients_at(&w, &bias)
+    }
+
+    /// The gradients `G_W` (`[d, c]` row-major) and `G_b` at the model's weights, in f64.
+    pub fn gradients(&self, model: &Logistic) -> (Vec<f64>, Vec<f64>) {
+        let (_, gw, gb) = self.probabilities_and_gradients(model);
+        (gw, gb)
+    }
+
+    /// The model with its bias moved by gradient descent on the bias alone (in f64, the
+    /// weight kept) until the bias gradient's norm is at most `norm`: a bias group of small
+    /// value `v = ||G_b||^4 / 2a`, whose optimum the loss-change step overshoots.
+    pub fn with_small_bias_gradient(
+        &self,
+        model: &Logistic,
+        norm: f64,
+        device: &Device,
+    ) -> Logistic {
+        let w = host(model.linear.weight.val());
+        let mut bias = host(model.linear.bias.as_ref().expect("bias").val());
+        for _ in 0..100_000 {
+            let (_, _, gb) = self.probabilities_and_gradients_at(&w, &bias);
+            if gb.iter().map(|g| g * g).sum::<f64>().sqrt() <= norm {
+                break;
+            }
+            for (b, g) in bias.iter_mut().zip(&gb) {
+                *b -= 0.5 * g;
+            }
+        }
+        with_params(model, &[w, bias], device)
+    }
+
+    fn probabilities_and_gradients_at(
+        &self,
+        w: &[f64],
+        bias: &[f64],
+    ) -> (Vec<Vec<f64>>, Vec<f64>, Vec<f64>) {
+        let (d, c, n) = (self.d, self.classes, self.n);
         let probs: Vec<Vec<f64>> = (0..n)
             .map(|i| {
                 let logits: Vec<f64> = (0..c)
