@@ -65,6 +65,8 @@ pub use adapeft_optim as optim;
 pub use adapeft_selection as selection;
 
 pub mod backend;
+#[cfg(feature = "cuda")]
+pub mod distributed;
 mod error;
 pub mod prelude;
 mod select;

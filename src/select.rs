@@ -1,8 +1,8 @@
 //! The selector: scores -> knapsack and Pareto front -> [`Selection`].
 
 use adapeft_importance::{
-    AnyEstimator, Estimator, Grouping, Groups, LossFn, ModelObjective, Objective, Scores,
-    ValueModel, discover,
+    AnyEstimator, Collective, Estimator, Grouping, Groups, HostReduce, LossFn, ModelObjective,
+    Objective, Scores, Shard, ValueModel, discover,
 };
 use adapeft_knapsack::{
     FrontOptions, Item, ParetoFront, greedy_subset_front, maximize_subset, pareto_front_with, solve,
@@ -172,6 +172,86 @@ impl AdaPeftConfig {
         M: Module + Objective<B>,
     {
         self.select_with(model, batches, budget, &ModelObjective)
+    }
+
+    /// Selects on batches spread over several devices, one worker thread per [`Shard`],
+    /// with the model's own [`Objective`]: each worker forks a clone of `model` to its
+    /// shard's device and computes its part of the statistics; the parts are summed across
+    /// the workers in f64 by a [`HostReduce`], so the selection is the one
+    /// [`AdaPeftConfig::select`] makes on all the batches on one device (up to float
+    /// rounding, see [`adapeft_importance::Shard`]'s module). Every estimator is supported;
+    /// the default [`ShortRun`](adapeft_importance::ShortRun) becomes a data-parallel run
+    /// (at each step every worker takes one of its batches and the step averages the
+    /// workers' gradients). The user's model is not touched.
+    ///
+    /// ```
+    /// use adapeft::importance::Shard;
+    /// use adapeft::{AdaPeftConfig, Budget, GradientProbe, Objective};
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{Device, Tensor};
+    ///
+    /// #[derive(burn::module::Module, Debug)]
+    /// struct Model { layer: Linear }
+    /// impl Objective<Tensor<2>> for Model {
+    ///     fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+    ///         (self.layer.forward(x.clone()) - 1.0).square().mean()
+    ///     }
+    /// }
+    /// let device = Device::flex();
+    /// let model = Model { layer: LinearConfig::new(4, 2).init(&device) };
+    /// // Two workers; on a machine with two GPUs, one device each.
+    /// let shards: Vec<_> = [1.0f32, -0.5]
+    ///     .iter()
+    ///     .map(|&v| Shard::new(device.clone(), vec![Tensor::<2>::full([8, 4], v, &device)]))
+    ///     .collect();
+    /// let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
+    /// let selection = config.select_sharded(&model, &shards, Budget::Params(8)).unwrap();
+    /// assert_eq!(selection.settings().batches, 2);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`AdaPeftConfig::select`], and an estimate error for no shard or an empty one.
+    pub fn select_sharded<M, B>(
+        &self,
+        model: &M,
+        shards: &[Shard<B>],
+        budget: Budget,
+    ) -> Result<Selection, AdaPeftError>
+    where
+        M: Module + Objective<B>,
+        B: Sync,
+    {
+        let reduce = HostReduce::new(shards.len().max(1));
+        self.select_sharded_with(model, shards, budget, &ModelObjective, &reduce)
+    }
+
+    /// [`AdaPeftConfig::select_sharded`] with a loss closure and any [`Collective`]: a
+    /// [`HostReduce`] of `shards.len()` workers, or a device collective (the `cuda`
+    /// feature's `adapeft::distributed::DeviceReduce`).
+    ///
+    /// # Errors
+    /// As [`AdaPeftConfig::select_sharded`], and an estimate error when `reduce` does not
+    /// have one worker per shard.
+    pub fn select_sharded_with<M, B, F>(
+        &self,
+        model: &M,
+        shards: &[Shard<B>],
+        budget: Budget,
+        loss: &F,
+        reduce: &dyn Collective,
+    ) -> Result<Selection, AdaPeftError>
+    where
+        M: Module,
+        B: Sync,
+        F: LossFn<M, B> + Sync,
+    {
+        let groups = self.groups(model)?;
+        let capacity = budget.resolve(groups.total_params())?;
+        let scores = self
+            .estimator
+            .estimate_sharded(model, shards, &groups, loss, reduce)?;
+        let batches = shards.iter().map(|s| s.batches.len()).sum();
+        self.choose(&groups, scores, budget, capacity, batches)
     }
 
     /// Selects with a loss closure `loss(model, batch) -> Tensor<1>`.

@@ -14,6 +14,8 @@ use crate::grouping::Groups;
 use crate::newton::NewtonProbe;
 use crate::objective::{LossFn, ModelObjective, Objective};
 use crate::score::Scores;
+use crate::probe::Workspace;
+use crate::shard::EstimateIn;
 use crate::short_run::ShortRun;
 
 /// A way to score parameter groups on some batches.
@@ -152,6 +154,22 @@ impl Estimator for AnyEstimator {
             AnyEstimator::Baseline(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::ShortRun(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::Newton(e) => e.estimate_with(model, batches, groups, loss),
+        }
+    }
+}
+
+impl EstimateIn for AnyEstimator {
+    fn estimate_in<M, B, F>(&self, ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        match self {
+            AnyEstimator::Forward(e) => e.estimate_in(ws),
+            AnyEstimator::Gradient(e) => e.estimate_in(ws),
+            AnyEstimator::Baseline(e) => e.estimate_in(ws),
+            AnyEstimator::ShortRun(e) => e.estimate_in(ws),
+            AnyEstimator::Newton(e) => e.estimate_in(ws),
         }
     }
 }

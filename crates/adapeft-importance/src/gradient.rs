@@ -13,6 +13,7 @@ use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
+use crate::shard::EstimateIn;
 use crate::probe::{ParamVec, Workspace, combine, dots, per_group, relative_step, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
 
@@ -165,9 +166,19 @@ impl Estimator for GradientProbe {
         M: Module,
         F: LossFn<M, B>,
     {
+        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
+    }
+}
+
+impl EstimateIn for GradientProbe {
+    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let groups = ws.groups;
         let k = groups.len();
         self.validate(k)?;
-        let mut ws = Workspace::new(model, batches, loss, groups)?;
         let fo = first_order(&mut ws, self.direction, self.slope)?;
         let g_norm2 = per_group(groups, &dots(&fo.dir, &fo.dir));
         let w = ws.weights();

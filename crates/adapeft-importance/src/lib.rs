@@ -58,6 +58,7 @@ mod objective;
 mod param;
 mod probe;
 mod score;
+mod shard;
 mod short_run;
 mod value;
 
@@ -77,5 +78,6 @@ pub use param::{
     set_require_grad, visit_params,
 };
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};
+pub use shard::{Collective, HostReduce, ReduceError, Shard, WorkerPlace};
 pub use short_run::{RunOptimizer, ShortRun, ShortRunValue};
 pub use value::ValueModel;

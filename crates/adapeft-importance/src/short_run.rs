@@ -10,6 +10,7 @@ use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
+use crate::shard::EstimateIn;
 use crate::probe::{ParamVec, Workspace, dots, per_group};
 use crate::score::{GroupScore, Quality, Scores};
 
@@ -225,9 +226,8 @@ where
     let groups = ws.groups;
     let mut state = RunState::new(groups.params.len());
     let mut credit = vec![0.0; groups.len()];
-    let batches = ws.batches().len();
     for t in 0..config.steps {
-        let (_, grad) = ws.gradient_on(t % batches, &state.delta, track, |batch, loss| {
+        let grad = ws.step_gradient(t, &state.delta, track, |batch, loss| {
             EstimateError::NonFiniteRun {
                 group: what.to_string(),
                 step: t,
@@ -255,8 +255,18 @@ impl Estimator for ShortRun {
         M: Module,
         F: LossFn<M, B>,
     {
+        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
+    }
+}
+
+impl EstimateIn for ShortRun {
+    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let groups = ws.groups;
         self.validate()?;
-        let mut ws = Workspace::new(model, batches, loss, groups)?;
         let zero: ParamVec = vec![None; groups.params.len()];
         let loss0 = ws.loss_at(&zero, |loss| EstimateError::NonFiniteLoss {
             batch: 0,
