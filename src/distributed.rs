@@ -14,7 +14,9 @@
 //! [`HostReduce`]: adapeft_importance::HostReduce
 
 use adapeft_importance::{Collective, ReduceError};
-use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation, all_reduce};
+use burn::tensor::distributed::{
+    DistributedConfig, DistributedContext, ReduceOperation, all_reduce,
+};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 /// Sums each worker's numbers with burn's `all_reduce` among `devices` (worker `rank` is
@@ -52,10 +54,8 @@ impl Collective for DeviceReduce {
             workers: self.devices.len(),
         })?;
         let n = values.len();
-        let input = Tensor::<1>::from_data(
-            TensorData::new(values.to_vec(), [n]),
-            (device, DType::F64),
-        );
+        let input =
+            Tensor::<1>::from_data(TensorData::new(values.to_vec(), [n]), (device, DType::F64));
         let sum = all_reduce(input, ReduceOperation::Sum, self.devices.clone()).resolve();
         let data = sum.into_data();
         let read: Vec<f64> = data.iter::<f64>().collect();

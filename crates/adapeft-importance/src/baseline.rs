@@ -10,9 +10,9 @@ use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::shard::EstimateIn;
 use crate::probe::{ParamVec, Workspace, dots, per_group};
 use crate::score::{GroupScore, Quality, Scores};
+use crate::shard::EstimateIn;
 
 /// A first-order or data-free score per group. Each puts its score in
 /// [`GroupScore::value`]; `b` holds `||G_k||^2` where a gradient was taken (else `0`) and `a` is

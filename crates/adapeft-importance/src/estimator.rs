@@ -13,8 +13,8 @@ use crate::gradient::GradientProbe;
 use crate::grouping::Groups;
 use crate::newton::NewtonProbe;
 use crate::objective::{LossFn, ModelObjective, Objective};
-use crate::score::Scores;
 use crate::probe::Workspace;
+use crate::score::Scores;
 use crate::shard::EstimateIn;
 use crate::short_run::ShortRun;
 

@@ -10,9 +10,9 @@ use crate::estimator::{AnyEstimator, Estimator};
 use crate::fit::{Intercept, QuadraticFit};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::shard::EstimateIn;
 use crate::probe::{Workspace, dots, per_group, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
+use crate::shard::EstimateIn;
 
 /// How the forward probe chooses the base step `h` of each group.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -13,9 +13,9 @@ use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::shard::EstimateIn;
 use crate::probe::{ParamVec, Workspace, combine, dots, per_group, relative_step, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
+use crate::shard::EstimateIn;
 
 /// Which Hessian-vector products the gradient probe takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -9,9 +9,9 @@ use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::shard::EstimateIn;
 use crate::probe::{ParamVec, Workspace, dots, per_group, relative_step, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
+use crate::shard::EstimateIn;
 
 /// Scores each group by the loss reduction of a Newton step within its own subspace,
 /// `v_k = 1/2 G_k^T H_kk^-1 G_k` (the group's Newton decrement), estimated by `cg_steps`

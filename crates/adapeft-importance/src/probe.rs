@@ -146,11 +146,17 @@ where
             return Ok(mean_of(kept));
         };
         let track = track.unwrap_or(&self.grouped);
-        let numel: Vec<usize> = self.groups.params.iter().map(|p| p.numel as usize).collect();
-        let len: usize = 1 + (0..numel.len())
-            .filter(|&i| track[i])
-            .map(|i| numel[i])
-            .sum::<usize>();
+        let numel: Vec<usize> = self
+            .groups
+            .params
+            .iter()
+            .map(|p| p.numel as usize)
+            .collect();
+        let len: usize = 1
+            + (0..numel.len())
+                .filter(|&i| track[i])
+                .map(|i| numel[i])
+                .sum::<usize>();
         let mut host = vec![0.0; len];
         if !kept.is_empty() {
             let (loss, grad) = sum_of(kept);

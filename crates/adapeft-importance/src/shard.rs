@@ -206,10 +206,7 @@ impl Collective for HostReduce {
             self.changed.notify_all();
         } else {
             while state.generation == generation && state.aborted.is_none() {
-                state = self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner());
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
             }
             if state.generation == generation {
                 let failed = state.aborted.expect("woken by an abort");

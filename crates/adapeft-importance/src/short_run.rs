@@ -10,9 +10,9 @@ use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::shard::EstimateIn;
 use crate::probe::{ParamVec, Workspace, dots, per_group};
 use crate::score::{GroupScore, Quality, Scores};
+use crate::shard::EstimateIn;
 
 /// The optimizer a [`ShortRun`] imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
