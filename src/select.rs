@@ -178,8 +178,8 @@ impl AdaPeftConfig {
     /// with the model's own [`Objective`]: each worker forks a clone of `model` to its
     /// shard's device and computes its part of the statistics; the parts are summed across
     /// the workers in f64 by a [`HostReduce`], so the selection is the one
-    /// [`AdaPeftConfig::select`] makes on all the batches on one device (up to float
-    /// rounding, see [`adapeft_importance::Shard`]'s module). Every estimator is supported;
+    /// [`AdaPeftConfig::select`] makes on all the batches on one device, up to float
+    /// rounding (see [`AnyEstimator::estimate_sharded`]). Every estimator is supported;
     /// the default [`ShortRun`](adapeft_importance::ShortRun) becomes a data-parallel run
     /// (at each step every worker takes one of its batches and the step averages the
     /// workers' gradients). The user's model is not touched.

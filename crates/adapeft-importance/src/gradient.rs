@@ -144,9 +144,7 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    let (plus, minus) = ws.gradients_either_side(v, e, group)?;
-    let dp = dots(dir, &plus);
-    let dm = dots(dir, &minus);
+    let (dp, dm) = ws.dots_either_side(dir, v, e, group)?;
     Ok(dp
         .iter()
         .zip(&dm)

@@ -377,6 +377,45 @@ where
         let (_, minus) = self.mean_gradient_at(&scaled(-e), None, non_finite(-e))?;
         Ok((plus, minus))
     }
+
+    /// `dir . G(w + e v)` and `dir . G(w - e v)` per parameter, with `G` the mean gradient
+    /// (every grouped parameter tracked): the two sides of a Hessian-vector product read
+    /// along `dir`. On one device the dots of [`Workspace::gradients_either_side`]'s means.
+    /// Across workers the gradient is linear in the batches, so each worker dots its own
+    /// summed gradients and only those per-parameter numbers are reduced (not the
+    /// gradients themselves). A non-finite loss names `group`.
+    pub(crate) fn dots_either_side(
+        &mut self,
+        dir: &ParamVec,
+        v: &ParamVec,
+        e: f64,
+        group: &str,
+    ) -> Result<(Vec<f64>, Vec<f64>), EstimateError> {
+        if self.shard.is_none() {
+            let (plus, minus) = self.gradients_either_side(v, e, group)?;
+            return Ok((dots(dir, &plus), dots(dir, &minus)));
+        }
+        let mut sides = Vec::with_capacity(2 * v.len());
+        for c in [e, -e] {
+            let delta: ParamVec = v
+                .iter()
+                .map(|t| t.as_ref().map(|t| t.clone().mul_scalar(c)))
+                .collect();
+            let per_batch =
+                self.gradients_at(&delta, None, |_batch, loss| EstimateError::NonFiniteProbe {
+                    group: group.to_string(),
+                    step: c,
+                    loss,
+                })?;
+            let (_, sum) = sum_of(per_batch);
+            sides.extend(dots(dir, &sum));
+        }
+        self.reduce_scalars(&mut sides)?;
+        let n = self.total_batches() as f64;
+        let minus = sides.split_off(v.len());
+        let scale = |x: Vec<f64>| x.into_iter().map(|d| d / n).collect();
+        Ok((scale(sides), scale(minus)))
+    }
 }
 
 /// The finite-difference step `e` that moves weights of squared norm `w2` along a direction

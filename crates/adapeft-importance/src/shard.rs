@@ -10,9 +10,12 @@
 //!
 //! What is reduced, per estimator:
 //!
-//! - every mean gradient (the first-order `b`, each side of a Hessian-vector product, the
-//!   two-batch halves of [`SlopeEstimate::TwoBatch`](crate::SlopeEstimate)), as one f64
-//!   vector of the grouped parameters plus the loss;
+//! - every mean gradient that is needed as a vector (the first-order gradient and direction,
+//!   the two-batch halves of [`SlopeEstimate::TwoBatch`](crate::SlopeEstimate), the Newton
+//!   probe's products), as one f64 vector of the grouped parameters plus the loss;
+//! - each side of the gradient probe's Hessian-vector products only as its dot with the
+//!   direction, per parameter (the gradient is linear in the batches, so each worker dots its
+//!   own sum): a few numbers per product instead of a model-sized vector;
 //! - every mean loss (the forward probe's points, the short run's losses), as one number;
 //! - the empirical Fisher of [`Baseline::Fisher`](crate::Baseline), per group;
 //! - [`ShortRun`](crate::ShortRun) becomes a data-parallel run: at step `t` every worker
@@ -272,6 +275,19 @@ impl AnyEstimator {
     /// reduced through `reduce` (a [`HostReduce`] of `shards.len()` workers, or a device
     /// collective). Each worker forks a clone of the model to its shard's device; the user's
     /// model is not touched. The loss is averaged over every batch of every shard.
+    ///
+    /// Every estimator runs its one-device code; only the probing engine's means over
+    /// batches change: each worker sums its own batches (losses, gradients, Fisher sums), the
+    /// sums are added across workers in f64 in rank order and divided by the total number of
+    /// batches, so every worker holds the same means and takes the same steps. The scores
+    /// equal one device's on all the batches up to float rounding (the mean gradient is
+    /// rounded to f32 once from an f64 sum where one device sums in f32, and each side of a
+    /// Hessian-vector product is dotted per worker before the reduction; measured on a small
+    /// MLP: at most `4e-4` relative on the finite-difference curvature, `5e-7` on
+    /// first-order scores).
+    /// [`ShortRun`](crate::ShortRun) becomes a data-parallel run: at step `t` every worker
+    /// takes its batch `t % (its batches)` and the step uses the mean of the workers'
+    /// gradients (one batch per worker per step, like burn-train's multi-device training).
     ///
     /// The result is worker 0's, with the passes of every worker added up in
     /// [`Scores::cost`] (and the slowest worker's seconds).
