@@ -56,6 +56,8 @@
 //!   transfer);
 //! - [`optim`]: optimizer adapters ([`Masked`], the [`Gen`] learning rate, [`Reselect`]);
 //! - [`backend`]: the devices the enabled backend features give.
+//! - `distributed` (with the `cuda` feature): `DeviceReduce`, a collective over burn's
+//!   `all_reduce` for [`AdaPeftConfig::select_sharded_with`] on several CUDA GPUs.
 //!
 //! See `docs/architecture.md` in the repository for how data flows through them.
 
@@ -65,6 +67,8 @@ pub use adapeft_optim as optim;
 pub use adapeft_selection as selection;
 
 pub mod backend;
+#[cfg(feature = "cuda")]
+pub mod distributed;
 mod error;
 pub mod prelude;
 mod select;

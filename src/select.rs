@@ -1,8 +1,8 @@
 //! The selector: scores -> knapsack and Pareto front -> [`Selection`].
 
 use adapeft_importance::{
-    AnyEstimator, Cost, Estimator, GroupScore, Grouping, Groups, LossFn, ModelObjective, Objective,
-    Quality, Scores, Unreliable, ValueModel, discover,
+    AnyEstimator, Collective, Cost, EstimateError, Estimator, GroupScore, Grouping, Groups, HostReduce, LossFn,
+    ModelObjective, Objective, Quality, Scores, Shard, Unreliable, ValueModel, discover,
 };
 use adapeft_knapsack::{
     FrontOptions, Item, ParetoFront, greedy_subset_front, maximize_subset, pareto_front_with, solve,
@@ -188,6 +188,87 @@ impl AdaPeftConfig {
         self.select_with(model, batches, budget, &ModelObjective)
     }
 
+    /// Selects on batches spread over several devices, one worker thread per [`Shard`],
+    /// with the model's own [`Objective`]: each worker forks a clone of `model` to its
+    /// shard's device and computes its part of the statistics; the parts are summed across
+    /// the workers in f64 by a [`HostReduce`], so the selection is the one
+    /// [`AdaPeftConfig::select`] makes on all the batches on one device, up to float
+    /// rounding (see [`AnyEstimator::estimate_sharded`]). Every estimator is supported;
+    /// the default [`ShortRun`](adapeft_importance::ShortRun) becomes a data-parallel run
+    /// (at each step every worker takes one of its batches and the step averages the
+    /// workers' gradients). The user's model is not touched.
+    ///
+    /// ```
+    /// use adapeft::importance::Shard;
+    /// use adapeft::{AdaPeftConfig, Budget, GradientProbe, Objective};
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{Device, Tensor};
+    ///
+    /// #[derive(burn::module::Module, Debug)]
+    /// struct Model { layer: Linear }
+    /// impl Objective<Tensor<2>> for Model {
+    ///     fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+    ///         (self.layer.forward(x.clone()) - 1.0).square().mean()
+    ///     }
+    /// }
+    /// let device = Device::flex();
+    /// let model = Model { layer: LinearConfig::new(4, 2).init(&device) };
+    /// // Two workers; on a machine with two GPUs, one device each.
+    /// let shards: Vec<_> = [1.0f32, -0.5]
+    ///     .iter()
+    ///     .map(|&v| Shard::new(device.clone(), vec![Tensor::<2>::full([8, 4], v, &device)]))
+    ///     .collect();
+    /// let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
+    /// let selection = config.select_sharded(&model, &shards, Budget::Params(8)).unwrap();
+    /// assert_eq!(selection.settings().batches, 2);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`AdaPeftConfig::select`], and an estimate error for no shard or an empty one.
+    pub fn select_sharded<M, B>(
+        &self,
+        model: &M,
+        shards: &[Shard<B>],
+        budget: Budget,
+    ) -> Result<Selection, AdaPeftError>
+    where
+        M: Module + Objective<B>,
+        B: Sync,
+    {
+        let reduce = HostReduce::new(shards.len().max(1));
+        self.select_sharded_with(model, shards, budget, &ModelObjective, &reduce)
+    }
+
+    /// [`AdaPeftConfig::select_sharded`] with a loss closure and any [`Collective`]: a
+    /// [`HostReduce`] of `shards.len()` workers, or a device collective (the `cuda`
+    /// feature's `adapeft::distributed::DeviceReduce`).
+    ///
+    /// # Errors
+    /// As [`AdaPeftConfig::select_sharded`], and an estimate error when `reduce` does not
+    /// have one worker per shard.
+    pub fn select_sharded_with<M, B, F>(
+        &self,
+        model: &M,
+        shards: &[Shard<B>],
+        budget: Budget,
+        loss: &F,
+        reduce: &dyn Collective,
+    ) -> Result<Selection, AdaPeftError>
+    where
+        M: Module,
+        B: Sync,
+        F: LossFn<M, B> + Sync,
+    {
+        let groups = self.groups(model)?;
+        let capacity = budget.resolve(groups.total_params())?;
+        let (scores, candidates) = self.score(&groups, capacity, |scored| {
+            self.estimator
+                .estimate_sharded(model, shards, scored, loss, reduce)
+        })?;
+        let batches = shards.iter().map(|s| s.batches.len()).sum();
+        self.choose(&groups, scores, budget, capacity, batches, candidates)
+    }
+
     /// Selects with a loss closure `loss(model, batch) -> Tensor<1>`.
     ///
     /// # Errors
@@ -206,32 +287,36 @@ impl AdaPeftConfig {
         let groups = self.groups(model)?;
         // Resolve the budget once, before paying for the estimation.
         let capacity = budget.resolve(groups.total_params())?;
-        let restricted = self.scored_candidates(&groups, capacity);
-        let candidates = match restricted {
-            Some(_) => Candidates::WithinBudget,
-            None => Candidates::All,
-        };
-        let scores = match restricted {
-            None => self
-                .estimator
-                .estimate_with(model, batches, &groups, loss)?,
-            Some((keep, budget_params)) => {
-                let scored = Groups {
-                    params: groups.params.clone(),
-                    groups: keep.iter().map(|&g| groups.groups[g].clone()).collect(),
-                };
-                let scores = if keep.is_empty() {
-                    None
-                } else {
-                    Some(
-                        self.estimator
-                            .estimate_with(model, batches, &scored, loss)?,
-                    )
-                };
-                self.expand(&groups, &keep, scores, budget_params)
-            }
-        };
+        let (scores, candidates) = self.score(&groups, capacity, |scored| {
+            self.estimator.estimate_with(model, batches, scored, loss)
+        })?;
         self.choose(&groups, scores, budget, capacity, batches.len(), candidates)
+    }
+
+    /// Scores the candidates with `estimate` (every group, or under
+    /// [`Candidates::WithinBudget`] those that fit `capacity`), and which were scored.
+    fn score(
+        &self,
+        groups: &Groups,
+        capacity: Option<u64>,
+        estimate: impl FnOnce(&Groups) -> Result<Scores, EstimateError>,
+    ) -> Result<(Scores, Candidates), AdaPeftError> {
+        let Some((keep, budget)) = self.scored_candidates(groups, capacity) else {
+            return Ok((estimate(groups)?, Candidates::All));
+        };
+        let scored = Groups {
+            params: groups.params.clone(),
+            groups: keep.iter().map(|&g| groups.groups[g].clone()).collect(),
+        };
+        let scores = if keep.is_empty() {
+            None
+        } else {
+            Some(estimate(&scored)?)
+        };
+        Ok((
+            self.expand(groups, &keep, scores, budget),
+            Candidates::WithinBudget,
+        ))
     }
 
     /// The groups to score when not all of them are: `Some((indices, budget))` under

@@ -10,8 +10,9 @@ use crate::error::EstimateError;
 use crate::estimator::{AnyEstimator, Estimator};
 use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, dots, mean_of, per_group};
+use crate::probe::{ParamVec, Workspace, dots, per_group};
 use crate::score::{GroupScore, Quality, Scores};
+use crate::shard::EstimateIn;
 
 /// A first-order or data-free score per group. Each puts its score in
 /// [`GroupScore::value`]; `b` holds `||G_k||^2` where a gradient was taken (else `0`) and `a` is
@@ -70,7 +71,17 @@ impl Estimator for Baseline {
         M: Module,
         F: LossFn<M, B>,
     {
-        let mut ws = Workspace::new(model, batches, loss, groups)?;
+        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
+    }
+}
+
+impl EstimateIn for Baseline {
+    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let groups = ws.groups;
         let k = groups.len();
         let (mean_loss, b, values) = if self.needs_gradient() {
             let zero: ParamVec = vec![None; groups.params.len()];
@@ -85,11 +96,13 @@ impl Estimator for Baseline {
                             *t += x;
                         }
                     }
+                    ws.reduce_scalars(&mut total)?;
                     Some(total)
                 }
                 _ => None,
             };
-            let (mean_loss, grad) = mean_of(per_batch);
+            let count = ws.total_batches();
+            let (mean_loss, grad) = ws.reduce_mean(&per_batch, None, |_| true, count)?;
             let b = per_group(groups, &dots(&grad, &grad));
             let values = match self {
                 Baseline::GradientNorm => b.clone(),

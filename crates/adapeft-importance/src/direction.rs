@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EstimateError;
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, dots, mean_of, per_group};
+use crate::probe::{ParamVec, Workspace, dots, per_group};
 
 /// The optimizer's update direction `g` (the step is `w - eta g`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -80,7 +80,7 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    let m = ws.batches().len();
+    let m = ws.total_batches();
     if slope == SlopeEstimate::TwoBatch && m < 2 {
         return Err(EstimateError::TooFewBatches {
             what: "the two-batch estimate of b^2",
@@ -93,12 +93,14 @@ where
         batch,
         loss,
     })?;
-    let halves = (slope == SlopeEstimate::TwoBatch).then(|| {
-        let second = per_batch[m / 2..].to_vec();
-        let first = per_batch[..m / 2].to_vec();
-        (mean_of(first).1, mean_of(second).1)
-    });
-    let (loss, grad) = mean_of(per_batch);
+    let halves = if slope == SlopeEstimate::TwoBatch {
+        let first = ws.reduce_mean(&per_batch, None, |i| i < m / 2, m / 2)?;
+        let second = ws.reduce_mean(&per_batch, None, |i| i >= m / 2, m - m / 2)?;
+        Some((first.1, second.1))
+    } else {
+        None
+    };
+    let (loss, grad) = ws.reduce_mean(&per_batch, None, |_| true, m)?;
     let dir = direction.of(&grad);
     let groups = ws.groups;
     let (b, b_squared) = match halves {

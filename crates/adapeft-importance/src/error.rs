@@ -30,6 +30,26 @@ pub enum GroupingError {
 /// An estimator could not score the groups. The model is never changed, error or not.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum EstimateError {
+    /// A data-parallel estimation was given no shard.
+    #[error("no shard given: a data-parallel estimation needs at least one shard")]
+    NoShard,
+    /// A shard has no batch.
+    #[error("shard {shard} has no batch: every worker needs at least one")]
+    EmptyShard {
+        /// Index of the empty shard.
+        shard: usize,
+    },
+    /// The collective's number of workers is not the number of shards.
+    #[error("the collective has {workers} workers for {shards} shards")]
+    Workers {
+        /// Workers of the collective.
+        workers: usize,
+        /// Shards given.
+        shards: usize,
+    },
+    /// A reduction across workers failed.
+    #[error(transparent)]
+    Reduce(#[from] crate::shard::ReduceError),
     /// No batch was given.
     #[error("no batch given: estimators need at least one batch")]
     NoBatch,

@@ -13,8 +13,10 @@ use crate::gradient::GradientProbe;
 use crate::grouping::Groups;
 use crate::newton::NewtonProbe;
 use crate::objective::{LossFn, ModelObjective, Objective};
+use crate::probe::Workspace;
 use crate::probe_run::ProbeRun;
 use crate::score::Scores;
+use crate::shard::EstimateIn;
 use crate::short_run::ShortRun;
 
 /// A way to score parameter groups on some batches.
@@ -163,6 +165,23 @@ impl Estimator for AnyEstimator {
             AnyEstimator::ShortRun(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::Newton(e) => e.estimate_with(model, batches, groups, loss),
             AnyEstimator::ProbeRun(e) => e.estimate_with(model, batches, groups, loss),
+        }
+    }
+}
+
+impl EstimateIn for AnyEstimator {
+    fn estimate_in<M, B, F>(&self, ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        match self {
+            AnyEstimator::Forward(e) => e.estimate_in(ws),
+            AnyEstimator::Gradient(e) => e.estimate_in(ws),
+            AnyEstimator::Baseline(e) => e.estimate_in(ws),
+            AnyEstimator::ShortRun(e) => e.estimate_in(ws),
+            AnyEstimator::Newton(e) => e.estimate_in(ws),
+            AnyEstimator::ProbeRun(e) => e.estimate_in(ws),
         }
     }
 }

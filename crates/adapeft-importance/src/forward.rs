@@ -12,6 +12,7 @@ use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace, dots, per_group, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
+use crate::shard::EstimateIn;
 
 /// How the forward probe chooses the base step `h` of each group.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -199,8 +200,18 @@ impl Estimator for ForwardProbe {
         M: Module,
         F: LossFn<M, B>,
     {
+        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
+    }
+}
+
+impl EstimateIn for ForwardProbe {
+    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let groups = ws.groups;
         self.validate()?;
-        let mut ws = Workspace::new(model, batches, loss, groups)?;
         let fo = first_order(&mut ws, self.direction, self.slope)?;
         let g_norm2 = per_group(groups, &dots(&fo.dir, &fo.dir));
         let w_norm2 = match self.step {

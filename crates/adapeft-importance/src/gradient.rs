@@ -17,6 +17,7 @@ use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace, combine, dots, per_group, relative_step, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
+use crate::shard::EstimateIn;
 
 /// Which Hessian-vector products the gradient probe takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -311,9 +312,7 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    let (plus, minus) = ws.gradients_either_side(v, e, group)?;
-    let dp = dots(dir, &plus);
-    let dm = dots(dir, &minus);
+    let (dp, dm) = ws.dots_either_side(dir, v, e, group)?;
     Ok(dp
         .iter()
         .zip(&dm)
@@ -376,9 +375,19 @@ impl Estimator for GradientProbe {
         M: Module,
         F: LossFn<M, B>,
     {
+        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
+    }
+}
+
+impl EstimateIn for GradientProbe {
+    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let groups = ws.groups;
         let k = groups.len();
         self.validate(k)?;
-        let mut ws = Workspace::new(model, batches, loss, groups)?;
         let fo = first_order(&mut ws, self.direction, self.slope)?;
         let g_norm2 = per_group(groups, &dots(&fo.dir, &fo.dir));
         let w = ws.weights();

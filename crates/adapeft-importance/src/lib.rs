@@ -20,6 +20,11 @@
 //! settings are burn [`Config`](burn::config::Config)s. [`QuadraticFit`] is the least-squares
 //! parabola the forward probe (and the GeN learning rate in `adapeft-optim`) fit to losses.
 //!
+//! [`AnyEstimator::estimate_sharded`] scores on batches spread over several devices
+//! ([`Shard`]s, one worker thread each), every worker computing its part of the statistics
+//! and a [`Collective`] ([`HostReduce`] here) summing the parts in f64: the same estimator
+//! code as on one device, with the same result up to float rounding.
+//!
 //! [`visit_params`], [`map_params`] and [`set_require_grad`] are the one walk over a module's
 //! float parameters with their dotted paths that every adapeft crate uses.
 //!
@@ -59,6 +64,7 @@ mod param;
 mod probe;
 mod probe_run;
 mod score;
+mod shard;
 mod short_run;
 mod value;
 
@@ -82,5 +88,6 @@ pub use param::{
 };
 pub use probe_run::ProbeRun;
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};
+pub use shard::{Collective, HostReduce, ReduceError, Shard, WorkerPlace};
 pub use short_run::{RunOptimizer, ShortRun, ShortRunValue};
 pub use value::ValueModel;

@@ -11,6 +11,7 @@ use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace, dots, per_group, relative_step, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
+use crate::shard::EstimateIn;
 
 /// Scores each group by the loss reduction of a Newton step within its own subspace,
 /// `v_k = 1/2 G_k^T H_kk^-1 G_k` (the group's Newton decrement), estimated by `cg_steps`
@@ -91,6 +92,17 @@ impl Estimator for NewtonProbe {
         M: Module,
         F: LossFn<M, B>,
     {
+        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
+    }
+}
+
+impl EstimateIn for NewtonProbe {
+    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let groups = ws.groups;
         if self.cg_steps == 0 {
             return Err(EstimateError::InvalidSetting {
                 name: "cg_steps",
@@ -105,7 +117,6 @@ impl Estimator for NewtonProbe {
                 reason: "must be finite and positive",
             });
         }
-        let mut ws = Workspace::new(model, batches, loss, groups)?;
         let zero: ParamVec = vec![None; groups.params.len()];
         let (loss0, grad) = ws.mean_gradient_at(&zero, None, |batch, loss| {
             EstimateError::NonFiniteLoss { batch, loss }

@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Gradients, Tensor};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
 use crate::error::EstimateError;
 use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::score::Cost;
+use crate::shard::Collective;
 
 /// One flattened tensor per parameter of [`Groups::params`]; `None` where a parameter takes no
 /// part (not grouped, or not perturbed).
@@ -33,6 +34,20 @@ pub(crate) struct Workspace<'a, M, B, F> {
     grouped: Vec<bool>,
     pub(crate) cost: Cost,
     started: Instant,
+    /// Where this workspace sits in a data-parallel estimation, if it does.
+    shard: Option<ShardContext<'a>>,
+}
+
+/// One worker of a data-parallel estimation: its batches are `first_batch..` of
+/// `total_batches`, and every mean over batches is summed across workers through `reduce`.
+#[derive(Clone)]
+pub(crate) struct ShardContext<'a> {
+    pub(crate) reduce: &'a dyn Collective,
+    pub(crate) rank: usize,
+    pub(crate) first_batch: usize,
+    pub(crate) total_batches: usize,
+    /// The worker's device (without autodiff), where reduced vectors are rebuilt.
+    pub(crate) device: Device,
 }
 
 impl<'a, M, B, F> Workspace<'a, M, B, F>
@@ -72,12 +87,148 @@ where
             grouped,
             cost: Cost::default(),
             started: Instant::now(),
+            shard: None,
         })
     }
 
-    /// The batches.
-    pub(crate) fn batches(&self) -> &'a [B] {
-        self.batches
+    /// A workspace for one worker of a data-parallel estimation (see [`ShardContext`]).
+    pub(crate) fn sharded(
+        model: &'a M,
+        batches: &'a [B],
+        loss: &'a F,
+        groups: &'a Groups,
+        shard: ShardContext<'a>,
+    ) -> Result<Self, EstimateError> {
+        let mut ws = Workspace::new(model, batches, loss, groups)?;
+        ws.shard = Some(shard);
+        Ok(ws)
+    }
+
+    /// A workspace over another `model` with the same batches, loss, groups and place in a
+    /// data-parallel estimation (the probes of a [`crate::ProbeRun`] at its checkpoints).
+    pub(crate) fn for_model<'m>(
+        &'m self,
+        model: &'m M,
+    ) -> Result<Workspace<'m, M, B, F>, EstimateError> {
+        let mut ws = Workspace::new(model, self.batches, self.loss, self.groups)?;
+        ws.shard = self.shard.clone();
+        Ok(ws)
+    }
+
+    /// The number of batches over all workers.
+    pub(crate) fn total_batches(&self) -> usize {
+        self.shard
+            .as_ref()
+            .map_or(self.batches.len(), |s| s.total_batches)
+    }
+
+    /// The global index of local batch `index`.
+    fn global_index(&self, index: usize) -> usize {
+        index + self.shard.as_ref().map_or(0, |s| s.first_batch)
+    }
+
+    /// Sums `values` across the workers (nothing to do on one device).
+    pub(crate) fn reduce_scalars(&self, values: &mut [f64]) -> Result<(), EstimateError> {
+        match &self.shard {
+            None => Ok(()),
+            Some(s) => Ok(s.reduce.all_reduce_sum(s.rank, values)?),
+        }
+    }
+
+    /// The mean loss and mean gradient over every batch of every worker, from this worker's
+    /// per-batch results (local index, loss, gradient) for the parameters in `track`; only the
+    /// entries whose global batch index satisfies `keep` count, and the mean divides by
+    /// `count`. On one device this is [`mean_of`] (the sum on the device, in batch order).
+    /// Across workers each worker's sum is read back, summed across the workers in f64 in
+    /// rank order and divided by `count`, and the mean is rebuilt on the worker's device.
+    pub(crate) fn reduce_mean(
+        &self,
+        per_batch: &[(f64, ParamVec)],
+        track: Option<&[bool]>,
+        keep: impl Fn(usize) -> bool,
+        count: usize,
+    ) -> Result<(f64, ParamVec), EstimateError> {
+        let kept: Vec<(f64, ParamVec)> = per_batch
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep(self.global_index(*i)))
+            .map(|(_, x)| x.clone())
+            .collect();
+        let Some(shard) = &self.shard else {
+            return Ok(mean_of(kept));
+        };
+        let track = track.unwrap_or(&self.grouped);
+        let numel: Vec<usize> = self
+            .groups
+            .params
+            .iter()
+            .map(|p| p.numel as usize)
+            .collect();
+        let len: usize = 1
+            + (0..numel.len())
+                .filter(|&i| track[i])
+                .map(|i| numel[i])
+                .sum::<usize>();
+        let mut host = vec![0.0; len];
+        if !kept.is_empty() {
+            let (loss, grad) = sum_of(kept);
+            host[0] = loss;
+            let parts: Vec<Tensor<1>> = grad
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| track[*i])
+                .map(|(_, g)| g.clone().expect("tracked parameters have a gradient"))
+                .collect();
+            if !parts.is_empty() {
+                let values = Tensor::cat(parts, 0).into_data();
+                for (h, v) in host[1..].iter_mut().zip(values.iter::<f64>()) {
+                    *h = v;
+                }
+            }
+        }
+        shard.reduce.all_reduce_sum(shard.rank, &mut host)?;
+        let n = count as f64;
+        let mut out: ParamVec = vec![None; numel.len()];
+        let mut at = 1;
+        for (i, slot) in out.iter_mut().enumerate() {
+            if !track[i] {
+                continue;
+            }
+            let mean: Vec<f32> = host[at..at + numel[i]]
+                .iter()
+                .map(|x| (x / n) as f32)
+                .collect();
+            at += numel[i];
+            *slot = Some(Tensor::from_data(
+                TensorData::new(mean, [numel[i]]),
+                &shard.device,
+            ));
+        }
+        Ok((host[0] / n, out))
+    }
+
+    /// The gradient of training step `step` at `w + delta` for the parameters in `track`:
+    /// on one device the gradient of batch `step % batches`; across workers each worker
+    /// takes its own batch `step % local batches` and the gradients are averaged across the
+    /// workers (a data-parallel step). Returns the local batch's global index too.
+    pub(crate) fn step_gradient(
+        &mut self,
+        step: usize,
+        delta: &ParamVec,
+        track: Option<&[bool]>,
+        on_non_finite: impl Fn(usize, f64) -> EstimateError,
+    ) -> Result<ParamVec, EstimateError> {
+        let index = step % self.batches.len();
+        let (loss, grad) = self.gradient_on(index, delta, track, on_non_finite)?;
+        match &self.shard {
+            None => Ok(grad),
+            Some(shard) => {
+                let workers = shard.reduce.workers();
+                let per_batch = [(loss, grad)];
+                let (_, mean) = self.reduce_mean(&per_batch, track, |_| true, workers)?;
+                Ok(mean)
+            }
+        }
     }
 
     /// The cost so far, with the elapsed time.
@@ -135,13 +286,14 @@ where
         on_non_finite: impl Fn(f64) -> EstimateError,
     ) -> Result<f64, EstimateError> {
         let model = self.perturbed(delta, None);
-        let mut total = 0.0;
+        let mut total = [0.0];
         for batch in self.batches {
             let loss = self.loss.loss(&model, batch);
             self.cost.forward_passes += 1;
-            total += self.scalar(&loss)?;
+            total[0] += self.scalar(&loss)?;
         }
-        let mean = total / self.batches.len() as f64;
+        self.reduce_scalars(&mut total)?;
+        let mean = total[0] / self.total_batches() as f64;
         if !mean.is_finite() {
             return Err(on_non_finite(mean));
         }
@@ -192,7 +344,7 @@ where
         self.cost.forward_passes += 1;
         let value = self.scalar(&loss)?;
         if !value.is_finite() {
-            return Err(on_non_finite(index, value));
+            return Err(on_non_finite(self.global_index(index), value));
         }
         let grads = loss.backward();
         self.cost.backward_passes += 1;
@@ -214,7 +366,8 @@ where
         on_non_finite: impl Fn(usize, f64) -> EstimateError,
     ) -> Result<(f64, ParamVec), EstimateError> {
         let per_batch = self.gradients_at(delta, track, on_non_finite)?;
-        Ok(mean_of(per_batch))
+        let count = self.total_batches();
+        self.reduce_mean(&per_batch, track, |_| true, count)
     }
 
     /// The mean gradients at `w + e v` and at `w - e v` (every grouped parameter tracked), the
@@ -242,6 +395,45 @@ where
         let (_, minus) = self.mean_gradient_at(&scaled(-e), None, non_finite(-e))?;
         Ok((plus, minus))
     }
+
+    /// `dir . G(w + e v)` and `dir . G(w - e v)` per parameter, with `G` the mean gradient
+    /// (every grouped parameter tracked): the two sides of a Hessian-vector product read
+    /// along `dir`. On one device the dots of [`Workspace::gradients_either_side`]'s means.
+    /// Across workers the gradient is linear in the batches, so each worker dots its own
+    /// summed gradients and only those per-parameter numbers are reduced (not the
+    /// gradients themselves). A non-finite loss names `group`.
+    pub(crate) fn dots_either_side(
+        &mut self,
+        dir: &ParamVec,
+        v: &ParamVec,
+        e: f64,
+        group: &str,
+    ) -> Result<(Vec<f64>, Vec<f64>), EstimateError> {
+        if self.shard.is_none() {
+            let (plus, minus) = self.gradients_either_side(v, e, group)?;
+            return Ok((dots(dir, &plus), dots(dir, &minus)));
+        }
+        let mut sides = Vec::with_capacity(2 * v.len());
+        for c in [e, -e] {
+            let delta: ParamVec = v
+                .iter()
+                .map(|t| t.as_ref().map(|t| t.clone().mul_scalar(c)))
+                .collect();
+            let per_batch =
+                self.gradients_at(&delta, None, |_batch, loss| EstimateError::NonFiniteProbe {
+                    group: group.to_string(),
+                    step: c,
+                    loss,
+                })?;
+            let (_, sum) = sum_of(per_batch);
+            sides.extend(dots(dir, &sum));
+        }
+        self.reduce_scalars(&mut sides)?;
+        let n = self.total_batches() as f64;
+        let minus = sides.split_off(v.len());
+        let scale = |x: Vec<f64>| x.into_iter().map(|d| d / n).collect();
+        Ok((scale(sides), scale(minus)))
+    }
 }
 
 /// The finite-difference step `e` that moves weights of squared norm `w2` along a direction
@@ -255,9 +447,8 @@ pub(crate) fn relative_step(step: f64, w2: f64, v2: f64) -> f64 {
     }
 }
 
-/// The mean loss and mean gradient of per-batch results.
-pub(crate) fn mean_of(per_batch: Vec<(f64, ParamVec)>) -> (f64, ParamVec) {
-    let n = per_batch.len() as f64;
+/// The summed loss and summed gradient of per-batch results, in batch order.
+pub(crate) fn sum_of(per_batch: Vec<(f64, ParamVec)>) -> (f64, ParamVec) {
     let mut iter = per_batch.into_iter();
     let (mut loss, mut grad) = iter.next().expect("at least one batch");
     for (l, g) in iter {
@@ -268,6 +459,13 @@ pub(crate) fn mean_of(per_batch: Vec<(f64, ParamVec)>) -> (f64, ParamVec) {
             }
         }
     }
+    (loss, grad)
+}
+
+/// The mean loss and mean gradient of per-batch results.
+pub(crate) fn mean_of(per_batch: Vec<(f64, ParamVec)>) -> (f64, ParamVec) {
+    let n = per_batch.len() as f64;
+    let (loss, mut grad) = sum_of(per_batch);
     if n > 1.0 {
         for g in grad.iter_mut().flatten() {
             *g = g.clone().div_scalar(n);

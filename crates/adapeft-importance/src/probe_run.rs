@@ -10,6 +10,7 @@ use crate::gradient::GradientProbe;
 use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace};
+use crate::shard::EstimateIn;
 use crate::score::{Cost, GroupScore, Quality, Scores};
 use crate::short_run::{RunOptimizer, ShortRun, run_observed};
 
@@ -120,9 +121,19 @@ impl Estimator for ProbeRun {
         M: Module,
         F: LossFn<M, B>,
     {
+        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
+    }
+}
+
+impl EstimateIn for ProbeRun {
+    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
         self.validate()?;
+        let groups = ws.groups;
         let at = self.checkpoint_steps();
-        let mut ws = Workspace::new(model, batches, loss, groups)?;
         let mut deltas: Vec<ParamVec> = Vec::with_capacity(at.len());
         if at[0] == 0 {
             deltas.push(vec![None; groups.params.len()]);
@@ -145,7 +156,7 @@ impl Estimator for ProbeRun {
         let mut reliable = vec![false; groups.len()];
         for delta in &deltas {
             let probed = ws.model_at(delta);
-            let s = self.probe.estimate_with(&probed, batches, groups, loss)?;
+            let s = self.probe.estimate_in(ws.for_model(&probed)?)?;
             for ((sum, ok), g) in sums.iter_mut().zip(reliable.iter_mut()).zip(&s.groups) {
                 if g.is_reliable() {
                     *sum += g.value;

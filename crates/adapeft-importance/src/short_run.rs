@@ -12,6 +12,7 @@ use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace, dots, per_group};
 use crate::score::{GroupScore, Quality, Scores};
+use crate::shard::EstimateIn;
 
 /// The optimizer a [`ShortRun`] imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -233,7 +234,8 @@ where
     run_observed(ws, config, track, what, |_, _| {})
 }
 
-/// The run's gradient at step `t` (on batch `t mod n`), moving the parameters in `track`.
+/// The run's gradient at step `t` (on batch `t mod n`, averaged over the workers when
+/// sharded), moving the parameters in `track`.
 fn step_gradient<M, B, F>(
     ws: &mut Workspace<'_, M, B, F>,
     state: &RunState,
@@ -245,16 +247,14 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    let batches = ws.batches().len();
-    let (_, grad) = ws.gradient_on(t % batches, &state.delta, track, |batch, loss| {
+    ws.step_gradient(t, &state.delta, track, |batch, loss| {
         EstimateError::NonFiniteRun {
             group: what.to_string(),
             step: t,
             batch,
             loss,
         }
-    })?;
-    Ok(grad)
+    })
 }
 
 /// [`run`], calling `observe(t, state)` after each step `t` (1-based: the weights after `t`
@@ -313,8 +313,18 @@ impl Estimator for ShortRun {
         M: Module,
         F: LossFn<M, B>,
     {
+        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
+    }
+}
+
+impl EstimateIn for ShortRun {
+    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let groups = ws.groups;
         self.validate()?;
-        let mut ws = Workspace::new(model, batches, loss, groups)?;
         let zero: ParamVec = vec![None; groups.params.len()];
         let loss0 = ws.loss_at(&zero, |loss| EstimateError::NonFiniteLoss {
             batch: 0,

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use adapeft_importance::{ParamSlot, layout};
 use adapeft_selection::Selection;
 use burn::module::{Module, ParamGroup, ParamId};
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, MultiGradientsParams};
 
 /// The set of parameters that train, matched by [`ParamId`] or path (a burn [`ParamGroup`]).
 ///
@@ -82,6 +82,19 @@ impl GradientMask {
             if !self.matches(&slot.id, &slot.path) {
                 move_gradient(&mut grads, None, slot.id, slot.shape.len());
             }
+        }
+        grads
+    }
+
+    /// [`GradientMask::filter`] for the gradients of several devices (burn's
+    /// `MultiGradientsParams`, what `ModuleOptimizer::step_multi` takes).
+    pub fn filter_multi<M: Module>(
+        &self,
+        mut grads: MultiGradientsParams,
+        module: &M,
+    ) -> MultiGradientsParams {
+        for (g, _) in grads.grads.iter_mut() {
+            *g = self.filter(std::mem::take(g), module);
         }
         grads
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::grad_clipping::GradientClipping;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer, OptimizerRecord};
+use burn::optim::{
+    GradientsParams, ModuleOptimizer, MultiGradientsParams, Optimizer, OptimizerRecord,
+};
 use burn::tensor::Tensor;
 
 use crate::mask::{GradientMask, dropped_paths, move_gradient};
@@ -175,6 +177,24 @@ impl Masked {
     ) -> M {
         let grads = self.keep_trainable(grads, &module);
         self.inner.step(lr, module, grads)
+    }
+
+    /// [`Masked::step`] with gradients from several devices, as burn-train's
+    /// `MultiDevice` strategy with `MultiDeviceOptim::OptimSharded` gives them (through
+    /// burn's `ModuleOptimizer::step_multi`, which applies each parameter's update on the
+    /// device its gradient comes from): every device's gradients outside the mask are removed
+    /// first, so a frozen parameter gets no update and no state on any device.
+    pub fn step_multi<M: Module>(
+        &mut self,
+        lr: impl Into<ModuleLearningRate>,
+        module: M,
+        grads: MultiGradientsParams,
+    ) -> M {
+        let mut kept = MultiGradientsParams::default();
+        for (g, device) in grads.grads {
+            kept.grads.push((self.keep_trainable(g, &module), device));
+        }
+        self.inner.step_multi(lr, module, kept)
     }
 
     /// The gradients of the trainable parameters of `module`, and nothing else.

@@ -1,0 +1,71 @@
+//! A [`Collective`] over burn's device collectives (`burn::tensor::distributed::all_reduce`),
+//! for data-parallel selection on several CUDA GPUs ([`AdaPeftConfig::select_sharded_with`]).
+//!
+//! Compiled only with the `cuda` feature: burn implements its collectives on CUDA (NCCL)
+//! alone, and `all_reduce` panics on flex and wgpu. Its build downloads LLVM, so it is not
+//! built by this repository's CI; it is meant to be tested on a machine with at least two
+//! CUDA GPUs by running `tests/multi_device.rs`'s comparisons with
+//! `Shard`s on `Device::cuda(0)` and `Device::cuda(1)` and a `DeviceReduce` in place of the
+//! `HostReduce` (see the README's "Several devices" section). On one machine without NCCL,
+//! or across machines through burn's remote devices, use [`HostReduce`]: the reduced numbers
+//! are small and live on the host anyway.
+//!
+//! [`AdaPeftConfig::select_sharded_with`]: crate::AdaPeftConfig::select_sharded_with
+//! [`HostReduce`]: adapeft_importance::HostReduce
+
+use adapeft_importance::{Collective, ReduceError};
+use burn::tensor::distributed::{
+    DistributedConfig, DistributedContext, ReduceOperation, all_reduce,
+};
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+/// Sums each worker's numbers with burn's `all_reduce` among `devices` (worker `rank` is
+/// `devices[rank]`), in f64 on the devices. Owns burn's distributed context, which starts
+/// the communication server and closes it when dropped.
+pub struct DeviceReduce {
+    devices: Vec<Device>,
+    _context: DistributedContext,
+}
+
+impl DeviceReduce {
+    /// A collective among `devices`, one worker each.
+    pub fn new(devices: Vec<Device>) -> Self {
+        let context = DistributedContext::init(
+            devices.clone(),
+            DistributedConfig {
+                all_reduce_op: ReduceOperation::Sum,
+            },
+        );
+        DeviceReduce {
+            devices,
+            _context: context,
+        }
+    }
+}
+
+impl Collective for DeviceReduce {
+    fn workers(&self) -> usize {
+        self.devices.len()
+    }
+
+    fn all_reduce_sum(&self, rank: usize, values: &mut [f64]) -> Result<(), ReduceError> {
+        let device = self.devices.get(rank).ok_or(ReduceError::Rank {
+            rank,
+            workers: self.devices.len(),
+        })?;
+        let n = values.len();
+        let input =
+            Tensor::<1>::from_data(TensorData::new(values.to_vec(), [n]), (device, DType::F64));
+        let sum = all_reduce(input, ReduceOperation::Sum, self.devices.clone()).resolve();
+        let data = sum.into_data();
+        let read: Vec<f64> = data.iter::<f64>().collect();
+        if read.len() != n {
+            return Err(ReduceError::Backend(format!(
+                "all_reduce returned {} numbers for {n}",
+                read.len()
+            )));
+        }
+        values.copy_from_slice(&read);
+        Ok(())
+    }
+}
