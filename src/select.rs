@@ -1,8 +1,9 @@
 //! The selector: scores -> knapsack and Pareto front -> [`Selection`].
 
 use adapeft_importance::{
-    AnyEstimator, Collective, Cost, EstimateError, Estimator, GroupScore, Grouping, Groups, HostReduce, LossFn,
-    ModelObjective, Objective, Quality, Scores, Shard, Unreliable, ValueModel, discover,
+    AnyEstimator, Collective, Cost, EstimateError, Estimator, GroupScore, Grouping, Groups,
+    HostReduce, LossFn, ModelObjective, Objective, Quality, Scores, Shard, Unreliable, ValueModel,
+    discover,
 };
 use adapeft_knapsack::{
     FrontOptions, Item, ParetoFront, greedy_subset_front, maximize_subset, pareto_front_with, solve,

@@ -10,8 +10,8 @@ use crate::gradient::GradientProbe;
 use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace};
-use crate::shard::EstimateIn;
 use crate::score::{Cost, GroupScore, Quality, Scores};
+use crate::shard::EstimateIn;
 use crate::short_run::{RunOptimizer, ShortRun, run_observed};
 
 /// The paper's probe run: one short run of the optimizer over every group, and the one-step

@@ -590,8 +590,9 @@ proptest! {
         let cap = (*full.weights().last().unwrap() as f64 * fraction) as u64;
         let bounded = pareto_front_with(&items, FrontOptions::new().with_max_weight(cap)).unwrap();
         let k = full.best_index_within(cap).unwrap() + 1;
-        prop_assert_eq!(bounded.weights(), &full.weights()[..k]);
-        prop_assert!(bounded.values().iter().zip(full.values()).all(|(&a, &b)| close(a, b)));
+        let (b, f) = (untied(&bounded), untied_prefix(&full, k));
+        prop_assert_eq!(b.iter().map(|p| p.0).collect::<Vec<_>>(), f.iter().map(|p| p.0).collect::<Vec<_>>());
+        prop_assert!(b.iter().zip(&f).all(|(x, y)| close(x.1, y.1)));
 
         let classes: Vec<Class> = raw.iter().map(|o| Class::new(o.clone())).collect();
         let full = pareto_front_classes(&classes).unwrap();
@@ -599,7 +600,29 @@ proptest! {
         let opts = FrontOptions::new().with_max_weight(cap);
         let bounded = pareto_front_classes_with(&classes, opts).unwrap();
         let k = full.best_index_within(cap).unwrap() + 1;
-        prop_assert_eq!(bounded.weights(), &full.weights()[..k]);
-        prop_assert!(bounded.values().iter().zip(full.values()).all(|(&a, &b)| close(a, b)));
+        let (b, f) = (untied(&bounded), untied_prefix(&full, k));
+        prop_assert_eq!(b.iter().map(|p| p.0).collect::<Vec<_>>(), f.iter().map(|p| p.0).collect::<Vec<_>>());
+        prop_assert!(b.iter().zip(&f).all(|(x, y)| close(x.1, y.1)));
     }
+}
+
+/// The `(weight, value)` points of a front that are better than the previous point by more than
+/// rounding: two merges that add the same values in another order can keep or drop a point
+/// whose value ties another's up to an ulp (found by proptest: options of weight 0 and 56 in
+/// two classes whose sums `2 + 0.064` and `1 + 1 + 0.064` differ in the last bit).
+fn untied<C>(front: &ParetoFront<C>) -> Vec<(u64, f64)> {
+    untied_prefix(front, front.len())
+}
+
+/// [`untied`] over the first `k` points.
+fn untied_prefix<C>(front: &ParetoFront<C>, k: usize) -> Vec<(u64, f64)> {
+    let mut kept = Vec::new();
+    let mut last = f64::NEG_INFINITY;
+    for (&w, &v) in front.weights()[..k].iter().zip(&front.values()[..k]) {
+        if v > last + 1e-12 * last.abs().max(1.0) {
+            kept.push((w, v));
+            last = v;
+        }
+    }
+    kept
 }
