@@ -16,8 +16,8 @@
 //! - selections at a budget from the same knapsack, differing only in the per-group scores:
 //!   random scores (a random subset of the same size), gradient norm, empirical Fisher, and
 //!   AdaPEFT's Hessian-informed scores from `ForwardProbe` (the paper's) and `GradientProbe`,
-//!   and the library's default, `ShortRun` (the loss-change allocation of a 15-step run, on
-//!   15 fresh batches of the selection stream); the selection is applied with
+//!   and the library's default, `ShortRun` (the loss-change allocation of a 15-step run by the
+//!   trapezoid rule, on 15 fresh batches of the selection stream); the selection is applied with
 //!   `Selection::apply`.
 //!
 //! Learning rates (Adam), one per family, not tuned per task: full fine-tuning `1e-3` (every
@@ -53,10 +53,11 @@ pub enum Scorer {
     Fisher,
     /// AdaPEFT with the paper's forward probe.
     AdaForward,
-    /// AdaPEFT with the gradient probe (16 random-sign probes, or exact for up to 16 groups).
+    /// AdaPEFT with the gradient probe (16 orthogonal random-sign probes, or exact for up to
+    /// 64 groups: both of the study's models).
     AdaGradient,
-    /// AdaPEFT with the library's default: the loss-change allocation of a short Adam run
-    /// (`ShortRun`, 15 steps at the subset rate on fresh batches).
+    /// AdaPEFT with the library's default: the loss-change allocation of a short Adam run by
+    /// the trapezoid rule (`ShortRun`, 15 steps at the subset rate on fresh batches).
     AdaRun,
 }
 

@@ -29,20 +29,22 @@
 //!   (absolute eigenvalues, damped by `1e-3` of the diagonal), capped at the loss;
 //! - `joint-shared`: one rate for the whole subset, `(sum b)^2 / (2 sum A)`, capped;
 //! - `gradnorm` and `fisher`: the literature's one-backward scores, summed;
-//! - `allocation`: the library's default, `ShortRun`: the loss-change allocation of one short
-//!   Adam run of every group together (`-sum_t G_k(t) . dw_k(t)`, Lan et al. 2019), on one
-//!   fresh batch of the selection stream per step, summed;
+//! - `allocation`: `ShortRun`'s first-order loss-change allocation of one short Adam run of
+//!   every group together (`-sum_t G_k(t) . dw_k(t)`, Lan et al. 2019), on one fresh batch of
+//!   the selection stream per step, summed (the library's default until the trapezoid rule
+//!   below replaced it);
 //! - `probe-run`: the one-step values re-estimated at the start, middle and end of such a
 //!   short run (the paper's probe run), summed over the checkpoints;
 //! - `short-runs`: the expensive reference, `ShortRun` with each group trained alone for the
 //!   short run, its drop of the run batches' mean loss, summed;
 //! - `gradnorm+sf`: a combination, gradient norm plus the saddle-free one-step value, each
 //!   divided by its sum over all groups (a value that sees capacity plus one that sees the
-//!   small groups' curvature).
+//!   small groups' curvature);
 //! - `allocation-fit`: the allocation of a run of only the groups that fit the budget, one
 //!   run per budget (`Candidates::WithinBudget` in the selector);
 //! - `trapezoid`: the allocation by the trapezoid rule, `1/2 (G_k(t) + G_k(t+1)) . dw_k(t)`
-//!   (`ShortRunValue::Trapezoid`), which charges an overshooting step its curvature cost;
+//!   (`ShortRunValue::Trapezoid`, the library's default), which charges an overshooting step
+//!   its curvature cost.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -374,6 +376,7 @@ fn measure_values<M: Classifier>(
     let short_run = ShortRun {
         steps: config.short_steps,
         learning_rate: LR_SUBSET,
+        value: ShortRunValue::Allocation,
         ..Default::default()
     };
     let allocation = short_run.estimate_with(base, &run_batches, &groups, &objective::<M>)?;

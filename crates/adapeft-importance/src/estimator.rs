@@ -88,10 +88,10 @@ pub enum AnyEstimator {
 }
 
 impl Default for AnyEstimator {
-    /// A [`ShortRun`] with its defaults: the loss-change allocation of a 15-step Adam run,
-    /// the single value with the lowest mean regret over both models of the digits study's
-    /// oracle benchmark (`docs/digits/oracle.md`), at a cost that does not grow with the
-    /// number of groups.
+    /// A [`ShortRun`] with its defaults: the loss-change allocation of a 15-step Adam run by
+    /// the trapezoid rule, the value with the lowest mean regret over both models of the
+    /// digits study's oracle benchmark (`docs/digits/oracle.md`), at a cost that does not grow
+    /// with the number of groups.
     fn default() -> Self {
         AnyEstimator::ShortRun(ShortRun::new())
     }

@@ -12,7 +12,7 @@ use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace};
 use crate::score::{Cost, GroupScore, Quality, Scores};
 use crate::shard::EstimateIn;
-use crate::short_run::{RunOptimizer, ShortRun, run_observed};
+use crate::short_run::{RunOptimizer, ShortRun, ShortRunValue, run_observed};
 
 /// The paper's probe run: one short run of the optimizer over every group, and the one-step
 /// quadratic values `v_k = b_k^2 / 2a_k` re-estimated at evenly spaced checkpoints of it (the
@@ -79,7 +79,8 @@ impl ProbeRun {
             steps: self.steps,
             learning_rate: self.learning_rate,
             optimizer: self.optimizer,
-            ..ShortRun::new()
+            // The credits are not used: no closing gradient for the trapezoid rule.
+            value: ShortRunValue::Allocation,
         }
     }
 

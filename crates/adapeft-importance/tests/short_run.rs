@@ -79,7 +79,7 @@ fn allocation_matches_the_host_run_for_sgd_and_adam() {
                 steps: 6,
                 learning_rate: 0.05,
                 optimizer,
-                ..Default::default()
+                value: ShortRunValue::Allocation,
             };
             let scores = config
                 .estimate(&model, std::slice::from_ref(&batch), &groups)
