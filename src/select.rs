@@ -309,7 +309,9 @@ impl AdaPeftConfig {
             .estimator
             .estimate_with(model, batches, &groups, loss)?;
         let options = match &self.lora {
-            Some(choices) => self.lora_options(model, batches, &groups, &mut scores, loss, choices)?,
+            Some(choices) => {
+                self.lora_options(model, batches, &groups, &mut scores, loss, choices)?
+            }
             None => vec![Vec::new(); groups.len()],
         };
         self.choose(&groups, scores, &options, budget, capacity, batches.len())
@@ -332,7 +334,9 @@ impl AdaPeftConfig {
         F: LossFn<M, B>,
     {
         if let Some(&bad) = choices.ranks.iter().find(|&&r| r == 0) {
-            return Err(AdaPeftError::LoraChoices(format!("rank {bad} is not positive")));
+            return Err(AdaPeftError::LoraChoices(format!(
+                "rank {bad} is not positive"
+            )));
         }
         if !(choices.scale.is_finite() && choices.scale > 0.0) {
             return Err(AdaPeftError::LoraChoices(format!(
@@ -371,8 +375,12 @@ impl AdaPeftConfig {
             scores.cost.seconds += adapter_scores.cost.seconds;
             for (group, score) in adapted_groups.groups.iter().zip(&adapter_scores.groups) {
                 let member = &adapted_groups.params[group.members[0]];
-                let Some(base) = &member.lora_of else { continue };
-                let Some(&k) = single.get(base.as_str()) else { continue };
+                let Some(base) = &member.lora_of else {
+                    continue;
+                };
+                let Some(&k) = single.get(base.as_str()) else {
+                    continue;
+                };
                 options[k].push(LoraOption {
                     rank,
                     alpha,

@@ -98,11 +98,11 @@ impl StudyConfig {
         StudyConfig {
             quick: true,
             tasks: vec!["noun", "verb"],
-            train_per_class: 4,
+            train_per_class: 6,
             test_per_class: 2,
             max_len: 24,
             batch_size: 8,
-            steps: 4,
+            steps: 8,
             seeds: vec![1],
             select_batches: 3,
             methods: Self::methods(),
@@ -175,7 +175,10 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
-        println!("study finished in {:.1} min", start.elapsed().as_secs_f64() / 60.0);
+        println!(
+            "study finished in {:.1} min",
+            start.elapsed().as_secs_f64() / 60.0
+        );
     }
     let problems = report::validate(&out, &config);
     if problems.is_empty() {
@@ -313,8 +316,10 @@ fn run(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::error::Error
         }
     }
     std::fs::remove_dir_all(&scratch).ok();
-    let test_rows: Vec<(String, usize)> =
-        tasks.iter().map(|t| (t.name.clone(), t.test.len())).collect();
+    let test_rows: Vec<(String, usize)> = tasks
+        .iter()
+        .map(|t| (t.name.clone(), t.test.len()))
+        .collect();
     report::write_all(out, config, &runs, &test_rows)?;
     plots::draw_all(out, config, &runs)?;
     Ok(())

@@ -27,8 +27,7 @@ pub const LR_FULL: f64 = 1e-4;
 /// of AdaPEFT's short run.
 pub const LR_SUBSET: f64 = 1e-3;
 /// Every linear layer of the encoder (peft's `all-linear`).
-pub const LINEAR_WEIGHTS: &str =
-    r"^bert\.layers\.[0-9]+\.(attention\.(query|key|value|output)|ffn\.(intermediate|output))\.weight$";
+pub const LINEAR_WEIGHTS: &str = r"^bert\.layers\.[0-9]+\.(attention\.(query|key|value|output)|ffn\.(intermediate|output))\.weight$";
 
 /// A method of the study.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +82,11 @@ impl Method {
 
     /// The encoder's learning rate.
     pub fn lr(&self) -> f64 {
-        if *self == Method::Full { LR_FULL } else { LR_SUBSET }
+        if *self == Method::Full {
+            LR_FULL
+        } else {
+            LR_SUBSET
+        }
     }
 
     /// Whether this method selects with the library default's scores (shared per seed).
@@ -146,7 +149,10 @@ pub struct SharedScores {
 }
 
 impl SharedScores {
-    pub fn new(model: &BertClassifier, batches: &[TextBatch]) -> Result<Self, adapeft::AdaPeftError> {
+    pub fn new(
+        model: &BertClassifier,
+        batches: &[TextBatch],
+    ) -> Result<Self, adapeft::AdaPeftError> {
         let config = adapeft_config();
         let groups = config.groups(model)?;
         let scores = config.estimator.estimate(model, batches, &groups)?;
@@ -194,9 +200,11 @@ pub fn prepare(
             } else {
                 Baseline::GradientNorm
             };
-            let selection = AdaPeftConfig::new()
-                .with_estimator(baseline)
-                .select(&model, batches, Budget::Fraction(*f))?;
+            let selection = AdaPeftConfig::new().with_estimator(baseline).select(
+                &model,
+                batches,
+                Budget::Fraction(*f),
+            )?;
             selected(model, selection, seconds(start))
         }
         Method::AdaPeft(f) => {
@@ -227,4 +235,127 @@ pub fn prepare(
             selected(model, selection, seconds(start))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use adapeft_bert::{BertTokenizer, MINILM, WeightCache, minilm_cache_dir};
+    use burn::tensor::Device;
+
+    use super::*;
+    use crate::data::{self, Batches, Task};
+
+    /// Trainable parameters of `method` on `model`, computed from the shapes alone: `hidden`
+    /// width, `inter` feed-forward width, `layers` layers, `classes` head outputs.
+    fn expected(method: &Method, hidden: u64, inter: u64, layers: u64, classes: u64) -> u64 {
+        let head = hidden * classes + classes;
+        match method {
+            Method::Probe => head,
+            // Per layer: four hidden x hidden projections and the two feed-forward matrices.
+            Method::Lora(r) => {
+                let r = *r as u64;
+                layers * r * (4 * 2 * hidden + 2 * (hidden + inter)) + head
+            }
+            // Per layer: 4 attention biases + 2 norms (beta) + the ffn biases; the embeddings'
+            // norm beta.
+            Method::BitFit => layers * (4 * hidden + inter + hidden + 2 * hidden) + hidden + head,
+            Method::LayerNorm => layers * 4 * hidden + 2 * hidden + head,
+            _ => unreachable!(),
+        }
+    }
+
+    fn check_counts(model: &BertClassifier, hidden: u64, inter: u64) {
+        let layers = model.bert.layers.len() as u64;
+        let classes = model.classes() as u64;
+        let shared = SharedScores {
+            groups: adapeft_config().groups(model).unwrap(),
+            scores: adapeft::importance::Scores {
+                estimator: String::new(),
+                groups: vec![],
+                cost: Default::default(),
+                loss: None,
+                curvature: None,
+            },
+            batches: 0,
+        };
+        for method in [
+            Method::Probe,
+            Method::Lora(4),
+            Method::Lora(8),
+            Method::BitFit,
+            Method::LayerNorm,
+        ] {
+            let p = prepare(&method, model.clone(), &[], &shared, layers as usize).unwrap();
+            let trainable: u64 = adapeft::importance::discover(&p.model)
+                .iter()
+                .filter(|p| p.require_grad)
+                .map(|p| p.numel)
+                .sum();
+            assert_eq!(
+                trainable,
+                expected(&method, hidden, inter, layers, classes),
+                "{}",
+                method.name()
+            );
+        }
+    }
+
+    #[test]
+    fn fixed_rules_and_lora_train_exactly_their_parameters_on_the_tiny_bert() {
+        let dir = adapeft_testing::temp_dir("minilm-methods");
+        let task = Task::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/wordnet"),
+            "verb",
+            2,
+            1,
+        )
+        .unwrap();
+        let files = data::write_tiny_bert(dir.path(), std::slice::from_ref(&task), 3).unwrap();
+        let device = Device::flex().autodiff();
+        let bert = data::load_bert(&files, &device).unwrap();
+        check_counts(&BertClassifier::new(bert, task.classes, &device), 32, 64);
+    }
+
+    #[test]
+    fn every_method_prepares_on_the_real_minilm_when_its_weights_are_cached() {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let Ok(files) = WeightCache::new(minilm_cache_dir(&target)).find(&MINILM) else {
+            eprintln!(
+                "skipped: all-MiniLM-L6-v2 is not cached under {}",
+                target.display()
+            );
+            return;
+        };
+        let files = data::ModelFiles {
+            config: files.config(),
+            safetensors: files.safetensors(),
+            tokenizer: files.tokenizer(),
+        };
+        let device = Device::flex().autodiff();
+        let bert = data::load_bert(&files, &device).unwrap();
+        let model = BertClassifier::new(bert, 26, &device);
+        check_counts(&model, 384, 1536);
+        // The study's loss on real definitions is finite and near ln(26) for the new head.
+        let task = Task::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/wordnet"),
+            "noun",
+            1,
+            1,
+        )
+        .unwrap();
+        let tokenizer = BertTokenizer::from_file(&files.tokenizer, 32).unwrap();
+        let batches = Batches {
+            task: &task,
+            tokenizer: &tokenizer,
+            device: device.clone(),
+            batch_size: 8,
+        };
+        let batch = batches.stream(1).next().unwrap();
+        let loss: f32 = adapeft::Objective::loss(&model, &batch).into_scalar();
+        assert!((loss - 26f32.ln()).abs() < 1.0, "loss {loss}");
+    }
 }

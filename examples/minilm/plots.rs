@@ -26,9 +26,17 @@ fn accuracy_figure(path: &Path, task: &str, rows: &[&Row]) -> Result<(), Box<dyn
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let x_max = rows.iter().map(|r| r.trainable).fold(1.0, f64::max) * 3.0;
-    let x_min = rows.iter().map(|r| r.trainable).fold(f64::INFINITY, f64::min).max(1.0) / 3.0;
+    let x_min = rows
+        .iter()
+        .map(|r| r.trainable)
+        .fold(f64::INFINITY, f64::min)
+        .max(1.0)
+        / 3.0;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{task}: test accuracy against trainable parameters"), ("sans-serif", 18))
+        .caption(
+            format!("{task}: test accuracy against trainable parameters"),
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
@@ -41,7 +49,10 @@ fn accuracy_figure(path: &Path, task: &str, rows: &[&Row]) -> Result<(), Box<dyn
         .draw()
         .map_err(err)?;
     for (family, color) in FAMILIES {
-        let of: Vec<&&Row> = rows.iter().filter(|r| r.method.family() == family).collect();
+        let of: Vec<&&Row> = rows
+            .iter()
+            .filter(|r| r.method.family() == family)
+            .collect();
         if of.is_empty() {
             continue;
         }

@@ -128,7 +128,11 @@ fn csv_rows(rows: &[Row]) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<(), Box<dyn std::error::Error>> {
+fn write_csv(
+    path: &Path,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(header)?;
     for r in rows {
@@ -141,7 +145,8 @@ fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<(), B
 /// The two-sided 95% tie band of a difference of two accuracies on `n` test rows each (1
 /// seed: binomial standard errors; more seeds: also the seeds' spread).
 fn tie_band(a: &Row, b: &Row, n: usize) -> f64 {
-    let var = |r: &Row| r.acc_mean * (1.0 - r.acc_mean) / n as f64 + r.acc_std.powi(2) / r.seeds as f64;
+    let var =
+        |r: &Row| r.acc_mean * (1.0 - r.acc_mean) / n as f64 + r.acc_std.powi(2) / r.seeds as f64;
     1.96 * (var(a) + var(b)).sqrt()
 }
 
@@ -164,10 +169,18 @@ pub fn summary(config: &StudyConfig, rows: &[Row], test_rows: &[(String, usize)]
         let n = test_rows.iter().find(|(t, _)| t == task).map_or(1, |t| t.1);
         let of: Vec<&Row> = rows.iter().filter(|r| r.task == *task).collect();
         let find = |m: &Method| of.iter().find(|r| r.method == *m).copied();
-        let _ = writeln!(s, "\n**{task}** ({n} test rows; a difference inside the 95% band of the two accuracies' standard errors is a tie):\n");
+        let _ = writeln!(
+            s,
+            "\n**{task}** ({n} test rows; a difference inside the 95% band of the two accuracies' standard errors is a tie):\n"
+        );
         for ours in of.iter().filter(|r| r.method.family() == "adapeft") {
             let mut parts = Vec::new();
-            for theirs in [Method::Lora(4), Method::Lora(8), Method::BitFit, Method::Probe] {
+            for theirs in [
+                Method::Lora(4),
+                Method::Lora(8),
+                Method::BitFit,
+                Method::Probe,
+            ] {
                 if let Some(t) = find(&theirs) {
                     parts.push(format!(
                         "{} {} ({:+.1} points)",
@@ -220,7 +233,7 @@ fn markdown_table(rows: &[Row], task: &str) -> String {
             r.select_seconds,
             r.select_steps,
             r.train_seconds,
-            fmt_params(r.saved_bytes).replace(' ', " ") + "B",
+            fmt_params(r.saved_bytes) + "B",
             100.0 * r.saved_bytes / r.checkpoint_bytes,
         );
     }
@@ -228,7 +241,12 @@ fn markdown_table(rows: &[Row], task: &str) -> String {
 }
 
 /// Writes `results.csv`, `runs.csv` and `results.md`.
-pub fn write_all(out: &Path, config: &StudyConfig, runs: &[Run], test_rows: &[(String, usize)]) -> Result<(), Box<dyn std::error::Error>> {
+pub fn write_all(
+    out: &Path,
+    config: &StudyConfig,
+    runs: &[Run],
+    test_rows: &[(String, usize)],
+) -> Result<(), Box<dyn std::error::Error>> {
     let rows = rows(config, runs);
     write_csv(&out.join("results.csv"), &HEADER, &csv_rows(&rows))?;
     let run_rows: Vec<Vec<String>> = runs
@@ -249,7 +267,17 @@ pub fn write_all(out: &Path, config: &StudyConfig, runs: &[Run], test_rows: &[(S
         .collect();
     write_csv(
         &out.join("runs.csv"),
-        &["task", "method", "seed", "accuracy", "trainable_params", "select_seconds", "train_seconds", "saved_bytes", "trained"],
+        &[
+            "task",
+            "method",
+            "seed",
+            "accuracy",
+            "trainable_params",
+            "select_seconds",
+            "train_seconds",
+            "saved_bytes",
+            "trained",
+        ],
         &run_rows,
     )?;
     let mut md = String::from("# MiniLM study results\n\n");
@@ -283,7 +311,11 @@ pub fn write_all(out: &Path, config: &StudyConfig, runs: &[Run], test_rows: &[(S
 
 /// The files a run writes.
 pub fn expected_files(config: &StudyConfig) -> Vec<String> {
-    let mut files = vec!["results.csv".to_string(), "runs.csv".into(), "results.md".into()];
+    let mut files = vec![
+        "results.csv".to_string(),
+        "runs.csv".into(),
+        "results.md".into(),
+    ];
     files.extend(config.tasks.iter().map(|t| format!("accuracy-{t}.svg")));
     files
 }

@@ -43,13 +43,20 @@ pub fn train(
 }
 
 /// Accuracy on the task's test rows, in batches of 64 on the plain device.
-pub fn accuracy(model: &BertClassifier, task: &Task, tokenizer: &BertTokenizer, device: &Device) -> f64 {
+pub fn accuracy(
+    model: &BertClassifier,
+    task: &Task,
+    tokenizer: &BertTokenizer,
+    device: &Device,
+) -> f64 {
     let model = model.valid();
     let device = device.clone().inner();
     let mut correct = 0;
     for chunk in task.test.chunks(64) {
         let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
-        let input = tokenizer.batch(&texts, &device).expect("the definitions tokenize");
+        let input = tokenizer
+            .batch(&texts, &device)
+            .expect("the definitions tokenize");
         let predicted = model.logits(&input).argmax(1).into_data();
         correct += predicted
             .iter::<i64>()

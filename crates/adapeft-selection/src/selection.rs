@@ -331,7 +331,8 @@ impl Selection {
             }
         }
         for ((rank, alpha), paths) in by_rank {
-            let lora = Lora::new(rank, f64::from_bits(alpha)).set_param_group(ParamGroup::from_paths(paths));
+            let lora = Lora::new(rank, f64::from_bits(alpha))
+                .set_param_group(ParamGroup::from_paths(paths));
             model = model.apply_lora(lora);
         }
         let chosen: HashSet<String> = self.chosen_paths().into_iter().collect();

@@ -68,7 +68,11 @@ impl fmt::Display for Selection {
                 .map(|u| u.to_string())
                 .unwrap_or_default();
             if let Some(lora) = g.lora {
-                note = format!("LoRA rank {} ({} params) {note}", lora.rank, thousands(lora.params));
+                note = format!(
+                    "LoRA rank {} ({} params) {note}",
+                    lora.rank,
+                    thousands(lora.params)
+                );
             }
             writeln!(
                 f,
