@@ -137,7 +137,8 @@ const USAGE: &str = "usage: minilm [--quick] [--check]
 
   --quick   a tiny random BERT written to disk, every method, a few steps (CI; < 3 minutes)
   --check   only validate the outputs of a previous run (of the same mode)
-  --steps N  train every method N steps instead of the mode's default (for timing)";
+  --steps N  train every method N steps instead of the mode's default (for timing)
+  --seeds N  seeds 1..=N instead of the mode's default (outputs in <dir>-<N>seeds)";
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -148,12 +149,14 @@ fn target_dir() -> PathBuf {
 fn main() -> ExitCode {
     let (mut quick, mut check) = (false, false);
     let mut steps = None;
+    let mut seeds = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--check" => check = true,
             "--steps" => steps = args.next().and_then(|s| s.parse().ok()),
+            "--seeds" => seeds = args.next().and_then(|s| s.parse::<u64>().ok()),
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
@@ -168,7 +171,12 @@ fn main() -> ExitCode {
     if let Some(steps) = steps {
         config.steps = steps;
     }
-    let out = target_dir().join("adapeft").join(config.dir_name());
+    let mut dir = config.dir_name().to_string();
+    if let Some(n) = seeds {
+        config.seeds = (1..=n).collect();
+        dir = format!("{dir}-{n}seeds");
+    }
+    let out = target_dir().join("adapeft").join(dir);
     if !check {
         let start = Instant::now();
         if let Err(e) = run(&config, &out) {
