@@ -16,7 +16,8 @@
 //! target/debug/examples/minilm --check [--quick] # only validate a past run's outputs
 //! ```
 //!
-//! Outputs (in `target/adapeft/minilm/`, or `minilm-quick/`): `results.csv`, `results.md`
+//! Outputs (in `target/adapeft/minilm-study/`, or `minilm-study-quick/`; `target/adapeft/minilm/`
+//! is the weight cache): `results.csv`, `results.md`
 //! (table, win/tie/loss summary, settings), `runs.csv` (every seed), `accuracy-<task>.svg`.
 //! A run ends by validating them and exits non-zero if anything is wrong.
 
@@ -110,7 +111,12 @@ impl StudyConfig {
     }
 
     pub fn dir_name(&self) -> &'static str {
-        if self.quick { "minilm-quick" } else { "minilm" }
+        // Not `minilm`: that folder is the weight cache (`minilm_cache_dir`).
+        if self.quick {
+            "minilm-study-quick"
+        } else {
+            "minilm-study"
+        }
     }
 }
 
