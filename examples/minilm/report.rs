@@ -281,6 +281,12 @@ pub fn write_all(
         &run_rows,
     )?;
     let mut md = String::from("# MiniLM study results\n\n");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let _ = writeln!(
+        md,
+        "Command: `target/debug/examples/minilm {}`.\n",
+        args.join(" ")
+    );
     let _ = writeln!(
         md,
         "Settings: {} training rows and {} test rows per class, max {} tokens, batch {}, {} Adam steps, seeds {:?}, {} selection batches; learning rates: head {}, full fine-tuning {}, every other method {} (LoRA alpha = rank).\n",
