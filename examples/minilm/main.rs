@@ -144,7 +144,8 @@ const USAGE: &str = "usage: minilm [--quick] [--check]
   --quick   a tiny random BERT written to disk, every method, a few steps (CI; < 3 minutes)
   --check   only validate the outputs of a previous run (of the same mode)
   --steps N  train every method N steps instead of the mode's default (for timing)
-  --seeds N  seeds 1..=N instead of the mode's default (outputs in <dir>-<N>seeds)";
+  --seeds N  seeds 1..=N instead of the mode's default (outputs in <dir>-<N>seeds)
+  --seed S   seed S alone (outputs in <dir>-seed<S>)";
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -156,6 +157,7 @@ fn main() -> ExitCode {
     let (mut quick, mut check) = (false, false);
     let mut steps = None;
     let mut seeds = None;
+    let mut seed = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -163,6 +165,7 @@ fn main() -> ExitCode {
             "--check" => check = true,
             "--steps" => steps = args.next().and_then(|s| s.parse().ok()),
             "--seeds" => seeds = args.next().and_then(|s| s.parse::<u64>().ok()),
+            "--seed" => seed = args.next().and_then(|s| s.parse::<u64>().ok()),
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
@@ -181,6 +184,10 @@ fn main() -> ExitCode {
     if let Some(n) = seeds {
         config.seeds = (1..=n).collect();
         dir = format!("{dir}-{n}seeds");
+    }
+    if let Some(s) = seed {
+        config.seeds = vec![s];
+        dir = format!("{dir}-seed{s}");
     }
     let out = target_dir().join("adapeft").join(dir);
     if !check {
