@@ -24,6 +24,9 @@ pub enum AdaPeftError {
         /// The estimator, in words.
         estimator: String,
     },
+    /// LoRA choices were asked for with a setting they do not support.
+    #[error("LoRA choices: {0}")]
+    LoraChoices(String),
     /// The budget is not valid.
     #[error(transparent)]
     Budget(#[from] BudgetError),

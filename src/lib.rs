@@ -82,10 +82,10 @@ pub use adapeft_optim::{
     Gen, GenConfig, GradientMask, Masked, Reselect, Resumed, load_checkpoint, save_checkpoint,
 };
 pub use adapeft_selection::{
-    Budget, BudgetError, BudgetOutcome, Candidates, GroupChoice, Selection,
+    Budget, BudgetError, BudgetOutcome, Candidates, GroupChoice, LoraOption, Selection,
 };
 pub use error::AdaPeftError;
-pub use select::{AdaPeft, AdaPeftConfig};
+pub use select::{AdaPeft, AdaPeftConfig, LoraChoices};
 pub use store::{load_trained, save_trained};
 
 /// The old name of [`AnyEstimator`].

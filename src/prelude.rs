@@ -10,7 +10,7 @@
 
 pub use crate::{
     AdaPeft, AdaPeftConfig, AdaPeftError, AnyEstimator, Baseline, Budget, BudgetOutcome, Direction,
-    Estimator, ForwardProbe, Gen, GenConfig, GradientMask, GradientProbe, Grouping, Masked,
-    Objective, ProbeMode, Reselect, Selection, ShortRun, ValueModel, load_checkpoint, load_trained,
-    save_checkpoint, save_trained,
+    Estimator, ForwardProbe, Gen, GenConfig, GradientMask, GradientProbe, Grouping, LoraChoices,
+    Masked, Objective, ProbeMode, Reselect, Selection, ShortRun, ValueModel, load_checkpoint,
+    load_trained, save_checkpoint, save_trained,
 };

@@ -6,12 +6,13 @@ use adapeft_importance::{
     discover,
 };
 use adapeft_knapsack::{
-    FrontOptions, Item, ParetoFront, greedy_subset_front, maximize_subset, pareto_front_with, solve,
+    Class, FrontOptions, Item, ParetoFront, greedy_subset_front, maximize_subset,
+    pareto_front_classes_with, pareto_front_with, solve, solve_classes,
 };
 use adapeft_selection::{
-    Budget, BudgetOutcome, Candidates, GroupChoice, Selection, SelectionSettings,
+    Budget, BudgetOutcome, Candidates, GroupChoice, LoraOption, Selection, SelectionSettings,
 };
-use burn::module::Module;
+use burn::module::{Lora, Module, ParamGroup};
 
 use crate::error::AdaPeftError;
 
@@ -124,6 +125,9 @@ pub struct AdaPeftConfig {
     /// it applies to the additive value model at a parameter, fraction or memory budget (the
     /// joint value model and [`Budget::Auto`] score every group).
     pub candidates: Candidates,
+    /// LoRA adapters offered besides each weight matrix (default: none). See
+    /// [`AdaPeftConfig::with_lora_choices`].
+    pub lora: Option<LoraChoices>,
 }
 
 impl Default for AdaPeftConfig {
@@ -134,7 +138,66 @@ impl Default for AdaPeftConfig {
             front_epsilon: 0.01,
             value_model: ValueModel::Additive,
             candidates: Candidates::All,
+            lora: None,
         }
+    }
+}
+
+/// LoRA adapters offered to the selector: every targeted weight matrix becomes one
+/// multiple-choice class "frozen / its full weight / a LoRA adapter of rank `r` for each of
+/// `ranks`", of which the knapsack takes at most one option
+/// ([`adapeft_knapsack::solve_classes`]).
+///
+/// # How an adapter is valued before it exists
+/// The selector scores the adapters themselves, with the configured estimator, on copies of
+/// the model: one copy per rank with burn's `Module::apply_lora(Lora::new(rank, alpha))` on
+/// the targeted weights, in which each adapter (`<path>.lora`, factors `a` and `b`) replaces
+/// its base weight as a group and every other group stays as it is. So an adapter's value is
+/// measured the same way, in the same units (predicted or, for the default `ShortRun`,
+/// realised loss reduction) and next to the same other groups as its full weight's, and
+/// whatever the estimator knows about the optimizer (Adam's normalised steps, the learning
+/// rate) applies to the adapter as it will train. A closed form from the full weight's
+/// gradient was the alternative: at burn's initialisation (`B = 0`) the adapter's first
+/// gradient is `dL/dB = s A^T G` and `dL/dA = 0`, so `E ||dL/dB||^2 = s^2 ||G||^2 / r` for
+/// `A ~ N(0, 1/r)`; but that describes only the first step of plain gradient descent (the
+/// `A` factor starts moving only after `B` has), not an Adam run, and it would value an
+/// adapter without looking at the loss it is meant to reduce. The price is one more
+/// estimation per rank (the selection's [`Cost`](adapeft_importance::Cost) adds them up).
+///
+/// An adapter is offered to a group only when the group is exactly one targeted 2-D weight
+/// (per-tensor grouping, the default, does this for every weight); other groups keep the plain
+/// take-or-leave choice. Only the additive value model supports choices.
+#[derive(Debug, Clone)]
+pub struct LoraChoices {
+    /// The ranks offered (each one an option per weight).
+    pub ranks: Vec<usize>,
+    /// `alpha / rank`, the adapter's scale (default `1`: `alpha = rank`).
+    pub scale: f64,
+    /// The weights that get the options (default: every 2-D parameter, burn's `Lora`
+    /// default). Use `ParamGroup::from_regex` to leave out, for example, embeddings.
+    pub targets: ParamGroup,
+}
+
+impl LoraChoices {
+    /// Adapters of `ranks` at scale 1 on every 2-D weight.
+    pub fn new(ranks: &[usize]) -> Self {
+        LoraChoices {
+            ranks: ranks.to_vec(),
+            scale: 1.0,
+            targets: ParamGroup::all(),
+        }
+    }
+
+    /// Sets the adapters' scale `alpha / rank`.
+    pub fn with_scale(mut self, scale: f64) -> Self {
+        self.scale = scale;
+        self
+    }
+
+    /// Sets the weights that get the options.
+    pub fn with_targets(mut self, targets: ParamGroup) -> Self {
+        self.targets = targets;
+        self
     }
 }
 
@@ -172,6 +235,48 @@ impl AdaPeftConfig {
     /// Sets which groups are scored.
     pub fn with_candidates(mut self, candidates: Candidates) -> Self {
         self.candidates = candidates;
+        self
+    }
+
+    /// Offers LoRA adapters of `choices.ranks` besides every targeted weight matrix: each
+    /// becomes a class "frozen / full / rank `r`" of which at most one option is taken, the
+    /// [`Selection`] records the choice per group ([`GroupChoice::lora`],
+    /// [`Selection::lora_choices`]) and [`Selection::apply`] attaches the chosen adapters.
+    ///
+    /// ```
+    /// use adapeft::{AdaPeftConfig, Budget, LoraChoices, Objective};
+    /// use burn::module::Module;
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{Device, Distribution, Tensor};
+    ///
+    /// #[derive(Module, Debug)]
+    /// struct Model {
+    ///     hidden: Linear,
+    ///     head: Linear,
+    /// }
+    ///
+    /// impl Objective<Tensor<2>> for Model {
+    ///     fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+    ///         (self.head.forward(self.hidden.forward(x.clone()).tanh()) - 1.0).square().mean()
+    ///     }
+    /// }
+    ///
+    /// let device = Device::flex().autodiff();
+    /// let model = Model {
+    ///     hidden: LinearConfig::new(32, 32).init(&device),
+    ///     head: LinearConfig::new(32, 4).init(&device),
+    /// };
+    /// let x = Tensor::random([16, 32], Distribution::Normal(0.0, 1.0), &device);
+    /// let selection = AdaPeftConfig::new()
+    ///     .with_lora_choices(LoraChoices::new(&[1, 2]))
+    ///     .select(&model, &[x], Budget::Params(200))?;
+    /// assert!(selection.trainable_params() <= 200);
+    /// // At most one option per weight; the chosen adapters are attached by `apply`.
+    /// let model = selection.apply(model);
+    /// # Ok::<(), adapeft::AdaPeftError>(())
+    /// ```
+    pub fn with_lora_choices(mut self, choices: LoraChoices) -> Self {
+        self.lora = Some(choices);
         self
     }
 
@@ -227,7 +332,9 @@ impl AdaPeftConfig {
     /// ```
     ///
     /// # Errors
-    /// As [`AdaPeftConfig::select`], and an estimate error for no shard or an empty one.
+    /// As [`AdaPeftConfig::select`], an estimate error for no shard or an empty one, and
+    /// [`AdaPeftError::LoraChoices`] when this configuration offers LoRA choices (not yet
+    /// supported across devices).
     pub fn select_sharded<M, B>(
         &self,
         model: &M,
@@ -262,6 +369,11 @@ impl AdaPeftConfig {
         B: Sync,
         F: LossFn<M, B> + Sync,
     {
+        if self.lora.is_some() {
+            return Err(AdaPeftError::LoraChoices(
+                "select_sharded does not offer them yet (use select on one device)".into(),
+            ));
+        }
         let groups = self.groups(model)?;
         let capacity = budget.resolve(groups.total_params())?;
         let (scores, candidates) = self.score(&groups, capacity, |scored| {
@@ -269,7 +381,16 @@ impl AdaPeftConfig {
                 .estimate_sharded(model, shards, scored, loss, reduce)
         })?;
         let batches = shards.iter().map(|s| s.batches.len()).sum();
-        self.choose(&groups, scores, budget, capacity, batches, candidates)
+        let no_options = vec![Vec::new(); groups.len()];
+        self.choose(
+            &groups,
+            scores,
+            &no_options,
+            budget,
+            capacity,
+            batches,
+            candidates,
+        )
     }
 
     /// Selects with a loss closure `loss(model, batch) -> Tensor<1>`.
@@ -290,10 +411,30 @@ impl AdaPeftConfig {
         let groups = self.groups(model)?;
         // Resolve the budget once, before paying for the estimation.
         let capacity = budget.resolve(groups.total_params())?;
-        let (scores, candidates) = self.score(&groups, capacity, |scored| {
+        if self.lora.is_some() && !self.value_model.is_additive() {
+            return Err(AdaPeftError::LoraChoices(format!(
+                "the {} value model does not support them (use the additive one)",
+                self.value_model
+            )));
+        }
+        let (mut scores, candidates) = self.score(&groups, capacity, |scored| {
             self.estimator.estimate_with(model, batches, scored, loss)
         })?;
-        self.choose(&groups, scores, budget, capacity, batches.len(), candidates)
+        let options = match &self.lora {
+            Some(choices) => {
+                self.lora_options(model, batches, &groups, &mut scores, loss, choices)?
+            }
+            None => vec![Vec::new(); groups.len()],
+        };
+        self.choose(
+            &groups,
+            scores,
+            &options,
+            budget,
+            capacity,
+            batches.len(),
+            candidates,
+        )
     }
 
     /// Scores the candidates with `estimate` (every group, or under
@@ -390,6 +531,85 @@ impl AdaPeftConfig {
         }
     }
 
+    /// Scores the LoRA adapters of `choices` on a LoRA-applied copy of `model` per rank (see
+    /// [`LoraChoices`]): the options of each group, in `groups`' order. The copies' costs are
+    /// added to `scores.cost`.
+    fn lora_options<M, B, F>(
+        &self,
+        model: &M,
+        batches: &[B],
+        groups: &Groups,
+        scores: &mut Scores,
+        loss: &F,
+        choices: &LoraChoices,
+    ) -> Result<Vec<Vec<LoraOption>>, AdaPeftError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        if let Some(&bad) = choices.ranks.iter().find(|&&r| r == 0) {
+            return Err(AdaPeftError::LoraChoices(format!(
+                "rank {bad} is not positive"
+            )));
+        }
+        if !(choices.scale.is_finite() && choices.scale > 0.0) {
+            return Err(AdaPeftError::LoraChoices(format!(
+                "scale {} is not positive and finite",
+                choices.scale
+            )));
+        }
+        // The group that is exactly one tensor, by that tensor's path.
+        let single: std::collections::HashMap<&str, usize> = groups
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.members.len() == 1)
+            .map(|(k, g)| (groups.params[g.members[0]].path.as_str(), k))
+            .collect();
+        let mut options = vec![Vec::new(); groups.len()];
+        for &rank in &choices.ranks {
+            let alpha = choices.scale * rank as f64;
+            let lora = Lora::new(rank, alpha).set_param_group(choices.targets.clone());
+            let adapted = model.clone().apply_lora(lora);
+            let params = discover(&adapted);
+            let bases: std::collections::HashSet<String> =
+                params.iter().filter_map(|p| p.lora_of.clone()).collect();
+            // Each adapter replaces its base weight as a group; the other groups stay.
+            let mut adapted_groups = self.grouping.group(params)?;
+            adapted_groups.groups.retain(|g| {
+                !g.members
+                    .iter()
+                    .any(|&m| bases.contains(&adapted_groups.params[m].path))
+            });
+            let adapter_scores =
+                self.estimator
+                    .estimate_with(&adapted, batches, &adapted_groups, loss)?;
+            scores.cost.forward_passes += adapter_scores.cost.forward_passes;
+            scores.cost.backward_passes += adapter_scores.cost.backward_passes;
+            scores.cost.seconds += adapter_scores.cost.seconds;
+            for (group, score) in adapted_groups.groups.iter().zip(&adapter_scores.groups) {
+                let member = &adapted_groups.params[group.members[0]];
+                let Some(base) = &member.lora_of else {
+                    continue;
+                };
+                let Some(&k) = single.get(base.as_str()) else {
+                    continue;
+                };
+                options[k].push(LoraOption {
+                    rank,
+                    alpha,
+                    params: group.numel,
+                    value: if score.unreliable.is_none() && score.value > 0.0 {
+                        score.value
+                    } else {
+                        0.0
+                    },
+                });
+            }
+        }
+        Ok(options)
+    }
+
     /// Discovers and groups the parameters of `model`.
     ///
     /// # Errors
@@ -410,7 +630,9 @@ impl AdaPeftConfig {
     /// as given ([`AdaPeftConfig::candidates`] does not apply).
     ///
     /// # Errors
-    /// An invalid budget or front epsilon.
+    /// An invalid budget or front epsilon, and [`AdaPeftError::LoraChoices`] when this
+    /// configuration offers LoRA choices (their adapters are scored inside
+    /// [`AdaPeftConfig::select`], not in `scores`).
     pub fn select_scored(
         &self,
         groups: &Groups,
@@ -418,8 +640,22 @@ impl AdaPeftConfig {
         budget: Budget,
         batches: usize,
     ) -> Result<Selection, AdaPeftError> {
+        if self.lora.is_some() {
+            return Err(AdaPeftError::LoraChoices(
+                "select_scored cannot offer them: its scores hold no adapter (use select)".into(),
+            ));
+        }
         let capacity = budget.resolve(groups.total_params())?;
-        self.choose(groups, scores, budget, capacity, batches, Candidates::All)
+        let no_options = vec![Vec::new(); groups.len()];
+        self.choose(
+            groups,
+            scores,
+            &no_options,
+            budget,
+            capacity,
+            batches,
+            Candidates::All,
+        )
     }
 
     /// The knapsack and the front over `scores`, at `budget` resolved to `capacity`
@@ -428,21 +664,33 @@ impl AdaPeftConfig {
         &self,
         groups: &Groups,
         scores: Scores,
+        options: &[Vec<LoraOption>],
         budget: Budget,
         capacity: Option<u64>,
         batches: usize,
         candidates: Candidates,
     ) -> Result<Selection, AdaPeftError> {
         let total = groups.total_params();
-        let (front, chosen, budget_params, predicted) = if self.value_model.is_additive() {
-            self.choose_additive(&scores, capacity)?
+        // `picked[k]`: group k's chosen option, 0 for the full group, `j` for `options[k][j-1]`.
+        let mut picked: Vec<Option<usize>> = vec![None; scores.groups.len()];
+        let (front, budget_params, predicted) = if options.iter().any(|o| !o.is_empty()) {
+            let (front, chosen, budget_params) = self.choose_classes(&scores, options, capacity)?;
+            for (k, option) in chosen {
+                picked[k] = Some(option);
+            }
+            (front, budget_params, None)
         } else {
-            self.choose_joint(&scores, capacity)?
+            let (front, chosen, budget_params, predicted) = if self.value_model.is_additive() {
+                self.choose_additive(&scores, capacity)?
+            } else {
+                self.choose_joint(&scores, capacity)?
+            };
+            for i in chosen {
+                picked[i] = Some(0);
+            }
+            (front, budget_params, predicted)
         };
-        let mut is_chosen = vec![false; scores.groups.len()];
-        for i in chosen {
-            is_chosen[i] = true;
-        }
+        let is_chosen: Vec<bool> = picked.iter().map(Option::is_some).collect();
         let grouped: u64 = groups.groups.iter().map(|g| g.numel).sum();
         let outcome = if capacity.is_some_and(|c| c >= grouped) {
             BudgetOutcome::EverythingFits
@@ -455,15 +703,18 @@ impl AdaPeftConfig {
             .groups
             .into_iter()
             .zip(&groups.groups)
-            .zip(is_chosen)
-            .map(|((score, group), chosen)| GroupChoice {
+            .zip(picked)
+            .zip(options)
+            .map(|(((score, group), pick), options)| GroupChoice {
                 score,
-                chosen,
+                chosen: pick.is_some(),
                 paths: group
                     .members
                     .iter()
                     .map(|&m| groups.params[m].path.clone())
                     .collect(),
+                lora: pick.filter(|&o| o > 0).map(|o| options[o - 1]),
+                options: options.clone(),
             })
             .collect();
         let selection = Selection::new(
@@ -516,6 +767,51 @@ impl AdaPeftConfig {
         Ok((front, chosen, budget_params, None))
     }
 
+    /// The multiple-choice knapsack: group `k` is a class whose option 0 is the full group and
+    /// option `j` its LoRA option `j - 1`. Returns `(front over group indices, chosen (group,
+    /// option) pairs, budget in parameters)`. Options without value are never chosen.
+    #[allow(clippy::type_complexity)]
+    fn choose_classes(
+        &self,
+        scores: &Scores,
+        options: &[Vec<LoraOption>],
+        capacity: Option<u64>,
+    ) -> Result<(ParetoFront, Vec<(usize, usize)>, u64), AdaPeftError> {
+        let positive = |v: f64| if v > 0.0 { v } else { 0.0 };
+        let classes: Vec<Class> = scores
+            .groups
+            .iter()
+            .zip(options)
+            .map(|(s, opts)| {
+                std::iter::once(Item::new(s.params, positive(s.value)))
+                    .chain(opts.iter().map(|o| Item::new(o.params, positive(o.value))))
+                    .collect()
+            })
+            .collect();
+        let front = pareto_front_classes_with(
+            &classes,
+            FrontOptions::new().with_epsilon(self.front_epsilon),
+        )?;
+        let picks = match capacity {
+            Some(c) => solve_classes(&classes, c)?.chosen,
+            None => {
+                let index = knee_index(front.values(), front.knee_index());
+                front.get(index).map(|p| p.chosen).unwrap_or_default()
+            }
+        };
+        let item = |class: usize, option: usize| &classes[class].options()[option];
+        let picks: Vec<(usize, usize)> = picks
+            .into_iter()
+            .filter(|p| item(p.class, p.option).value > 0.0)
+            .map(|p| (p.class, p.option))
+            .collect();
+        let budget_params = match capacity {
+            Some(c) => c,
+            None => picks.iter().map(|&(c, o)| item(c, o).weight).sum(),
+        };
+        Ok((front.map_choices(|p| p.class), picks, budget_params))
+    }
+
     /// The joint value over the cross-group curvature: `(greedy front, chosen, budget in
     /// parameters, the chosen subset's joint value)`.
     #[allow(clippy::type_complexity)]
@@ -551,11 +847,18 @@ impl AdaPeftConfig {
 /// rising faster than size) has no knee, and "train nothing" is never what `Auto` is asked
 /// for. Then the lightest non-empty point is taken. Returns the chosen items and their weight.
 fn knee(front: &ParetoFront, weight: &dyn Fn(usize) -> u64) -> (Vec<usize>, u64) {
-    let mut index = front.knee_index().unwrap_or(0);
-    if index == 0 && front.len() > 1 && front.values()[1] > front.values()[0] {
-        index = 1;
-    }
+    let index = knee_index(front.values(), front.knee_index());
     let chosen = front.get(index).map(|p| p.chosen).unwrap_or_default();
     let w = chosen.iter().map(|&i| weight(i)).sum();
     (chosen, w)
+}
+
+/// The point [`Budget::Auto`] takes, from the front's values and its knee (see [`knee`]).
+fn knee_index(values: &[f64], knee: Option<usize>) -> usize {
+    let index = knee.unwrap_or(0);
+    if index == 0 && values.len() > 1 && values[1] > values[0] {
+        1
+    } else {
+        index
+    }
 }

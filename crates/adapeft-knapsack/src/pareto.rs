@@ -287,6 +287,30 @@ impl<C> ParetoFront<C> {
         })
     }
 
+    /// The same front with every choice mapped through `f` (for example a multiple-choice
+    /// front's [`Pick`]s to their class index, when the option is recorded elsewhere).
+    ///
+    /// ```
+    /// use adapeft_knapsack::{Class, Item, pareto_front_classes};
+    ///
+    /// let classes = [Class::new(vec![Item::new(4, 3.0), Item::new(1, 2.0)])];
+    /// let front = pareto_front_classes(&classes)?.map_choices(|p| p.class);
+    /// assert_eq!(front.best_within(2).unwrap().chosen, vec![0]);
+    /// # Ok::<(), adapeft_knapsack::KnapsackError>(())
+    /// ```
+    pub fn map_choices<D>(self, f: impl Fn(&C) -> D) -> ParetoFront<D> {
+        ParetoFront {
+            weights: self.weights,
+            values: self.values,
+            nodes: self.nodes,
+            arena: self.arena,
+            choices: self.choices.iter().map(f).collect(),
+            epsilon: self.epsilon,
+            exact: self.exact,
+            max_weight: self.max_weight,
+        }
+    }
+
     /// Number of points.
     pub fn len(&self) -> usize {
         self.weights.len()

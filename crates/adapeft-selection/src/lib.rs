@@ -37,6 +37,6 @@ mod transfer;
 
 pub use budget::{Budget, BudgetError, BudgetOutcome, Candidates};
 pub use error::SelectionError;
-pub use selection::{GroupChoice, SCHEMA_VERSION, Selection, SelectionSettings};
+pub use selection::{GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings};
 pub use store::*;
 pub use summary::thousands;

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use adapeft_importance::{AnyEstimator, Cost, GroupScore, ValueModel, set_require_grad};
 use adapeft_knapsack::ParetoFront;
-use burn::module::{Module, ParamGroup};
+use burn::module::{Lora, Module, ParamGroup};
 use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, BudgetOutcome, Candidates};
@@ -24,9 +24,63 @@ pub struct GroupChoice {
     pub chosen: bool,
     /// Paths of the parameters in the group.
     pub paths: Vec<String>,
+    /// The LoRA options the group was offered besides training it fully (empty unless the
+    /// selection was made with LoRA choices, `AdaPeftConfig::with_lora_choices`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<LoraOption>,
+    /// Set when the group trains through a LoRA adapter of this rank instead of its full
+    /// weight (then `chosen` is true too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraOption>,
+}
+
+/// One LoRA option of a weight matrix: an adapter `W + (alpha / rank) A B` of `rank`, with
+/// `params = rank (d_in + d_out)` trainable parameters and the value its estimate gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LoraOption {
+    /// The adapter's rank.
+    pub rank: usize,
+    /// The adapter's `alpha` (burn's `Lora::new(rank, alpha)`; the scale is `alpha / rank`).
+    pub alpha: f64,
+    /// Trainable parameters of the adapter.
+    pub params: u64,
+    /// The option's value (predicted loss reduction), in the units of the groups' values.
+    pub value: f64,
 }
 
 impl GroupChoice {
+    /// Parameters that train when the group is chosen: the adapter's if it trains through
+    /// LoRA, the group's otherwise (0 when not chosen).
+    pub fn trained_params(&self) -> u64 {
+        match (self.chosen, &self.lora) {
+            (false, _) => 0,
+            (true, Some(lora)) => lora.params,
+            (true, None) => self.score.params,
+        }
+    }
+
+    /// The predicted reduction of the chosen option (0 when not chosen).
+    pub fn chosen_value(&self) -> f64 {
+        match (self.chosen, &self.lora) {
+            (false, _) => 0.0,
+            (true, Some(lora)) => lora.value,
+            (true, None) => self.score.value,
+        }
+    }
+
+    /// Paths of the tensors that train when the group is chosen: its own, or for a LoRA
+    /// choice the adapter factors burn attaches (`<path>.lora.a`, `<path>.lora.b`).
+    pub fn trained_paths(&self) -> Vec<String> {
+        match &self.lora {
+            Some(_) => self
+                .paths
+                .iter()
+                .flat_map(|p| [format!("{p}.lora.a"), format!("{p}.lora.b")])
+                .collect(),
+            None => self.paths.clone(),
+        }
+    }
+
     /// The group's value per parameter (its knapsack ratio).
     pub fn value_per_param(&self) -> f64 {
         if self.score.params == 0 {
@@ -184,16 +238,24 @@ impl Selection {
         self.groups.iter().filter(|g| g.chosen)
     }
 
-    /// Paths of every parameter that trains.
+    /// Paths of every parameter that trains (for a group chosen with a LoRA adapter, the
+    /// adapter's factors `<path>.lora.a` and `<path>.lora.b`, which exist once
+    /// [`Selection::apply`] attached them).
     pub fn chosen_paths(&self) -> Vec<String> {
-        self.chosen()
-            .flat_map(|g| g.paths.iter().cloned())
-            .collect()
+        self.chosen().flat_map(GroupChoice::trained_paths).collect()
     }
 
-    /// Number of parameters that train.
+    /// Number of parameters that train (adapters counted by their own size).
     pub fn trainable_params(&self) -> u64 {
-        self.chosen().map(|g| g.score.params).sum()
+        self.groups.iter().map(GroupChoice::trained_params).sum()
+    }
+
+    /// The groups chosen with a LoRA adapter: `(weight path, option)`, in model order.
+    pub fn lora_choices(&self) -> Vec<(String, LoraOption)> {
+        self.chosen()
+            .filter_map(|g| g.lora.map(|o| g.paths.iter().map(move |p| (p.clone(), o))))
+            .flatten()
+            .collect()
     }
 
     /// Number of float parameters in the model.
@@ -215,7 +277,7 @@ impl Selection {
     /// selection was made with [`ValueModel::Joint`].
     pub fn predicted_reduction(&self) -> f64 {
         self.predicted
-            .unwrap_or_else(|| self.chosen().map(|g| g.score.value).sum())
+            .unwrap_or_else(|| self.groups.iter().map(GroupChoice::chosen_value).sum())
     }
 
     /// True when nothing trains.
@@ -256,7 +318,26 @@ impl Selection {
     /// training flags alone: dropout stays active and batch-norm running statistics keep
     /// updating, as in full fine-tuning. On a device without autodiff the setting is stored and
     /// takes effect when the model goes back to training (`Module::train`).
+    ///
+    /// Groups chosen with a LoRA adapter ([`Selection::lora_choices`]) first get it: burn's
+    /// `Module::apply_lora` at the chosen rank and alpha on exactly those weights (one call
+    /// per rank; the factors start as burn's `A ~ N(0, 1/rank)`, `B = 0`, so the model's
+    /// output is unchanged), and then only the factors of those weights train.
     pub fn apply<M: Module>(&self, model: M) -> M {
+        let mut model = model;
+        let mut by_rank: Vec<((usize, u64), Vec<String>)> = Vec::new();
+        for (path, o) in self.lora_choices() {
+            let key = (o.rank, o.alpha.to_bits());
+            match by_rank.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, paths)) => paths.push(path),
+                None => by_rank.push((key, vec![path])),
+            }
+        }
+        for ((rank, alpha), paths) in by_rank {
+            let lora = Lora::new(rank, f64::from_bits(alpha))
+                .set_param_group(ParamGroup::from_paths(paths));
+            model = model.apply_lora(lora);
+        }
         let chosen: HashSet<String> = self.chosen_paths().into_iter().collect();
         set_require_grad(model, |path| chosen.contains(path))
     }

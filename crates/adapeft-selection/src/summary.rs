@@ -62,11 +62,18 @@ impl fmt::Display for Selection {
         });
         for i in order {
             let g = &self.groups()[i];
-            let note = g
+            let mut note = g
                 .score
                 .unreliable
                 .map(|u| u.to_string())
                 .unwrap_or_default();
+            if let Some(lora) = g.lora {
+                note = format!(
+                    "LoRA rank {} ({} params) {note}",
+                    lora.rank,
+                    thousands(lora.params)
+                );
+            }
             writeln!(
                 f,
                 "{} {:<name_width$}  {:>12}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {}",

@@ -151,6 +151,10 @@ impl Selection {
                     score,
                     chosen: from.chosen,
                     paths: Vec::new(),
+                    // Adapters keep their rank; their size assumes the counterpart's shape
+                    // (true for the repeated blocks of one model family).
+                    options: from.options.clone(),
+                    lora: from.lora,
                 });
                 groups.len() - 1
             });

@@ -1,0 +1,68 @@
+//! The training loop every method shares (Adam, the same batches and steps; the new head at
+//! its own learning rate) and test accuracy.
+
+use std::time::Instant;
+
+use adapeft::importance::Objective;
+use adapeft_bert::{BertClassifier, BertTokenizer, TextBatch};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::Device;
+use indicatif::ProgressBar;
+
+use crate::data::Task;
+
+/// Trains the parameters of `model` that require gradients for `steps` Adam steps on `batches`:
+/// the head at `lr_head`, everything else at `lr`. Returns the model and the seconds taken.
+pub fn train(
+    mut model: BertClassifier,
+    batches: impl Iterator<Item = TextBatch>,
+    steps: usize,
+    lr: f64,
+    lr_head: f64,
+    bar: &ProgressBar,
+) -> (BertClassifier, f64) {
+    let start = Instant::now();
+    let mut head_optim = AdamConfig::new().init();
+    let mut optim = AdamConfig::new().init();
+    let mut head_ids = vec![model.head.weight.id];
+    head_ids.extend(model.head.bias.as_ref().map(|b| b.id));
+    for batch in batches.take(steps) {
+        let mut grads = model.loss(&batch).backward();
+        let head = GradientsParams::from_params(&mut grads, &model, &head_ids);
+        let rest = GradientsParams::from_grads(grads, &model);
+        if !head.is_empty() {
+            model = head_optim.step(lr_head, model, head);
+        }
+        if !rest.is_empty() {
+            model = optim.step(lr, model, rest);
+        }
+        bar.inc(1);
+    }
+    (model, start.elapsed().as_secs_f64())
+}
+
+/// Accuracy on the task's test rows, in batches of 64 on the plain device.
+pub fn accuracy(
+    model: &BertClassifier,
+    task: &Task,
+    tokenizer: &BertTokenizer,
+    device: &Device,
+) -> f64 {
+    let model = model.valid();
+    let device = device.clone().inner();
+    let mut correct = 0;
+    for chunk in task.test.chunks(64) {
+        let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
+        let input = tokenizer
+            .batch(&texts, &device)
+            .expect("the definitions tokenize");
+        let predicted = model.logits(&input).argmax(1).into_data();
+        correct += predicted
+            .iter::<i64>()
+            .zip(chunk)
+            .filter(|&(p, e)| p == e.label as i64)
+            .count();
+    }
+    correct as f64 / task.test.len() as f64
+}
