@@ -86,10 +86,18 @@ fn allocation_matches_the_host_run_for_sgd_and_adam() {
                 .unwrap();
             let (credit, w_end) = host_run(&problem, &config, &vec![true; problem.n()]);
             let scale = credit.iter().map(|c| c.abs()).fold(0.0, f64::max);
+            // Values are the positive credits, scaled together to at most the loss.
+            let loss = scores.loss.unwrap();
+            let positive: f64 = scores.groups.iter().map(|s| s.b.max(0.0)).sum();
+            let cap = if loss > 0.0 && positive > loss {
+                loss / positive
+            } else {
+                1.0
+            };
             for (g, s) in scores.groups.iter().enumerate() {
                 let what = format!("{} {optimizer:?} group {g}", be.name);
                 check_close(s.b, credit[g], scale, &what);
-                assert_eq!(s.value, s.b.max(0.0));
+                assert_eq!(s.value, s.b.max(0.0) * cap);
                 assert!(s.is_reliable());
             }
             assert_eq!(scores.cost.backward_passes, 6);
@@ -352,4 +360,73 @@ fn trapezoid_allocation_is_exact_on_a_quadratic() {
         );
         assert_eq!(scores.cost.backward_passes, config.steps as u64 + 1);
     }
+}
+
+/// The default value never predicts a reduction larger than the loss, on any subset of the
+/// test models, even for a run at a rate that overshoots (where the unscaled positive credits
+/// add up to a thousand times the loss); the common scale keeps the credits' ratios.
+#[test]
+fn the_default_never_predicts_more_than_the_loss() {
+    use adapeft_importance::AnyEstimator;
+    let device = burn::tensor::Device::flex().autodiff();
+    let check = |scores: adapeft_importance::Scores, what: &str| {
+        let loss = scores.loss.unwrap();
+        let k = scores.groups.len();
+        for mask in 1u32..(1 << k) {
+            let predicted: f64 = (0..k)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| scores.groups[i].value)
+                .sum();
+            assert!(
+                predicted <= loss * (1.0 + 1e-12),
+                "{what}: subset {mask:b} predicted {predicted} > loss {loss}"
+            );
+        }
+        // One factor for all: values stay proportional to the positive credits.
+        let scale = scores
+            .groups
+            .iter()
+            .find(|g| g.b > 0.0)
+            .map(|g| g.value / g.b)
+            .unwrap();
+        for g in &scores.groups {
+            let want = g.b.max(0.0) * scale;
+            assert!(
+                (g.value - want).abs() <= 1e-12 * want.abs().max(1e-300),
+                "{what}"
+            );
+        }
+        scale
+    };
+    let mut capped = 0;
+    for lr in [1e-2, 1e-1, 1.0, 3.0] {
+        let estimator = match AnyEstimator::default() {
+            AnyEstimator::ShortRun(run) => run.with_learning_rate(lr),
+            other => panic!("the default changed to {other}: update this test"),
+        };
+        for seed in 0..2 {
+            let model = Mlp::new(6, 16, 3, &device);
+            let batches: Vec<_> = (0..4)
+                .map(|i| regression_batch(32, 6, 3, seed * 10 + i, &device))
+                .collect();
+            let groups = per_tensor(&model);
+            let scores = estimator.estimate(&model, &batches, &groups).unwrap();
+            if check(scores, &format!("mlp lr {lr} seed {seed}")) < 1.0 {
+                capped += 1;
+            }
+            let problem = LogisticProblem::random(64, 5, 4, seed);
+            let model = problem.model(&device);
+            let groups = per_tensor(&model);
+            let scores = estimator
+                .estimate(&model, &[problem.batch(&device, 1.0)], &groups)
+                .unwrap();
+            if check(scores, &format!("logistic lr {lr} seed {seed}")) < 1.0 {
+                capped += 1;
+            }
+        }
+    }
+    assert!(
+        capped > 0,
+        "some run must overshoot for the test to mean anything"
+    );
 }
