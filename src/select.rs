@@ -384,12 +384,11 @@ impl AdaPeftConfig {
         let no_options = vec![Vec::new(); groups.len()];
         self.choose(
             &groups,
-            scores,
+            (scores, candidates),
             &no_options,
             budget,
             capacity,
             batches,
-            candidates,
         )
     }
 
@@ -428,12 +427,11 @@ impl AdaPeftConfig {
         };
         self.choose(
             &groups,
-            scores,
+            (scores, candidates),
             &options,
             budget,
             capacity,
             batches.len(),
-            candidates,
         )
     }
 
@@ -649,12 +647,11 @@ impl AdaPeftConfig {
         let no_options = vec![Vec::new(); groups.len()];
         self.choose(
             groups,
-            scores,
+            (scores, Candidates::All),
             &no_options,
             budget,
             capacity,
             batches,
-            Candidates::All,
         )
     }
 
@@ -663,12 +660,11 @@ impl AdaPeftConfig {
     fn choose(
         &self,
         groups: &Groups,
-        scores: Scores,
+        (scores, candidates): (Scores, Candidates),
         options: &[Vec<LoraOption>],
         budget: Budget,
         capacity: Option<u64>,
         batches: usize,
-        candidates: Candidates,
     ) -> Result<Selection, AdaPeftError> {
         let total = groups.total_params();
         // `picked[k]`: group k's chosen option, 0 for the full group, `j` for `options[k][j-1]`.

@@ -49,6 +49,8 @@ struct Args {
     mlp_only: bool,
     /// `--transformer-seeds N`: the transformer's seeds in the oracle benchmark.
     transformer_seeds: Option<usize>,
+    /// `--transformer-subsets N`: random subsets in the transformer's reference front.
+    transformer_subsets: Option<usize>,
 }
 
 const USAGE: &str = "usage: cargo run --example digits -- [--quick] [--check]
@@ -60,7 +62,9 @@ const USAGE: &str = "usage: cargo run --example digits -- [--quick] [--check]
             regret (see examples/digits/oracle.rs)
   --mlp-only  with --oracle: the MLP's 63 subsets only (minutes instead of an hour)
   --transformer-seeds N  with --oracle: the transformer's seeds (default 3; its runs cost
-            ten times the MLP's)";
+            ten times the MLP's)
+  --transformer-subsets N  with --oracle: random subsets in the transformer's reference
+            front, per task and seed (default 60)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -69,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
         oracle: false,
         mlp_only: false,
         transformer_seeds: None,
+        transformer_subsets: None,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -78,6 +83,12 @@ fn parse_args() -> Result<Args, String> {
                     format!("--transformer-seeds needs a number of seeds\n{USAGE}")
                 })?;
                 args.transformer_seeds = Some(n);
+            }
+            "--transformer-subsets" => {
+                let n = argv.next().and_then(|n| n.parse().ok()).ok_or_else(|| {
+                    format!("--transformer-subsets needs a number of subsets\n{USAGE}")
+                })?;
+                args.transformer_subsets = Some(n);
             }
             "--quick" => args.quick = true,
             "--check" => args.check_only = true,
@@ -109,7 +120,12 @@ fn main() -> ExitCode {
         }
     };
     if args.oracle {
-        return run_oracle(args.quick, args.mlp_only, args.transformer_seeds);
+        return run_oracle(
+            args.quick,
+            args.mlp_only,
+            args.transformer_seeds,
+            args.transformer_subsets,
+        );
     }
     let config = if args.quick {
         StudyConfig::quick()
@@ -142,7 +158,12 @@ fn main() -> ExitCode {
 
 /// The oracle benchmark: runs it and writes `oracle.md`, `oracle-subsets.csv` and
 /// `oracle-regret.csv`.
-fn run_oracle(quick: bool, mlp_only: bool, transformer_seeds: Option<usize>) -> ExitCode {
+fn run_oracle(
+    quick: bool,
+    mlp_only: bool,
+    transformer_seeds: Option<usize>,
+    transformer_subsets: Option<usize>,
+) -> ExitCode {
     let mut config = if quick {
         oracle::OracleConfig::quick()
     } else {
@@ -150,6 +171,9 @@ fn run_oracle(quick: bool, mlp_only: bool, transformer_seeds: Option<usize>) -> 
     };
     if let Some(n) = transformer_seeds {
         config.transformer_seeds = n;
+    }
+    if let Some(n) = transformer_subsets {
+        config.transformer_subsets = n;
     }
     if mlp_only {
         config.transformer_seeds = 0;
@@ -181,6 +205,9 @@ fn run_oracle(quick: bool, mlp_only: bool, transformer_seeds: Option<usize>) -> 
         .to_string();
         if let (Some(n), false) = (transformer_seeds, mlp_only) {
             command += &format!(" --transformer-seeds {n}");
+        }
+        if let (Some(n), false) = (transformer_subsets, mlp_only) {
+            command += &format!(" --transformer-subsets {n}");
         }
         let md = oracle::markdown(&config, &outcome, &command);
         println!("\n{md}");
