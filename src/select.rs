@@ -27,7 +27,7 @@ impl AdaPeft {
     /// exact knapsack).
     ///
     /// The default comes from the digits study's oracle benchmark (`docs/digits/oracle.md`):
-    /// the value with the lowest mean regret over both models (0.002 on the MLP, 0.062 on the
+    /// the value with the lowest mean regret over both models (0.002 on the MLP, 0.082 on the
     /// transformer), lower than the paper's one-step quadratic value, gradient norm and
     /// Fisher on each, at 16 backward passes whatever the number of groups. Its run trains
     /// every group at once for 15 steps on `batch` (repeated): pass several batches through

@@ -62,7 +62,7 @@ pub enum ShortRunValue {
     ///
     /// On the digits study's oracle benchmark it has the lowest regret of every value measured
     /// on the MLP (0.002, against 0.014 for the first-order allocation) and the second lowest
-    /// on the transformer (0.062; the probe run, at 46 times the cost, 0.058).
+    /// on the transformer (0.082; the probe run, at 46 times the cost, 0.078).
     #[default]
     Trapezoid,
     /// Each group trained alone for the run; its value is the drop of the mean loss over all
@@ -86,7 +86,7 @@ pub enum ShortRunValue {
 /// Allocation); [`Scores::loss`] is the loss at the model's weights over all the batches.
 ///
 /// On the digits study's oracle benchmark (`docs/digits/oracle.md`) the default has a mean
-/// regret of 0.002 on the MLP and 0.062 on the transformer, against 0.115 and 0.125 for the
+/// regret of 0.002 on the MLP and 0.082 on the transformer, against 0.115 and 0.146 for the
 /// paper's one-step quadratic value, at a cost of 21 training steps, a few percent of the run.
 ///
 /// A burn [`Config`]: `ShortRun::new().with_steps(30)`, or a struct literal with
