@@ -76,7 +76,7 @@ mod store;
 
 pub use adapeft_importance::{
     AnyEstimator, Baseline, Direction, Estimator, ForwardProbe, GradientProbe, GroupScore,
-    Grouping, Objective, ProbeMode, ShortRun, ValueModel,
+    Grouping, Objective, ProbeMode, ProbeRun, ShortRun, ShortRunValue, ValueModel,
 };
 pub use adapeft_optim::{
     Gen, GenConfig, GradientMask, Masked, Reselect, Resumed, load_checkpoint, save_checkpoint,
