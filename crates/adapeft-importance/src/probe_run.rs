@@ -10,7 +10,7 @@ use crate::gradient::GradientProbe;
 use crate::grouping::Groups;
 use crate::objective::LossFn;
 use crate::probe::{ParamVec, Workspace};
-use crate::score::{Cost, GroupScore, Quality, Scores};
+use crate::score::{Cost, GroupScore, Scores};
 use crate::shard::EstimateIn;
 use crate::short_run::{RunOptimizer, ShortRun, ShortRunValue, run_observed};
 
@@ -25,10 +25,11 @@ use crate::short_run::{RunOptimizer, ShortRun, ShortRunValue, run_observed};
 /// the transformer, but costs `steps` training steps plus `checkpoints` exact probes
 /// (`checkpoints * (1 + 2K)` backward passes per batch for `K` groups).
 ///
-/// Each [`GroupScore`] has `b` and `a` of the start (the user's weights), `value` the sum of
-/// the checkpoints' reliable values, and is unreliable only when every checkpoint found it so
-/// (with the start's reason). [`Scores::loss`] is the start's loss; the cost adds the run's
-/// and every probe's. The user's model is never changed (the run moves a copy).
+/// Each [`GroupScore`] has `b`, `a` and the quality figure of the start (the user's
+/// weights), `value` the sum of the checkpoints' reliable values, and is unreliable only when
+/// every checkpoint found it so (with the start's reason). [`Scores::loss`] is the start's
+/// loss; the cost adds the run's and every probe's. The user's model is never changed (the
+/// run moves a copy).
 ///
 /// ```
 /// use adapeft_importance::{discover, Estimator, Grouping, ProbeRun};
@@ -179,7 +180,6 @@ impl EstimateIn for ProbeRun {
             .map(|(g, (sum, ok))| GroupScore {
                 value: if ok { sum } else { 0.0 },
                 unreliable: if ok { None } else { g.unreliable },
-                quality: if ok { Quality::Exact } else { g.quality },
                 ..g
             })
             .collect();
