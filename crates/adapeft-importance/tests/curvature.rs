@@ -260,12 +260,6 @@ fn joint_rates_reach_the_minimum_over_the_chosen_directions() {
             .enumerate()
             .flat_map(|(g, &s)| std::iter::repeat_n(g, s))
             .collect();
-        let loss = |w: &[f64]| {
-            let quad: f64 = (0..n)
-                .map(|i| w[i] * (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>())
-                .sum();
-            0.5 * quad - problem.c.iter().zip(w).map(|(c, w)| c * w).sum::<f64>()
-        };
         for subset in [vec![0, 1, 2, 3], vec![1, 3], vec![2]] {
             let eta = a.joint_rates(&b, &subset);
             assert!(eta.iter().all(|&e| e > 0.0), "{subset:?}: {eta:?}");
@@ -275,9 +269,7 @@ fn joint_rates_reach_the_minimum_over_the_chosen_directions() {
                     w[i] -= eta[p] * grad[i];
                 }
             }
-            let new_grad: Vec<f64> = (0..n)
-                .map(|i| (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>() - problem.c[i])
-                .collect();
+            let new_grad = problem.gradient_at(&w);
             for &k in &subset {
                 let along: f64 = (0..n)
                     .filter(|&i| group_of[i] == k)
@@ -290,7 +282,7 @@ fn joint_rates_reach_the_minimum_over_the_chosen_directions() {
                     b[k]
                 );
             }
-            let drop = loss(&problem.w) - loss(&w);
+            let drop = problem.loss_at(&problem.w) - problem.loss_at(&w);
             let joint = a.joint_value(&b, &subset);
             assert!(
                 rel_err(drop, joint) < 1e-3,

@@ -27,9 +27,7 @@ fn host_run(
         .collect();
     let mut credit = vec![0.0; problem.sizes.len()];
     for t in 1..=config.steps {
-        let grad: Vec<f64> = (0..n)
-            .map(|i| (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>() - problem.c[i])
-            .collect();
+        let grad = problem.gradient_at(&w);
         for i in (0..n).filter(|&i| moving[i]) {
             let s = match config.optimizer {
                 RunOptimizer::Sgd => config.learning_rate * grad[i],
@@ -50,14 +48,6 @@ fn host_run(
         }
     }
     (credit, w)
-}
-
-fn loss_at(problem: &QuadraticProblem, w: &[f64]) -> f64 {
-    let n = problem.n();
-    let quad: f64 = (0..n)
-        .map(|i| w[i] * (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>())
-        .sum();
-    0.5 * quad - problem.c.iter().zip(w).map(|(c, w)| c * w).sum::<f64>()
 }
 
 fn check_close(got: f64, want: f64, scale: f64, what: &str) {
@@ -102,12 +92,12 @@ fn allocation_matches_the_host_run_for_sgd_and_adam() {
             }
             assert_eq!(scores.cost.backward_passes, 6);
             // The allocation is the first-order share of the run's loss change.
-            let drop = loss_at(&problem, &problem.w) - loss_at(&problem, &w_end);
+            let drop = problem.loss_at(&problem.w) - problem.loss_at(&w_end);
             let total: f64 = credit.iter().sum();
             assert!(total > 0.0 && drop > 0.0, "the run must learn something");
             assert!(
-                (scores.loss.unwrap() - loss_at(&problem, &problem.w)).abs()
-                    < 1e-4 * loss_at(&problem, &problem.w).abs().max(1.0)
+                (scores.loss.unwrap() - problem.loss_at(&problem.w)).abs()
+                    < 1e-4 * problem.loss_at(&problem.w).abs().max(1.0)
             );
         }
     }
@@ -127,7 +117,7 @@ fn alone_is_each_groups_own_loss_drop() {
             ..Default::default()
         };
         let scores = config.estimate(&model, &[batch], &groups).unwrap();
-        let before = loss_at(&problem, &problem.w);
+        let before = problem.loss_at(&problem.w);
         let mut start = 0;
         let drops: Vec<f64> = problem
             .sizes
@@ -137,7 +127,7 @@ fn alone_is_each_groups_own_loss_drop() {
                     .map(|i| (start..start + s).contains(&i))
                     .collect();
                 start += s;
-                before - loss_at(&problem, &host_run(&problem, &config, &moving).1)
+                before - problem.loss_at(&host_run(&problem, &config, &moving).1)
             })
             .collect();
         let scale = drops.iter().map(|d| d.abs()).fold(0.0, f64::max);
@@ -192,9 +182,7 @@ fn bad_settings_and_divergence_are_typed_errors() {
 /// `g = G / (|G| + 1e-8)`, `b_k = G_k . g_k`, `a_k = g_k^T A_kk g_k`, `v_k = b_k^2 / 2a_k`.
 fn one_step_values(problem: &QuadraticProblem, w: &[f64]) -> Vec<f64> {
     let n = problem.n();
-    let grad: Vec<f64> = (0..n)
-        .map(|i| (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>() - problem.c[i])
-        .collect();
+    let grad = problem.gradient_at(w);
     let dir: Vec<f64> = grad.iter().map(|g| g / (g.abs() + 1e-8)).collect();
     let mut start = 0;
     problem
@@ -320,14 +308,9 @@ fn trapezoid_allocation_is_exact_on_a_quadratic() {
                 }
             })
             .collect();
-        let gradient = |w: &[f64]| -> Vec<f64> {
-            (0..n)
-                .map(|i| (0..n).map(|j| problem.a[i * n + j] * w[j]).sum::<f64>() - problem.c[i])
-                .collect()
-        };
         let mut want = vec![0.0; problem.sizes.len()];
         for pair in trajectory.windows(2) {
-            let (g0, g1) = (gradient(&pair[0]), gradient(&pair[1]));
+            let (g0, g1) = (problem.gradient_at(&pair[0]), problem.gradient_at(&pair[1]));
             let mut start = 0;
             for (k, &s) in problem.sizes.iter().enumerate() {
                 for i in start..start + s {
@@ -336,7 +319,7 @@ fn trapezoid_allocation_is_exact_on_a_quadratic() {
                 start += s;
             }
         }
-        let drop = loss_at(&problem, &problem.w) - loss_at(&problem, &trajectory[config.steps]);
+        let drop = problem.loss_at(&problem.w) - problem.loss_at(&trajectory[config.steps]);
         let scale = want.iter().map(|d| d.abs()).fold(drop.abs(), f64::max);
         for (k, s) in scores.groups.iter().enumerate() {
             check_close(s.b, want[k], scale, &format!("{} group {k}", be.name));

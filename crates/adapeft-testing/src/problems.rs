@@ -118,12 +118,26 @@ impl QuadraticProblem {
         }
     }
 
-    /// The gradient `A w - c`.
+    /// The gradient `A w - c` at the problem's weights.
     pub fn gradient(&self) -> Vec<f64> {
+        self.gradient_at(&self.w)
+    }
+
+    /// The gradient `A w - c` at any weights `w` (host f64).
+    pub fn gradient_at(&self, w: &[f64]) -> Vec<f64> {
         let n = self.n();
         (0..n)
-            .map(|i| (0..n).map(|j| self.a[i * n + j] * self.w[j]).sum::<f64>() - self.c[i])
+            .map(|i| (0..n).map(|j| self.a[i * n + j] * w[j]).sum::<f64>() - self.c[i])
             .collect()
+    }
+
+    /// The loss `1/2 w^T A w - c^T w` at any weights `w` (host f64).
+    pub fn loss_at(&self, w: &[f64]) -> f64 {
+        let n = self.n();
+        let quad: f64 = (0..n)
+            .map(|i| w[i] * (0..n).map(|j| self.a[i * n + j] * w[j]).sum::<f64>())
+            .sum();
+        0.5 * quad - self.c.iter().zip(w).map(|(c, w)| c * w).sum::<f64>()
     }
 
     /// The whole cross-group curvature `A_kl = g_k^T A_kl g_l` for the direction `g`
