@@ -1,5 +1,5 @@
 //! A [`Collective`] over burn's device collectives (`burn::tensor::distributed::all_reduce`),
-//! for data-parallel selection on several CUDA GPUs ([`AdaPeftConfig::select_sharded_with`]).
+//! for data-parallel selection on several CUDA GPUs ([`AdaPeftConfig::select_with`] with [`Data::Sharded`]).
 //!
 //! Compiled only with the `cuda` feature: burn implements its collectives on CUDA (NCCL)
 //! alone, and `all_reduce` panics on flex and wgpu. Its build downloads LLVM, so it is not
@@ -10,7 +10,8 @@
 //! or across machines through burn's remote devices, use [`HostReduce`]: the reduced numbers
 //! are small and live on the host anyway.
 //!
-//! [`AdaPeftConfig::select_sharded_with`]: crate::AdaPeftConfig::select_sharded_with
+//! [`AdaPeftConfig::select_with`]: crate::AdaPeftConfig::select_with
+//! [`Data::Sharded`]: crate::Data::Sharded
 //! [`HostReduce`]: adapeft_importance::HostReduce
 
 use adapeft_importance::{Collective, ReduceError};

@@ -3,7 +3,7 @@
 use adapeft_importance::{EstimateError, GroupingError};
 use adapeft_knapsack::KnapsackError;
 use adapeft_optim::{CheckpointError, OptimError};
-use adapeft_selection::{BudgetError, SelectionError, StoreError};
+use adapeft_selection::{BudgetError, SelectError, SelectionError, StoreError};
 use thiserror::Error;
 
 /// Why a selection (or saving, loading, transferring one, an optimizer adapter, or a
@@ -11,22 +11,10 @@ use thiserror::Error;
 /// The user's model and data are never changed, error or not.
 #[derive(Debug, Error)]
 pub enum AdaPeftError {
-    /// The model has no float parameter.
-    #[error("the model has no float parameter to select from")]
-    NoParameters,
-    /// The value model needs the cross-group curvature, which the estimator did not compute.
-    #[error(
-        "the {value_model} value model needs the cross-group curvature, which `{estimator}` does not compute: use a GradientProbe (exact, or random signs over at most MAX_CURVATURE_GROUPS groups)"
-    )]
-    NoCurvature {
-        /// The value model.
-        value_model: String,
-        /// The estimator, in words.
-        estimator: String,
-    },
-    /// LoRA choices were asked for with a setting they do not support.
-    #[error("LoRA choices: {0}")]
-    LoraChoices(String),
+    /// A selection could not be made (no parameters, a value model without the curvature it
+    /// needs, unsupported LoRA choices, scores that do not match their groups, ...).
+    #[error(transparent)]
+    Select(#[from] SelectError),
     /// The budget is not valid.
     #[error(transparent)]
     Budget(#[from] BudgetError),

@@ -57,7 +57,7 @@
 //! - [`optim`]: optimizer adapters ([`Masked`], the [`Gen`] learning rate, [`Reselect`]);
 //! - [`backend`]: the devices the enabled backend features give.
 //! - `distributed` (with the `cuda` feature): `DeviceReduce`, a collective over burn's
-//!   `all_reduce` for [`AdaPeftConfig::select_sharded_with`] on several CUDA GPUs.
+//!   `all_reduce` for [`AdaPeftConfig::select_with`] on several CUDA GPUs.
 //!
 //! See `docs/architecture.md` in the repository for how data flows through them.
 
@@ -71,26 +71,19 @@ pub mod backend;
 pub mod distributed;
 mod error;
 pub mod prelude;
-mod select;
 mod store;
 
 pub use adapeft_importance::{
-    AnyEstimator, Baseline, Direction, Estimator, ForwardProbe, GradientProbe, GroupScore,
-    Grouping, Objective, ProbeMode, ProbeRun, ShortRun, ShortRunValue, ValueModel,
+    AnyEstimator, Baseline, Collective, Direction, Estimator, ForwardProbe, GradientProbe,
+    GroupScore, Grouping, Groups, HostReduce, NewtonProbe, Objective, ProbeMode, ProbeRun,
+    Scores, Shard, ShortRun, ShortRunValue, ValueModel,
 };
 pub use adapeft_optim::{
     Gen, GenConfig, GradientMask, Masked, Reselect, Resumed, load_checkpoint, save_checkpoint,
 };
 pub use adapeft_selection::{
-    Budget, BudgetError, BudgetOutcome, Candidates, GroupChoice, LoraOption, Selection,
+    AdaPeft, AdaPeftConfig, Budget, BudgetError, BudgetOutcome, Candidates, Data, GroupChoice,
+    LoraChoices, LoraChoicesError, LoraOption, Scored, SelectError, Selection,
 };
 pub use error::AdaPeftError;
-pub use select::{AdaPeft, AdaPeftConfig, LoraChoices};
 pub use store::{load_trained, save_trained};
-
-/// The old name of [`AnyEstimator`].
-#[deprecated(
-    since = "0.1.0",
-    note = "renamed to `AnyEstimator` (adapeft::importance)"
-)]
-pub type EstimatorConfig = AnyEstimator;

@@ -6,7 +6,8 @@
 
 use adapeft::importance::{discover, set_require_grad};
 use adapeft::{
-    AdaPeftConfig, AdaPeftError, Baseline, Budget, LoraChoices, Objective, Selection, ValueModel,
+    AdaPeftConfig, Baseline, Budget, LoraChoices, LoraChoicesError, Objective,
+    Scored, SelectError, Selection, ValueModel,
 };
 use burn::module::{Module, ParamGroup};
 use burn::nn::{Linear, LinearConfig};
@@ -232,17 +233,26 @@ fn unsupported_settings_are_refused_by_name() {
         .with_value_model(ValueModel::Joint)
         .with_lora_choices(LoraChoices::new(&[2]))
         .select(&model, &batches, Budget::Params(50));
-    assert!(matches!(joint, Err(AdaPeftError::LoraChoices(m)) if m.contains("joint")));
+    assert!(matches!(
+        joint,
+        Err(SelectError::LoraChoices(LoraChoicesError::ValueModel { value_model })) if value_model.contains("joint")
+    ));
     let zero = AdaPeftConfig::new()
         .with_lora_choices(LoraChoices::new(&[0]))
         .select(&model, &batches, Budget::Params(50));
-    assert!(matches!(zero, Err(AdaPeftError::LoraChoices(m)) if m.contains("rank 0")));
+    assert!(matches!(
+        zero,
+        Err(SelectError::LoraChoices(LoraChoicesError::ZeroRank { rank: 0 }))
+    ));
     let config = AdaPeftConfig::new().with_lora_choices(LoraChoices::new(&[2]));
-    let groups = config.groups(&model).unwrap();
+    let groups = config.grouping.group(discover(&model)).unwrap();
     let scores =
         adapeft::Estimator::estimate(&Baseline::GradientNorm, &model, &batches, &groups).unwrap();
     assert!(matches!(
-        config.select_scored(&groups, scores, Budget::Params(50), 2),
-        Err(AdaPeftError::LoraChoices(_))
+        config.select_scored(&Scored::new(groups, scores, 2).unwrap(), Budget::Params(50)),
+        Err(SelectError::LoraChoices(LoraChoicesError::Unsupported {
+            entry_point: "select_scored",
+            ..
+        }))
     ));
 }

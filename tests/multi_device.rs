@@ -32,8 +32,8 @@ use adapeft::importance::{
 };
 use adapeft::optim::GradientMask;
 use adapeft::{
-    AdaPeftConfig, AdaPeftError, Baseline, Budget, Estimator, ForwardProbe, GradientProbe,
-    Grouping, Masked, Objective, ProbeMode, ShortRun,
+    AdaPeftConfig, Baseline, Budget, Data, Estimator, ForwardProbe, GradientProbe,
+    Grouping, Masked, Objective, ProbeMode, SelectError, ShortRun,
 };
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
@@ -405,24 +405,26 @@ fn a_failing_worker_stops_every_worker_with_its_error() {
     ];
     assert!(matches!(
         config.select_sharded(&model, &empty, Budget::Fraction(0.5)),
-        Err(AdaPeftError::Estimate(EstimateError::EmptyShard {
+        Err(SelectError::Estimate(EstimateError::EmptyShard {
             shard: 1
         }))
     ));
     let none: [Shard<Batch>; 0] = [];
     assert!(matches!(
         config.select_sharded(&model, &none, Budget::Fraction(0.5)),
-        Err(AdaPeftError::Estimate(EstimateError::NoShard))
+        Err(SelectError::Estimate(EstimateError::NoShard))
     ));
     assert!(matches!(
-        config.select_sharded_with(
+        config.select_with(
             &model,
-            &shards,
+            Data::Sharded {
+                shards: &shards,
+                reduce: &HostReduce::new(3)
+            },
             Budget::Fraction(0.5),
             &adapeft::importance::ModelObjective,
-            &HostReduce::new(3)
         ),
-        Err(AdaPeftError::Estimate(EstimateError::Workers {
+        Err(SelectError::Estimate(EstimateError::Workers {
             workers: 3,
             shards: 2
         }))

@@ -179,13 +179,18 @@ fn joint_rates_come_from_the_scores_curvature() {
     let batch = regression_batch(32, 6, 3, 11, &device);
     let start = Mlp::new(6, 16, 3, &device);
     let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
-    let groups = config.groups(&start).unwrap();
+    let groups = adapeft::importance::Grouping::PerTensor
+        .group(adapeft::importance::discover(&start))
+        .unwrap();
     let scores = GradientProbe::exact()
         .estimate(&start, std::slice::from_ref(&batch), &groups)
         .unwrap();
     let curvature = scores.curvature().unwrap().clone();
     let selection = config
-        .select_scored(&groups, scores, Budget::Fraction(0.5), 1)
+        .select_scored(
+            &adapeft::Scored::new(groups, scores, 1).unwrap(),
+            Budget::Fraction(0.5),
+        )
         .unwrap();
     let rates = joint_learning_rates(&selection, &curvature).unwrap();
     let subset: Vec<usize> = (0..selection.groups().len())

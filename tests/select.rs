@@ -5,8 +5,9 @@ use adapeft::importance::{Estimator, Grouping, discover};
 use adapeft::knapsack::Item;
 use adapeft::selection::SelectionError;
 use adapeft::{
-    AdaPeft, AdaPeftConfig, AdaPeftError, AnyEstimator, Baseline, Budget, BudgetError,
-    BudgetOutcome, GradientProbe, Objective, Selection, load_trained, save_trained,
+    AdaPeft, AdaPeftConfig, AnyEstimator, Baseline, Budget, BudgetError,
+    BudgetOutcome, Data, GradientProbe, Objective, Scored, SelectError, Selection, load_trained,
+    save_trained,
 };
 use adapeft_testing::*;
 use burn::module::{Module, Param};
@@ -229,7 +230,7 @@ fn auto_never_trains_nothing_when_a_group_has_value() {
     let device = Device::flex().autodiff();
     let (model, batch) = setup(&device);
     let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
-    let groups = config.groups(&model).unwrap();
+    let groups = config.grouping.group(discover(&model)).unwrap();
     let mut scores = GradientProbe::exact()
         .estimate(&model, std::slice::from_ref(&batch), &groups)
         .unwrap();
@@ -242,7 +243,7 @@ fn auto_never_trains_nothing_when_a_group_has_value() {
         }
     }
     let selection = config
-        .select_scored(&groups, scores.clone(), Budget::Auto, 1)
+        .select_scored(&Scored::new(groups.clone(), scores.clone(), 1).unwrap(), Budget::Auto)
         .unwrap();
     assert_eq!(
         selection.front().knee().unwrap().weight,
@@ -259,10 +260,42 @@ fn auto_never_trains_nothing_when_a_group_has_value() {
         g.value = 0.0;
     }
     let nothing = config
-        .select_scored(&groups, scores, Budget::Auto, 1)
+        .select_scored(&Scored::new(groups, scores, 1).unwrap(), Budget::Auto)
         .unwrap();
     assert!(nothing.is_empty());
     assert_eq!(nothing.outcome(), BudgetOutcome::Empty);
+}
+
+/// Scoring once and selecting per budget gives the selections `select` makes directly, and
+/// scores that belong to other groups are refused by name.
+#[test]
+fn scored_selections_match_direct_ones_and_foreign_scores_are_refused() {
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    let batches = std::slice::from_ref(&batch);
+    let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
+    let scored = config.score(&model, batches).unwrap();
+    assert_eq!(scored.batches(), 1);
+    assert_eq!(scored.scores().groups.len(), scored.groups().len());
+    for budget in [Budget::Params(10), Budget::Fraction(0.3), Budget::Auto] {
+        let direct = config.select(&model, batches, budget).unwrap();
+        let from_scores = config.select_scored(&scored, budget).unwrap();
+        assert_eq!(direct.chosen_paths(), from_scores.chosen_paths(), "{budget}");
+        assert_eq!(direct.settings(), from_scores.settings(), "{budget}");
+    }
+
+    let groups = scored.groups().clone();
+    let mut fewer = scored.scores().clone();
+    fewer.groups.pop();
+    let err = Scored::new(groups.clone(), fewer, 1).unwrap_err();
+    assert!(
+        matches!(&err, SelectError::ScoresMismatch { reason } if reason.contains("scores for")),
+        "{err}"
+    );
+    let mut renamed = scored.scores().clone();
+    renamed.groups[1].name = "elsewhere".into();
+    let err = Scored::new(groups, renamed, 1).unwrap_err();
+    assert!(err.to_string().contains("`elsewhere`"), "{err}");
 }
 
 #[test]
@@ -270,11 +303,12 @@ fn budgets_at_the_edges() {
     let device = Device::flex().autodiff();
     let (model, batch) = setup(&device);
     let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
-    let groups = config.groups(&model).unwrap();
+    let groups = config.grouping.group(discover(&model)).unwrap();
     let scores = GradientProbe::exact()
         .estimate(&model, std::slice::from_ref(&batch), &groups)
         .unwrap();
-    let select = |b| config.select_scored(&groups, scores.clone(), b, 1).unwrap();
+    let scored = Scored::new(groups.clone(), scores, 1).unwrap();
+    let select = |b| config.select_scored(&scored, b).unwrap();
 
     let zero = select(Budget::Params(0));
     assert!(zero.is_empty());
@@ -299,7 +333,7 @@ fn budgets_at_the_edges() {
         .select(&model, &[batch], Budget::Fraction(f64::NAN))
         .unwrap_err();
     assert!(
-        matches!(err, AdaPeftError::Budget(BudgetError { .. })),
+        matches!(err, SelectError::Budget(BudgetError { .. })),
         "{err}"
     );
 }
@@ -318,12 +352,12 @@ fn bad_models_and_losses() {
     let err = AdaPeftConfig::new()
         .select_with(
             &empty,
-            &[x],
+            Data::Batches(&[x]),
             Budget::Auto,
             &|m: &NoParams, x: &Tensor<2>| x.clone().sum().mul_scalar(m.scale),
         )
         .unwrap_err();
-    assert!(matches!(err, AdaPeftError::NoParameters), "{err}");
+    assert!(matches!(err, SelectError::NoParameters), "{err}");
 
     // A model on a device without autodiff is handled: the probes run on an autodiff copy.
     let (model, batch) = setup(&device);
@@ -336,7 +370,7 @@ fn bad_models_and_losses() {
     let err = AdaPeftConfig::new()
         .select_with(
             &model,
-            std::slice::from_ref(&batch),
+            Data::Batches(std::slice::from_ref(&batch)),
             Budget::Auto,
             &not_scalar,
         )
@@ -345,7 +379,7 @@ fn bad_models_and_losses() {
 
     let nan = |m: &Stack, b: &RegressionBatch| m.loss(b).mul_scalar(f64::NAN);
     let err = AdaPeftConfig::new()
-        .select_with(&model, &[batch], Budget::Auto, &nan)
+        .select_with(&model, Data::Batches(&[batch]), Budget::Auto, &nan)
         .unwrap_err();
     assert!(err.to_string().contains("not finite"), "{err}");
     assert_eq!(snapshot(&model), before);
@@ -575,7 +609,7 @@ fn joint_value_model_counts_redundant_groups_once() {
             .estimate(
                 &model,
                 std::slice::from_ref(&batch),
-                &joint.groups(&model).unwrap(),
+                &joint.grouping.group(discover(&model)).unwrap(),
             )
             .unwrap();
         let sizes: Vec<u64> = scores.groups.iter().map(|g| g.params).collect();
@@ -607,7 +641,7 @@ fn joint_value_model_counts_redundant_groups_once() {
             .with_value_model(adapeft::ValueModel::Joint);
         assert!(matches!(
             forward.select(&model, &[batch], budget),
-            Err(AdaPeftError::NoCurvature { .. })
+            Err(SelectError::NoCurvature { .. })
         ));
     }
 }
@@ -627,7 +661,7 @@ fn within_budget_scores_only_the_groups_that_fit() {
         .select(&model, std::slice::from_ref(&batch), budget)
         .unwrap();
     assert_eq!(selection.settings().candidates, Candidates::WithinBudget);
-    let groups = config.groups(&model).unwrap();
+    let groups = config.grouping.group(discover(&model)).unwrap();
     let fit: Vec<usize> = (0..groups.len())
         .filter(|&g| groups.groups[g].numel <= 20)
         .collect();

@@ -55,7 +55,8 @@ use adapeft::importance::{
     Curvature, Direction, Estimator, GradientProbe, NewtonProbe, Scores, ShortRun, ShortRunValue,
     discover,
 };
-use adapeft::{AdaPeftConfig, Baseline};
+use adapeft::Baseline;
+use adapeft::importance::Grouping;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
@@ -334,7 +335,7 @@ fn measure_values<M: Classifier>(
     seed: u64,
     caps: &[u64],
 ) -> Result<Values, Box<dyn std::error::Error>> {
-    let groups = AdaPeftConfig::new().groups(base)?;
+    let groups = Grouping::PerTensor.group(discover(base))?;
     let k = groups.len();
     let nb = batches.len() as f64;
     let one_step = exact_probe().estimate_with(base, batches, &groups, &objective::<M>)?;

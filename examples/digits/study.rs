@@ -15,8 +15,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use adapeft::importance::Estimator;
-use adapeft::{AdaPeftError, Candidates, Selection};
+use adapeft::importance::{Estimator, discover};
+use adapeft::{AdaPeftError, Candidates, Data, Scored, Selection};
 use burn::tensor::{Device, Tensor};
 
 use crate::data::Split;
@@ -228,24 +228,30 @@ fn select_all<M: Classifier>(
             .map(|&budget| {
                 let start = Instant::now();
                 let selection =
-                    config.select_with(model, batches, budget.budget(), &objective::<M>)?;
+                    config.select_with(
+                        model,
+                        Data::Batches(batches),
+                        budget.budget(),
+                        &objective::<M>,
+                    )?;
                 let method = Method::Selected { scorer, budget };
                 Ok((method, selection, start.elapsed().as_secs_f64()))
             })
             .collect();
     }
     let start = Instant::now();
-    let groups = config.groups(model)?;
+    let groups = config.grouping.group(discover(model))?;
     let scores = config
         .estimator
         .estimate_with(model, batches, &groups, &objective::<M>)?;
     let scoring = start.elapsed().as_secs_f64();
+    let scored = Scored::new(groups, scores, batches.len())?;
     budgets
         .iter()
         .map(|&budget| {
             let start = Instant::now();
             let selection =
-                config.select_scored(&groups, scores.clone(), budget.budget(), batches.len())?;
+                config.select_scored(&scored, budget.budget())?;
             let method = Method::Selected { scorer, budget };
             Ok((method, selection, scoring + start.elapsed().as_secs_f64()))
         })

@@ -259,7 +259,7 @@ fn run(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::error::Error
             progress.log(format!(
                 "{} seed {seed}: default estimator scored {} groups in {:.1} s",
                 task.name,
-                shared.groups.len(),
+                shared.scored.groups().len(),
                 start.elapsed().as_secs_f64()
             ));
             let mut full_step = None;

@@ -143,9 +143,7 @@ fn selected(model: BertClassifier, selection: Selection, seconds: f64) -> Prepar
 
 /// Scores of the default estimator, computed once per seed and shared by the AdaPEFT budgets.
 pub struct SharedScores {
-    pub groups: adapeft::importance::Groups,
-    pub scores: adapeft::importance::Scores,
-    pub batches: usize,
+    pub scored: adapeft::Scored,
 }
 
 impl SharedScores {
@@ -153,13 +151,8 @@ impl SharedScores {
         model: &BertClassifier,
         batches: &[TextBatch],
     ) -> Result<Self, adapeft::AdaPeftError> {
-        let config = adapeft_config();
-        let groups = config.groups(model)?;
-        let scores = config.estimator.estimate(model, batches, &groups)?;
         Ok(SharedScores {
-            groups,
-            scores,
-            batches: batches.len(),
+            scored: adapeft_config().score(model, batches)?,
         })
     }
 }
@@ -209,14 +202,9 @@ pub fn prepare(
         }
         Method::AdaPeft(f) => {
             let budget = f.map_or(Budget::Auto, Budget::Fraction);
-            let selection = adapeft_config().select_scored(
-                &shared.groups,
-                shared.scores.clone(),
-                budget,
-                shared.batches,
-            )?;
+            let selection = adapeft_config().select_scored(&shared.scored, budget)?;
             // The estimate is shared by every budget: each row reports its whole cost.
-            selected(model, selection, shared.scores.cost.seconds)
+            selected(model, selection, shared.scored.scores().cost.seconds)
         }
         Method::AdaPeftLora(f) => {
             let targets = ParamGroup::from_regex(LINEAR_WEIGHTS).expect("a valid pattern");
@@ -269,16 +257,19 @@ mod tests {
     fn check_counts(model: &BertClassifier, hidden: u64, inter: u64) {
         let layers = model.bert.layers.len() as u64;
         let classes = model.classes() as u64;
+        let groups = adapeft_config()
+            .grouping
+            .group(adapeft::importance::discover(model))
+            .unwrap();
+        let scores = adapeft::importance::Scores {
+            estimator: String::new(),
+            groups: Vec::new(),
+            cost: Default::default(),
+            loss: None,
+            curvature: None,
+        };
         let shared = SharedScores {
-            groups: adapeft_config().groups(model).unwrap(),
-            scores: adapeft::importance::Scores {
-                estimator: String::new(),
-                groups: vec![],
-                cost: Default::default(),
-                loss: None,
-                curvature: None,
-            },
-            batches: 0,
+            scored: adapeft::Scored::new(groups, scores, 0).unwrap(),
         };
         for method in [
             Method::Probe,

@@ -150,6 +150,16 @@ pub struct Cost {
     pub seconds: f64,
 }
 
+impl std::ops::AddAssign for Cost {
+    /// Adds another estimation's passes and seconds (for example the LoRA choices' extra
+    /// estimations, added to the selection's cost).
+    fn add_assign(&mut self, other: Cost) {
+        self.forward_passes += other.forward_passes;
+        self.backward_passes += other.backward_passes;
+        self.seconds += other.seconds;
+    }
+}
+
 /// The result of an estimator: one score per group, in the groups' order, and the cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scores {

@@ -18,7 +18,9 @@ use crate::masked::{Masked, StepOptimizer};
 /// The training loop stays in your hands, because a selection needs a batch and can fail:
 ///
 /// ```
-/// use adapeft::prelude::*;
+/// use adapeft_importance::{Baseline, Objective};
+/// use adapeft_optim::{Masked, Reselect};
+/// use adapeft_selection::{AdaPeftConfig, Budget};
 /// use burn::nn::{Linear, LinearConfig};
 /// use burn::optim::{AdamWConfig, GradientsParams};
 /// use burn::tensor::{Device, Distribution, Tensor};
@@ -58,7 +60,7 @@ use crate::masked::{Masked, StepOptimizer};
 /// }
 /// assert_eq!(trainer.history().entries().len(), 3); // the first selection and two more
 /// println!("{}", trainer.history());
-/// # Ok::<(), AdaPeftError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// [`Reselect::update`] applies the new selection to the model (the dropped groups stop

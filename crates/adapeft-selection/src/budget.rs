@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use adapeft_knapsack::ParetoFront;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -104,6 +105,20 @@ impl Budget {
             } => Some(bytes / (4 * (2 + u64::from(optimizer_states)))),
         })
     }
+}
+
+/// The point of `front` that [`Budget::Auto`] takes: its knee, unless that is the empty
+/// selection while some point has value. A front whose points all lie on or below its chord
+/// (one valuable group, or value rising faster than size) has no knee, and "train nothing" is
+/// never what `Auto` is asked for: then the lightest non-empty point is taken. Returns the
+/// point's choices (empty for an empty front).
+pub(crate) fn auto_point<C: Copy + Ord>(front: &ParetoFront<C>) -> Vec<C> {
+    let values = front.values();
+    let mut index = front.knee_index().unwrap_or(0);
+    if index == 0 && values.len() > 1 && values[1] > values[0] {
+        index = 1;
+    }
+    front.get(index).map(|p| p.chosen).unwrap_or_default()
 }
 
 /// A budget that cannot be resolved, with the budget as given and what is wrong with it.

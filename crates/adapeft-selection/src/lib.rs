@@ -1,8 +1,14 @@
-//! The result of an adapeft selection, and everything that touches a model after it.
+//! The selection step of adapeft: from scores to the subset that trains, and everything that
+//! touches a model after it.
 //!
 //! A [`Selection`] says which parameter groups of a model train, why, and within which
 //! [`Budget`]. This crate holds:
 //!
+//! - the selector: [`AdaPeft::select`] and [`AdaPeftConfig`] (estimator, grouping, value
+//!   model, candidates, [`LoraChoices`]) group the parameters, score them with an estimator
+//!   of `adapeft-importance` and solve the knapsack of `adapeft-knapsack` (exactly at the
+//!   budget, with the whole Pareto front); [`AdaPeftConfig`]'s docs say which entry point to
+//!   call when;
 //! - [`Budget`] (parameters, fraction, memory, `Auto`), resolved to a parameter count once,
 //!   its [`BudgetError`], and the [`BudgetOutcome`];
 //! - [`Selection::apply`] sets require-grad on exactly the chosen parameters (gradients only:
@@ -14,8 +20,8 @@
 //! - [`save_tensors`] / [`load_tensors`] write and read only the trained tensors, with the
 //!   selection as the file's manifest.
 //!
-//! The selector that makes selections (`AdaPeft::select`) is in the `adapeft` crate; the
-//! optimizer-side masks (`Masked`, `GradientMask`) are in `adapeft-optim`.
+//! The optimizer-side masks (`Masked`, `GradientMask`) are in `adapeft-optim`; the `adapeft`
+//! crate re-exports all of it.
 //!
 //! ```
 //! use adapeft_selection::{Budget, BudgetError};
@@ -30,6 +36,7 @@
 
 mod budget;
 mod error;
+mod select;
 mod selection;
 mod store;
 mod summary;
@@ -37,6 +44,9 @@ mod transfer;
 
 pub use budget::{Budget, BudgetError, BudgetOutcome, Candidates};
 pub use error::SelectionError;
+pub use select::{
+    AdaPeft, AdaPeftConfig, Data, LoraChoices, LoraChoicesError, Scored, SelectError,
+};
 pub use selection::{GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings};
 pub use store::*;
 pub use summary::thousands;

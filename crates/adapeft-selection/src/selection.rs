@@ -126,7 +126,8 @@ pub struct SelectionSettings {
 /// family with [`Selection::transfer_to`].
 ///
 /// ```
-/// use adapeft::prelude::*;
+/// use adapeft_importance::{Objective, discover};
+/// use adapeft_selection::{AdaPeft, Budget, Selection};
 /// use burn::module::Module;
 /// use burn::nn::{Linear, LinearConfig};
 /// use burn::tensor::{Device, Distribution, Tensor};
@@ -156,7 +157,7 @@ pub struct SelectionSettings {
 /// assert_eq!(selection.settings().budget, Budget::Params(40));
 /// // Exactly the chosen tensors require gradients afterwards.
 /// let model = selection.apply(model);
-/// let trains: Vec<String> = adapeft::importance::discover(&model)
+/// let trains: Vec<String> = discover(&model)
 ///     .into_iter()
 ///     .filter(|p| p.require_grad)
 ///     .map(|p| p.path)
@@ -164,7 +165,7 @@ pub struct SelectionSettings {
 /// assert_eq!(trains, selection.chosen_paths());
 /// // A selection round-trips through JSON, settings included.
 /// assert_eq!(Selection::from_json(&selection.to_json())?, selection);
-/// # Ok::<(), AdaPeftError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Selection {
@@ -197,15 +198,15 @@ impl PartialEq for Selection {
 }
 
 impl Selection {
-    /// Assembles a selection. `front` is over the groups, in order (item `k` is group `k`);
-    /// `total_params` counts every float parameter of the model, grouped or not.
-    pub fn new(
+    /// Assembles a selection (the selector's job: `AdaPeftConfig` in this crate). `front`
+    /// is over the groups, in order (item `k` is group `k`); `total_params` counts every float
+    /// parameter of the model, grouped or not; `(cost, loss)` are the estimate's.
+    pub(crate) fn new(
         groups: Vec<GroupChoice>,
         total_params: u64,
         front: ParetoFront,
         outcome: BudgetOutcome,
-        cost: Cost,
-        loss: Option<f64>,
+        (cost, loss): (Cost, Option<f64>),
         settings: SelectionSettings,
     ) -> Self {
         Selection {
@@ -223,7 +224,7 @@ impl Selection {
 
     /// Sets the predicted reduction of the chosen subset, for value models that are not the
     /// sum of the chosen groups' values (see [`Selection::predicted_reduction`]).
-    pub fn with_predicted_reduction(mut self, predicted: f64) -> Self {
+    pub(crate) fn with_predicted_reduction(mut self, predicted: f64) -> Self {
         self.predicted = Some(predicted);
         self
     }

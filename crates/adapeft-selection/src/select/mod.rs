@@ -1,0 +1,595 @@
+//! The selector: groups -> scores -> knapsack and Pareto front -> [`Selection`].
+//!
+//! [`AdaPeft::select`] is the one-line entry point; [`AdaPeftConfig`] configures everything
+//! else, and its docs say which of its methods to call when.
+//!
+//! The budget walks one way: it is resolved to a parameter count once ([`Budget::resolve`]),
+//! decides which groups are scored ([`Candidates`], `candidates.rs`), and then which are
+//! chosen (`choose.rs`: an exact knapsack at the budget, the Pareto front for
+//! [`Budget::Auto`], whose point is picked next to the budget in `budget.rs`). LoRA choices
+//! (`lora.rs`) turn weight matrices into multiple-choice classes.
+
+mod candidates;
+mod choose;
+mod error;
+mod lora;
+
+use adapeft_importance::{
+    AnyEstimator, Collective, Estimator, Grouping, Groups, HostReduce, LossFn, ModelObjective,
+    Objective,
+    Scores, Shard, ValueModel, discover,
+};
+use burn::module::Module;
+
+use crate::budget::{Budget, Candidates};
+use crate::selection::Selection;
+
+pub use error::{LoraChoicesError, SelectError};
+pub use lora::LoraChoices;
+
+/// The entry point: `AdaPeft::select(&model, &batch, budget)`.
+pub struct AdaPeft;
+
+impl AdaPeft {
+    /// Scores every parameter tensor of `model` on `batch` with the default configuration
+    /// ([`AdaPeftConfig::new`]: a [`ShortRun`](adapeft_importance::ShortRun), the loss-change
+    /// allocation of 15 Adam steps at `1e-2` on a copy of the model, by the trapezoid rule;
+    /// one group per tensor) and picks the subset with the largest value within `budget` (an
+    /// exact knapsack).
+    ///
+    /// The default comes from the digits study's oracle benchmark (`docs/results.md`):
+    /// the value with the lowest mean regret over both models (0.002 on the MLP, 0.082 on the
+    /// transformer), lower than the paper's one-step quadratic value, gradient norm and
+    /// Fisher on each, at 16 backward passes whatever the number of groups. Its run trains
+    /// every group at once for 15 steps on `batch` (repeated): pass several batches through
+    /// [`AdaPeftConfig::select`] for fresh data at every step, and set the run's learning rate
+    /// to the one you fine-tune with (`ShortRun::new().with_learning_rate(..)`). The paper's
+    /// estimators stay available ([`GradientProbe`](adapeft_importance::GradientProbe),
+    /// [`ForwardProbe`](adapeft_importance::ForwardProbe),
+    /// [`ProbeRun`](adapeft_importance::ProbeRun)).
+    ///
+    /// The model is not changed; apply the result with [`Selection::apply`].
+    ///
+    /// ```
+    /// use adapeft_selection::{AdaPeft, Budget};
+    /// use adapeft_importance::Objective;
+    /// use burn::module::Module;
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{Device, Distribution, Tensor};
+    ///
+    /// #[derive(Module, Debug)]
+    /// struct Model {
+    ///     hidden: Linear,
+    ///     head: Linear,
+    /// }
+    ///
+    /// struct Batch {
+    ///     x: Tensor<2>,
+    ///     y: Tensor<2>,
+    /// }
+    ///
+    /// impl Objective<Batch> for Model {
+    ///     fn loss(&self, batch: &Batch) -> Tensor<1> {
+    ///         let h = self.hidden.forward(batch.x.clone()).tanh();
+    ///         (self.head.forward(h) - batch.y.clone()).square().mean()
+    ///     }
+    /// }
+    ///
+    /// let device = Device::flex().autodiff();
+    /// let model = Model {
+    ///     hidden: LinearConfig::new(16, 32).init(&device),
+    ///     head: LinearConfig::new(32, 4).init(&device),
+    /// };
+    /// let batch = Batch {
+    ///     x: Tensor::random([64, 16], Distribution::Normal(0.0, 1.0), &device),
+    ///     y: Tensor::random([64, 4], Distribution::Normal(0.0, 1.0), &device),
+    /// };
+    ///
+    /// let selection = AdaPeft::select(&model, &batch, Budget::Fraction(0.3))?;
+    /// println!("{}", selection.summary());
+    /// assert!(selection.trainable_params() <= 212);
+    /// let model = selection.apply(model); // only the chosen groups still require gradients
+    /// # Ok::<(), adapeft_selection::SelectError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A model without float parameters, an invalid budget, or an estimator error (a loss that
+    /// is not a scalar, or not finite).
+    pub fn select<M, B>(model: &M, batch: &B, budget: Budget) -> Result<Selection, SelectError>
+    where
+        M: Module + Objective<B>,
+    {
+        AdaPeftConfig::new().select(model, std::slice::from_ref(batch), budget)
+    }
+}
+
+/// Everything a selection can be configured with, in burn's config style:
+/// `AdaPeftConfig::new().with_estimator(..).with_grouping(..)`.
+///
+/// Which method to call when:
+///
+/// | you have | call |
+/// |---|---|
+/// | a model that implements [`Objective`] and batches on one device | [`AdaPeftConfig::select`] (or [`AdaPeft::select`] with the defaults and one batch) |
+/// | batches spread over several devices | [`AdaPeftConfig::select_sharded`] |
+/// | several budgets to try on one estimate | [`AdaPeftConfig::score`] once, then [`AdaPeftConfig::select_scored`] per budget |
+/// | a loss closure instead of an [`Objective`], or a device collective | [`AdaPeftConfig::select_with`] (the general form the others call) |
+///
+/// The estimators' own settings are burn `Config`s; this type is not one, because a
+/// [`Grouping`] can hold compiled regular expressions and burn `ParamGroup`s, which have no
+/// serialised form. It keeps the same shape by hand: `new()`, `with_*` setters and public
+/// fields. What a selection was made with is recorded, typed, in [`Selection::settings`].
+#[derive(Debug, Clone)]
+pub struct AdaPeftConfig {
+    /// The estimator (default: [`AnyEstimator::default`], a [`ShortRun`] with its defaults).
+    ///
+    /// [`ShortRun`]: adapeft_importance::ShortRun
+    pub estimator: AnyEstimator,
+    /// How parameters are grouped (default: [`Grouping::PerTensor`]).
+    pub grouping: Grouping,
+    /// Approximation of the Pareto front, in `[0, 1)` (default `0.01`): for every budget the
+    /// front's best point is within `1 - epsilon` of the exact optimum. The exact front
+    /// (`0`) grows to millions of points beyond about a hundred groups (1.1 million for 100
+    /// realistic groups in the knapsack bench), while `0.01` keeps about a thousand points up
+    /// to 10,000 groups. The chosen subset at a parameter, fraction or memory budget is
+    /// always exact (it is solved directly); only [`Budget::Auto`] reads the front.
+    pub front_epsilon: f64,
+    /// How a subset is valued from the scores (default [`ValueModel::Additive`], the paper's
+    /// knapsack). [`ValueModel::Joint`] needs an estimator that computes the cross-group
+    /// curvature (a [`GradientProbe`](adapeft_importance::GradientProbe)); it is selected by
+    /// [`maximize_subset`](adapeft_knapsack::maximize_subset) and its front is the greedy
+    /// chain ([`greedy_subset_front`](adapeft_knapsack::greedy_subset_front)), so
+    /// `front_epsilon` does not apply.
+    pub value_model: ValueModel,
+    /// Which groups are scored once the budget is known (default [`Candidates::All`]).
+    /// [`Candidates::WithinBudget`] scores only the groups that fit the budget on their own;
+    /// it applies to the additive value model at a parameter, fraction or memory budget (the
+    /// joint value model and [`Budget::Auto`] score every group).
+    pub candidates: Candidates,
+    /// LoRA adapters offered besides each weight matrix (default: none). See
+    /// [`AdaPeftConfig::with_lora_choices`].
+    pub lora: Option<LoraChoices>,
+}
+
+impl Default for AdaPeftConfig {
+    fn default() -> Self {
+        AdaPeftConfig {
+            estimator: AnyEstimator::default(),
+            grouping: Grouping::PerTensor,
+            front_epsilon: 0.01,
+            value_model: ValueModel::Additive,
+            candidates: Candidates::All,
+            lora: None,
+        }
+    }
+}
+
+/// Where the batches of [`AdaPeftConfig::select_with`] are.
+#[derive(Clone, Copy)]
+pub enum Data<'a, B> {
+    /// Batches on one device; the loss is averaged over them.
+    Batches(&'a [B]),
+    /// Batches spread over several devices, one worker thread per [`Shard`], whose
+    /// statistics are summed across the workers by `reduce` (a [`HostReduce`] of
+    /// `shards.len()` workers, or the `cuda` feature's `adapeft::distributed::DeviceReduce`).
+    Sharded {
+        /// One shard per worker.
+        shards: &'a [Shard<B>],
+        /// The collective that sums the workers' statistics.
+        reduce: &'a dyn Collective,
+    },
+}
+
+impl<B> Data<'_, B> {
+    /// The number of batches, over every shard.
+    pub fn batches(&self) -> usize {
+        match self {
+            Data::Batches(b) => b.len(),
+            Data::Sharded { shards, .. } => shards.iter().map(|s| s.batches.len()).sum(),
+        }
+    }
+}
+
+/// Scores of every group of a model, with the groups they belong to: what
+/// [`AdaPeftConfig::score`] returns and [`AdaPeftConfig::select_scored`] selects from, at as
+/// many budgets as you like.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    groups: Groups,
+    scores: Scores,
+    batches: usize,
+}
+
+impl Scored {
+    /// Scores computed by hand (any estimator, any loss) on `groups` over `batches` batches.
+    ///
+    /// # Errors
+    /// [`SelectError::ScoresMismatch`] when `scores` does not hold one score per group, in
+    /// the groups' order (by name and size).
+    pub fn new(groups: Groups, scores: Scores, batches: usize) -> Result<Self, SelectError> {
+        if scores.groups.len() != groups.groups.len() {
+            return Err(SelectError::ScoresMismatch {
+                reason: format!(
+                    "{} scores for {} groups",
+                    scores.groups.len(),
+                    groups.groups.len()
+                ),
+            });
+        }
+        if let Some((s, g)) = scores
+            .groups
+            .iter()
+            .zip(&groups.groups)
+            .find(|(s, g)| s.name != g.name || s.params != g.numel)
+        {
+            return Err(SelectError::ScoresMismatch {
+                reason: format!(
+                    "score `{}` ({} parameters) stands where group `{}` ({} parameters) is",
+                    s.name, s.params, g.name, g.numel
+                ),
+            });
+        }
+        Ok(Scored {
+            groups,
+            scores,
+            batches,
+        })
+    }
+
+    /// The groups.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// One score per group, in the groups' order.
+    pub fn scores(&self) -> &Scores {
+        &self.scores
+    }
+
+    /// The number of batches the scores were computed on.
+    pub fn batches(&self) -> usize {
+        self.batches
+    }
+}
+
+impl AdaPeftConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the estimator: a `GradientProbe`, a `ForwardProbe`, a `Baseline` or an
+    /// [`AnyEstimator`].
+    pub fn with_estimator(mut self, estimator: impl Into<AnyEstimator>) -> Self {
+        self.estimator = estimator.into();
+        self
+    }
+
+    /// Sets the grouping.
+    pub fn with_grouping(mut self, grouping: Grouping) -> Self {
+        self.grouping = grouping;
+        self
+    }
+
+    /// Sets the front's approximation.
+    pub fn with_front_epsilon(mut self, epsilon: f64) -> Self {
+        self.front_epsilon = epsilon;
+        self
+    }
+
+    /// Sets how subsets are valued.
+    pub fn with_value_model(mut self, value_model: ValueModel) -> Self {
+        self.value_model = value_model;
+        self
+    }
+
+    /// Sets which groups are scored.
+    pub fn with_candidates(mut self, candidates: Candidates) -> Self {
+        self.candidates = candidates;
+        self
+    }
+
+    /// Offers LoRA adapters of `choices.ranks` besides every targeted weight matrix: each
+    /// becomes a class "frozen / full / rank `r`" of which at most one option is taken, the
+    /// [`Selection`] records the choice per group
+    /// ([`GroupChoice::lora`](crate::GroupChoice::lora), [`Selection::lora_choices`]) and
+    /// [`Selection::apply`] attaches the chosen adapters.
+    ///
+    /// ```
+    /// use adapeft_importance::Objective;
+    /// use adapeft_selection::{AdaPeftConfig, Budget, LoraChoices};
+    /// use burn::module::Module;
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{Device, Distribution, Tensor};
+    ///
+    /// #[derive(Module, Debug)]
+    /// struct Model {
+    ///     hidden: Linear,
+    ///     head: Linear,
+    /// }
+    ///
+    /// impl Objective<Tensor<2>> for Model {
+    ///     fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+    ///         (self.head.forward(self.hidden.forward(x.clone()).tanh()) - 1.0).square().mean()
+    ///     }
+    /// }
+    ///
+    /// let device = Device::flex().autodiff();
+    /// let model = Model {
+    ///     hidden: LinearConfig::new(32, 32).init(&device),
+    ///     head: LinearConfig::new(32, 4).init(&device),
+    /// };
+    /// let x = Tensor::random([16, 32], Distribution::Normal(0.0, 1.0), &device);
+    /// let selection = AdaPeftConfig::new()
+    ///     .with_lora_choices(LoraChoices::new(&[1, 2]))
+    ///     .select(&model, &[x], Budget::Params(200))?;
+    /// assert!(selection.trainable_params() <= 200);
+    /// // At most one option per weight; the chosen adapters are attached by `apply`.
+    /// let model = selection.apply(model);
+    /// # Ok::<(), adapeft_selection::SelectError>(())
+    /// ```
+    pub fn with_lora_choices(mut self, choices: LoraChoices) -> Self {
+        self.lora = Some(choices);
+        self
+    }
+
+    /// Selects with the model's own [`Objective`], the loss averaged over `batches` (one
+    /// device).
+    ///
+    /// # Errors
+    /// As [`AdaPeft::select`], and an estimate error for an empty `batches`.
+    pub fn select<M, B>(
+        &self,
+        model: &M,
+        batches: &[B],
+        budget: Budget,
+    ) -> Result<Selection, SelectError>
+    where
+        M: Module + Objective<B>,
+    {
+        self.select_local(model, batches, budget, &ModelObjective)
+    }
+
+    /// Selects on batches spread over several devices, one worker thread per [`Shard`],
+    /// with the model's own [`Objective`]: each worker forks a clone of `model` to its
+    /// shard's device and computes its part of the statistics; the parts are summed across
+    /// the workers in f64 by a [`HostReduce`], so the selection is the one
+    /// [`AdaPeftConfig::select`] makes on all the batches on one device, up to float
+    /// rounding (see [`AnyEstimator::estimate_sharded`]). Every estimator is supported;
+    /// the default [`ShortRun`](adapeft_importance::ShortRun) becomes a data-parallel run
+    /// (at each step every worker takes one of its batches and the step averages the
+    /// workers' gradients). The user's model is not touched. For another collective (several
+    /// CUDA GPUs), use [`AdaPeftConfig::select_with`] with [`Data::Sharded`].
+    ///
+    /// ```
+    /// use adapeft_importance::{GradientProbe, Objective, Shard};
+    /// use adapeft_selection::{AdaPeftConfig, Budget};
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{Device, Tensor};
+    ///
+    /// #[derive(burn::module::Module, Debug)]
+    /// struct Model { layer: Linear }
+    /// impl Objective<Tensor<2>> for Model {
+    ///     fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+    ///         (self.layer.forward(x.clone()) - 1.0).square().mean()
+    ///     }
+    /// }
+    /// let device = Device::flex();
+    /// let model = Model { layer: LinearConfig::new(4, 2).init(&device) };
+    /// // Two workers; on a machine with two GPUs, one device each.
+    /// let shards: Vec<_> = [1.0f32, -0.5]
+    ///     .iter()
+    ///     .map(|&v| Shard::new(device.clone(), vec![Tensor::<2>::full([8, 4], v, &device)]))
+    ///     .collect();
+    /// let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
+    /// let selection = config.select_sharded(&model, &shards, Budget::Params(8)).unwrap();
+    /// assert_eq!(selection.settings().batches, 2);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`AdaPeftConfig::select`], an estimate error for no shard or an empty one, and
+    /// [`LoraChoicesError::Unsupported`] when this configuration offers LoRA choices (not
+    /// yet supported across devices).
+    pub fn select_sharded<M, B>(
+        &self,
+        model: &M,
+        shards: &[Shard<B>],
+        budget: Budget,
+    ) -> Result<Selection, SelectError>
+    where
+        M: Module + Objective<B>,
+        B: Sync,
+    {
+        let reduce = HostReduce::new(shards.len().max(1));
+        let data = Data::Sharded {
+            shards,
+            reduce: &reduce,
+        };
+        self.select_with(model, data, budget, &ModelObjective)
+    }
+
+    /// The general form the other selections call: any [`Data`] (one device, or shards with
+    /// any [`Collective`]) and a loss closure `loss(model, batch) -> Tensor<1>` instead of the
+    /// model's [`Objective`] (for a model type you cannot implement it for).
+    ///
+    /// ```
+    /// use adapeft_selection::{AdaPeftConfig, Budget, Data};
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{Device, Tensor};
+    ///
+    /// let device = Device::flex();
+    /// let model: Linear = LinearConfig::new(4, 2).init(&device);
+    /// let x = Tensor::<2>::ones([8, 4], &device);
+    /// let loss = |m: &Linear, x: &Tensor<2>| (m.forward(x.clone()) - 1.0).square().mean();
+    /// let selection =
+    ///     AdaPeftConfig::new().select_with(&model, Data::Batches(&[x]), Budget::Params(2), &loss)?;
+    /// assert!(selection.trainable_params() <= 2);
+    /// # Ok::<(), adapeft_selection::SelectError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`AdaPeftConfig::select`] and [`AdaPeftConfig::select_sharded`], and an estimate
+    /// error when a collective does not have one worker per shard.
+    pub fn select_with<M, B, F>(
+        &self,
+        model: &M,
+        data: Data<'_, B>,
+        budget: Budget,
+        loss: &F,
+    ) -> Result<Selection, SelectError>
+    where
+        M: Module,
+        B: Sync,
+        F: LossFn<M, B> + Sync,
+    {
+        match data {
+            Data::Batches(batches) => self.select_local(model, batches, budget, loss),
+            Data::Sharded { shards, reduce } => {
+                if self.lora.is_some() {
+                    return Err(LoraChoicesError::Unsupported {
+                        entry_point: "sharded selection",
+                        reason: "not supported across devices yet",
+                    }
+                    .into());
+                }
+                let groups = self.group(model)?;
+                let capacity = budget.resolve(groups.total_params())?;
+                let (scores, candidates) = self.score_candidates(&groups, capacity, |scored| {
+                    self.estimator
+                        .estimate_sharded(model, shards, scored, loss, reduce)
+                })?;
+                let no_options = vec![Vec::new(); groups.len()];
+                self.choose(
+                    &groups,
+                    (scores, candidates),
+                    &no_options,
+                    budget,
+                    capacity,
+                    data.batches(),
+                )
+            }
+        }
+    }
+
+    /// Scores every group of `model` on `batches` with the model's own [`Objective`]: estimate
+    /// once, then [`AdaPeftConfig::select_scored`] at as many budgets as you like.
+    ///
+    /// ```
+    /// use adapeft_importance::Objective;
+    /// use adapeft_selection::{AdaPeftConfig, Budget};
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{Device, Tensor};
+    ///
+    /// #[derive(burn::module::Module, Debug)]
+    /// struct Model { layer: Linear }
+    /// impl Objective<Tensor<2>> for Model {
+    ///     fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+    ///         (self.layer.forward(x.clone()) - 1.0).square().mean()
+    ///     }
+    /// }
+    /// let device = Device::flex();
+    /// let model = Model { layer: LinearConfig::new(4, 2).init(&device) };
+    /// let config = AdaPeftConfig::new();
+    /// let scored = config.score(&model, &[Tensor::<2>::ones([8, 4], &device)])?;
+    /// for budget in [Budget::Params(2), Budget::Params(10)] {
+    ///     let selection = config.select_scored(&scored, budget)?;
+    ///     assert!(selection.trainable_params() <= budget.resolve(10)?.unwrap());
+    /// }
+    /// # Ok::<(), adapeft_selection::SelectError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A model without float parameters, an invalid grouping, or an estimator error.
+    pub fn score<M, B>(&self, model: &M, batches: &[B]) -> Result<Scored, SelectError>
+    where
+        M: Module + Objective<B>,
+    {
+        let groups = self.group(model)?;
+        let scores = self.estimator.estimate(model, batches, &groups)?;
+        Ok(Scored {
+            groups,
+            scores,
+            batches: batches.len(),
+        })
+    }
+
+    /// Picks the subset from scores already computed ([`AdaPeftConfig::score`], or
+    /// [`Scored::new`] for scores of your own): estimate once, then select at as many budgets
+    /// as you like.
+    ///
+    /// Groups whose score is unreliable (value 0) are never chosen. The selection's settings
+    /// record this configuration's estimator: compute the scores with it. The scores are used
+    /// as given ([`AdaPeftConfig::candidates`] does not apply).
+    ///
+    /// # Errors
+    /// An invalid budget or front epsilon, and [`LoraChoicesError::Unsupported`] when this
+    /// configuration offers LoRA choices (their adapters are scored inside
+    /// [`AdaPeftConfig::select`], not in the scores).
+    pub fn select_scored(&self, scored: &Scored, budget: Budget) -> Result<Selection, SelectError> {
+        if self.lora.is_some() {
+            return Err(LoraChoicesError::Unsupported {
+                entry_point: "select_scored",
+                reason: "its scores hold no adapter",
+            }
+            .into());
+        }
+        let groups = &scored.groups;
+        let capacity = budget.resolve(groups.total_params())?;
+        let no_options = vec![Vec::new(); groups.len()];
+        self.choose(
+            groups,
+            (scored.scores.clone(), Candidates::All),
+            &no_options,
+            budget,
+            capacity,
+            scored.batches,
+        )
+    }
+
+    /// One device: scores (the candidates, then the LoRA options) and chooses.
+    fn select_local<M, B, F>(
+        &self,
+        model: &M,
+        batches: &[B],
+        budget: Budget,
+        loss: &F,
+    ) -> Result<Selection, SelectError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let groups = self.group(model)?;
+        // Resolve the budget once, before paying for the estimation.
+        let capacity = budget.resolve(groups.total_params())?;
+        if self.lora.is_some() && !self.value_model.is_additive() {
+            return Err(LoraChoicesError::ValueModel {
+                value_model: self.value_model.to_string(),
+            }
+            .into());
+        }
+        let (mut scores, candidates) = self.score_candidates(&groups, capacity, |scored| {
+            self.estimator.estimate_with(model, batches, scored, loss)
+        })?;
+        let options = match &self.lora {
+            Some(choices) => choices.options(self, model, batches, &groups, &mut scores, loss)?,
+            None => vec![Vec::new(); groups.len()],
+        };
+        self.choose(
+            &groups,
+            (scores, candidates),
+            &options,
+            budget,
+            capacity,
+            batches.len(),
+        )
+    }
+
+    /// Discovers and groups the parameters of `model`.
+    fn group<M: Module>(&self, model: &M) -> Result<Groups, SelectError> {
+        let params = discover(model);
+        if params.is_empty() {
+            return Err(SelectError::NoParameters);
+        }
+        Ok(self.grouping.group(params)?)
+    }
+}
