@@ -345,7 +345,7 @@ impl AdaPeftConfig {
         M: Module + Objective<B>,
         B: Sync,
     {
-        let reduce = HostReduce::new(shards.len().max(1));
+        let reduce = HostReduce::new(shards.len().max(1)).map_err(EstimateError::from)?;
         self.select_sharded_with(model, shards, budget, &ModelObjective, &reduce)
     }
 
