@@ -236,7 +236,7 @@ fn sharded_statistics_equal_one_device_for_every_estimator() {
                     &shards,
                     &groups,
                     &adapeft::importance::ModelObjective,
-                    &HostReduce::new(2),
+                    &HostReduce::new(2).unwrap(),
                 )
                 .unwrap();
             assert_eq!(spread.estimator, one.estimator);
@@ -340,7 +340,7 @@ fn data_parallel_short_run_equals_one_device_on_the_concatenated_batches() {
                 &shards,
                 &groups,
                 &adapeft::importance::ModelObjective,
-                &HostReduce::new(2),
+                &HostReduce::new(2).unwrap(),
             )
             .unwrap();
         assert!(close(spread.loss.unwrap(), one.loss.unwrap(), 1e-6));
@@ -385,7 +385,7 @@ fn a_failing_worker_stops_every_worker_with_its_error() {
                 &shards,
                 &groups,
                 &adapeft::importance::ModelObjective,
-                &HostReduce::new(2),
+                &HostReduce::new(2).unwrap(),
             )
             .unwrap_err();
         match (&estimator, err) {
@@ -419,7 +419,7 @@ fn a_failing_worker_stops_every_worker_with_its_error() {
             &model,
             Data::Sharded {
                 shards: &shards,
-                reduce: &HostReduce::new(3)
+                reduce: &HostReduce::new(3).unwrap()
             },
             Budget::Fraction(0.5),
             &adapeft::importance::ModelObjective,
@@ -433,7 +433,7 @@ fn a_failing_worker_stops_every_worker_with_its_error() {
 
 #[test]
 fn host_reduce_sums_in_rank_order_and_aborts_waiting_workers() {
-    let reduce = HostReduce::new(3);
+    let reduce = HostReduce::new(3).unwrap();
     let out: Vec<Vec<f64>> = std::thread::scope(|s| {
         let h: Vec<_> = (0..3)
             .map(|rank| {
@@ -454,7 +454,7 @@ fn host_reduce_sums_in_rank_order_and_aborts_waiting_workers() {
     assert_eq!(out[0], out[1]);
     assert_eq!(out[1], out[2]);
 
-    let reduce = HostReduce::new(2);
+    let reduce = HostReduce::new(2).unwrap();
     let err = std::thread::scope(|s| {
         let waiting = s.spawn(|| reduce.all_reduce_sum(0, &mut [1.0]));
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -463,12 +463,84 @@ fn host_reduce_sums_in_rank_order_and_aborts_waiting_workers() {
     });
     assert_eq!(err, Err(ReduceError::Aborted { rank: 1 }));
     assert_eq!(
-        HostReduce::new(1).all_reduce_sum(1, &mut [0.0]),
+        HostReduce::new(1).unwrap().all_reduce_sum(1, &mut [0.0]),
         Err(ReduceError::Rank {
             rank: 1,
             workers: 1
         })
     );
+    assert_eq!(HostReduce::new(0).unwrap_err(), ReduceError::NoWorkers);
+}
+
+/// Two workers that claim one rank: the second to arrive gets `DuplicateRank`, the first is
+/// told the collective was abandoned instead of waiting forever for the rank nobody holds.
+#[test]
+fn two_workers_with_one_rank_are_a_typed_error_not_a_hang() {
+    let reduce = HostReduce::new(2).unwrap();
+    let mut errors: Vec<Result<(), ReduceError>> = std::thread::scope(|s| {
+        let h: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| reduce.all_reduce_sum(0, &mut [1.0])))
+            .collect();
+        h.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    errors.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(
+        errors,
+        [
+            Err(ReduceError::Aborted { rank: 0 }),
+            Err(ReduceError::DuplicateRank { rank: 0 })
+        ]
+    );
+    // The collective stays abandoned: the missing rank gets the same answer.
+    assert_eq!(
+        reduce.all_reduce_sum(1, &mut [1.0]),
+        Err(ReduceError::Aborted { rank: 0 })
+    );
+
+    // The same through the estimators' worker entry point.
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let model = Net::new(GradientMask::all(), &device);
+    let batches = batches(&samples(2 * BATCH, 5), &device);
+    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let estimator = AnyEstimator::from(Baseline::Fisher);
+    let reduce = HostReduce::new(2).unwrap();
+    let results: Vec<Result<_, EstimateError>> = std::thread::scope(|s| {
+        let h: Vec<_> = [0, 1]
+            .map(|first| {
+                let (reduce, groups, batches) = (&reduce, &groups, &batches);
+                let (estimator, device, model) = (&estimator, device.clone(), model.clone());
+                s.spawn(move || {
+                    let place = adapeft::importance::WorkerPlace {
+                        rank: 0,
+                        first_batch: first,
+                        total_batches: 2,
+                        device,
+                    };
+                    estimator.estimate_worker(
+                        &model,
+                        &batches[first..first + 1],
+                        place,
+                        groups,
+                        &adapeft::importance::ModelObjective,
+                        reduce,
+                    )
+                })
+            })
+            .into_iter()
+            .collect();
+        h.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        results.iter().any(|r| matches!(
+            r,
+            Err(EstimateError::Reduce(ReduceError::DuplicateRank {
+                rank: 0
+            }))
+        )),
+        "{results:?}"
+    );
+    assert!(results.iter().all(Result::is_err), "{results:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,12 +7,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::EstimateError;
-use crate::estimator::{AnyEstimator, Estimator};
-use crate::grouping::Groups;
+use crate::estimator::{EstimateIn, Estimator, label};
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, dots, per_group};
+use crate::passes::Passes;
+use crate::passes::vector::{ParamVec, dots, per_group};
 use crate::score::{GroupScore, Quality, Scores};
-use crate::shard::EstimateIn;
 
 /// A first-order or data-free score per group. Each puts its score in
 /// [`GroupScore::value`]; `b` holds `||G_k||^2` where a gradient was taken (else `0`) and `a` is
@@ -59,33 +58,23 @@ fn l1_norms(x: &ParamVec) -> Vec<f64> {
     dots(&ones, &signs)
 }
 
-impl Estimator for Baseline {
-    fn estimate_with<M, B, F>(
-        &self,
-        model: &M,
-        batches: &[B],
-        groups: &Groups,
-        loss: &F,
-    ) -> Result<Scores, EstimateError>
-    where
-        M: Module,
-        F: LossFn<M, B>,
-    {
-        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
-    }
-}
+impl Estimator for Baseline {}
 
 impl EstimateIn for Baseline {
-    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    fn name(&self) -> &'static str {
+        "Baseline"
+    }
+
+    fn estimate_in<M, B, F>(&self, mut passes: Passes<'_, M, B, F>) -> Result<Scores, EstimateError>
     where
         M: Module,
         F: LossFn<M, B>,
     {
-        let groups = ws.groups;
+        let groups = passes.groups;
         let k = groups.len();
         let (mean_loss, b, values) = if self.needs_gradient() {
-            let zero: ParamVec = vec![None; groups.params.len()];
-            let per_batch = ws.gradients_at(&zero, None, |batch, loss| {
+            let zero: ParamVec = vec![None; groups.params().len()];
+            let per_batch = passes.gradients_at(&zero, None, |batch, loss| {
                 EstimateError::NonFiniteLoss { batch, loss }
             })?;
             let fisher = match self {
@@ -96,19 +85,19 @@ impl EstimateIn for Baseline {
                             *t += x;
                         }
                     }
-                    ws.reduce_scalars(&mut total)?;
+                    passes.reduce_scalars(&mut total)?;
                     Some(total)
                 }
                 _ => None,
             };
-            let count = ws.total_batches();
-            let (mean_loss, grad) = ws.reduce_mean(&per_batch, None, |_| true, count)?;
+            let count = passes.total_batches();
+            let (mean_loss, grad) = passes.reduce_mean(&per_batch, None, |_| true, count)?;
             let b = per_group(groups, &dots(&grad, &grad));
             let values = match self {
                 Baseline::GradientNorm => b.clone(),
                 Baseline::Fisher => fisher.expect("computed above"),
                 Baseline::Taylor => {
-                    let w = ws.weights();
+                    let w = passes.weights();
                     per_group(groups, &dots(&w, &grad))
                         .into_iter()
                         .map(f64::abs)
@@ -119,7 +108,7 @@ impl EstimateIn for Baseline {
             (Some(mean_loss), b, values)
         } else {
             let values = match self {
-                Baseline::Magnitude => per_group(groups, &l1_norms(&ws.weights())),
+                Baseline::Magnitude => per_group(groups, &l1_norms(&passes.weights())),
                 Baseline::Random { seed } => {
                     let mut rng = StdRng::seed_from_u64(*seed);
                     (0..k).map(|_| rng.random::<f64>()).collect()
@@ -129,7 +118,7 @@ impl EstimateIn for Baseline {
             (None, vec![0.0; k], values)
         };
         let scores = groups
-            .groups
+            .groups()
             .iter()
             .enumerate()
             .map(|(g, group)| GroupScore {
@@ -143,9 +132,9 @@ impl EstimateIn for Baseline {
             })
             .collect();
         Ok(Scores {
-            estimator: AnyEstimator::from(*self).to_string(),
+            estimator: label(self),
             groups: scores,
-            cost: ws.finish_cost(),
+            cost: passes.finish_cost(),
             loss: mean_loss,
             curvature: None,
         })

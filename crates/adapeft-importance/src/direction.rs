@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EstimateError;
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, dots, per_group};
+use crate::passes::Passes;
+use crate::passes::vector::{ParamVec, dots, per_group};
 
 /// The optimizer's update direction `g` (the step is `w - eta g`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -72,7 +73,7 @@ pub(crate) struct FirstOrder {
 
 /// One backward pass per batch at `w`.
 pub(crate) fn first_order<M, B, F>(
-    ws: &mut Workspace<'_, M, B, F>,
+    passes: &mut Passes<'_, M, B, F>,
     direction: Direction,
     slope: SlopeEstimate,
 ) -> Result<FirstOrder, EstimateError>
@@ -80,7 +81,7 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    let m = ws.total_batches();
+    let m = passes.total_batches();
     if slope == SlopeEstimate::TwoBatch && m < 2 {
         return Err(EstimateError::TooFewBatches {
             what: "the two-batch estimate of b^2",
@@ -88,21 +89,20 @@ where
             got: m,
         });
     }
-    let zero: ParamVec = vec![None; ws.groups.params.len()];
-    let per_batch = ws.gradients_at(&zero, None, |batch, loss| EstimateError::NonFiniteLoss {
-        batch,
-        loss,
+    let zero: ParamVec = vec![None; passes.groups.params().len()];
+    let per_batch = passes.gradients_at(&zero, None, |batch, loss| {
+        EstimateError::NonFiniteLoss { batch, loss }
     })?;
     let halves = if slope == SlopeEstimate::TwoBatch {
-        let first = ws.reduce_mean(&per_batch, None, |i| i < m / 2, m / 2)?;
-        let second = ws.reduce_mean(&per_batch, None, |i| i >= m / 2, m - m / 2)?;
+        let first = passes.reduce_mean(&per_batch, None, |i| i < m / 2, m / 2)?;
+        let second = passes.reduce_mean(&per_batch, None, |i| i >= m / 2, m - m / 2)?;
         Some((first.1, second.1))
     } else {
         None
     };
-    let (loss, grad) = ws.reduce_mean(&per_batch, None, |_| true, m)?;
+    let (loss, grad) = passes.reduce_mean(&per_batch, None, |_| true, m)?;
     let dir = direction.of(&grad);
-    let groups = ws.groups;
+    let groups = passes.groups;
     let (b, b_squared) = match halves {
         None => {
             let b = per_group(groups, &dots(&grad, &dir));

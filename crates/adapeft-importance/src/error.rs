@@ -1,4 +1,5 @@
-//! Errors of grouping and estimation. Every variant names the input at fault.
+//! Errors of grouping, estimation and the reductions across workers. Every variant names the
+//! input at fault. This module depends on nothing else in the crate.
 
 use thiserror::Error;
 
@@ -13,9 +14,13 @@ pub enum GroupingError {
         /// What the regex compiler said.
         reason: String,
     },
-    /// Two custom groups both match one parameter.
+    /// Two groups both hold one parameter: two custom groups of a [`Grouping::Custom`]
+    /// that match it, or two groups given to [`Groups::new`].
+    ///
+    /// [`Grouping::Custom`]: crate::Grouping::Custom
+    /// [`Groups::new`]: crate::Groups::new
     #[error(
-        "parameter `{param}` is in two custom groups, `{first}` and `{second}`: groups must be disjoint"
+        "parameter `{param}` is in two groups, `{first}` and `{second}`: groups must be disjoint"
     )]
     Overlap {
         /// Path of the parameter matched twice.
@@ -24,6 +29,42 @@ pub enum GroupingError {
         first: String,
         /// The second group that matched it.
         second: String,
+    },
+    /// A group given to [`Groups::new`](crate::Groups::new) names a parameter that does not
+    /// exist.
+    #[error("group `{group}` has member {member}, but there are only {params} parameters")]
+    MemberOutOfRange {
+        /// The group's name.
+        group: String,
+        /// The member index out of range.
+        member: usize,
+        /// The number of parameters.
+        params: usize,
+    },
+    /// A group given to [`Groups::new`](crate::Groups::new) lists one parameter twice.
+    #[error("group `{group}` lists parameter `{param}` twice")]
+    RepeatedMember {
+        /// The group's name.
+        group: String,
+        /// Path of the parameter listed twice.
+        param: String,
+    },
+    /// A group given to [`Groups::new`](crate::Groups::new) has no member.
+    #[error("group `{group}` has no member: every group needs at least one parameter")]
+    EmptyGroup {
+        /// The group's name.
+        group: String,
+    },
+    /// A group's `numel` given to [`Groups::new`](crate::Groups::new) is not the sum of its
+    /// members' sizes.
+    #[error("group `{group}` says it has {stated} elements, but its members have {actual}")]
+    Numel {
+        /// The group's name.
+        group: String,
+        /// The group's `numel` as given.
+        stated: u64,
+        /// The sum of its members' `numel`.
+        actual: u64,
     },
 }
 
@@ -49,7 +90,7 @@ pub enum EstimateError {
     },
     /// A reduction across workers failed.
     #[error(transparent)]
-    Reduce(#[from] crate::shard::ReduceError),
+    Reduce(#[from] ReduceError),
     /// No batch was given.
     #[error("no batch given: estimators need at least one batch")]
     NoBatch,
@@ -115,4 +156,46 @@ pub enum EstimateError {
         /// The accepted range.
         reason: &'static str,
     },
+}
+
+/// A reduction across workers failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReduceError {
+    /// Another worker failed; its own error says why.
+    #[error("worker {rank} failed, so the reduction was abandoned")]
+    Aborted {
+        /// The worker that failed.
+        rank: usize,
+    },
+    /// The workers reduced vectors of different lengths.
+    #[error("worker {rank} reduced {len} numbers where worker 0 reduced {expected}")]
+    Length {
+        /// The worker whose vector differs.
+        rank: usize,
+        /// Its length.
+        len: usize,
+        /// Worker 0's length.
+        expected: usize,
+    },
+    /// A rank out of range.
+    #[error("worker rank {rank} out of range: the collective has {workers} workers")]
+    Rank {
+        /// The rank given.
+        rank: usize,
+        /// The number of workers.
+        workers: usize,
+    },
+    /// A collective of no worker was asked for.
+    #[error("a collective needs at least one worker, got 0")]
+    NoWorkers,
+    /// Two workers reduced under the same rank: each rank belongs to exactly one worker.
+    /// The collective is abandoned (the others get [`ReduceError::Aborted`]).
+    #[error("two workers reduced with rank {rank}: each worker needs its own rank")]
+    DuplicateRank {
+        /// The rank given twice.
+        rank: usize,
+    },
+    /// The transport (for instance a device collective) failed.
+    #[error("the collective failed: {0}")]
+    Backend(String),
 }

@@ -6,13 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::direction::{Direction, SlopeEstimate, first_order};
 use crate::error::EstimateError;
-use crate::estimator::{AnyEstimator, Estimator};
+use crate::estimator::{EstimateIn, Estimator, label};
 use crate::fit::{Intercept, QuadraticFit};
-use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, dots, per_group, restrict};
+use crate::passes::Passes;
+use crate::passes::vector::{ParamVec, dots, per_group, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
-use crate::shard::EstimateIn;
 
 /// How the forward probe chooses the base step `h` of each group.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -161,7 +160,7 @@ impl ForwardProbe {
     /// quadratic through the losses (the loss at `w` known).
     fn probe_group<M, B, F>(
         &self,
-        ws: &mut Workspace<'_, M, B, F>,
+        passes: &mut Passes<'_, M, B, F>,
         dir: &ParamVec,
         loss: f64,
         k: usize,
@@ -171,13 +170,13 @@ impl ForwardProbe {
         M: Module,
         F: LossFn<M, B>,
     {
-        let groups = ws.groups;
-        let name = &groups.groups[k].name;
+        let groups = passes.groups;
+        let name = &groups.groups()[k].name;
         let mut points = Vec::with_capacity(self.multipliers.len());
         for &m in &self.multipliers {
             let x = m * h;
             let delta = restrict(groups, k, dir, -x);
-            let l = ws.loss_at(&delta, |loss| EstimateError::NonFiniteProbe {
+            let l = passes.loss_at(&delta, |loss| EstimateError::NonFiniteProbe {
                 group: name.clone(),
                 step: x,
                 loss,
@@ -188,42 +187,32 @@ impl ForwardProbe {
     }
 }
 
-impl Estimator for ForwardProbe {
-    fn estimate_with<M, B, F>(
-        &self,
-        model: &M,
-        batches: &[B],
-        groups: &Groups,
-        loss: &F,
-    ) -> Result<Scores, EstimateError>
-    where
-        M: Module,
-        F: LossFn<M, B>,
-    {
-        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
-    }
-}
+impl Estimator for ForwardProbe {}
 
 impl EstimateIn for ForwardProbe {
-    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    fn name(&self) -> &'static str {
+        "ForwardProbe"
+    }
+
+    fn estimate_in<M, B, F>(&self, mut passes: Passes<'_, M, B, F>) -> Result<Scores, EstimateError>
     where
         M: Module,
         F: LossFn<M, B>,
     {
-        let groups = ws.groups;
+        let groups = passes.groups;
         self.validate()?;
-        let fo = first_order(&mut ws, self.direction, self.slope)?;
+        let fo = first_order(&mut passes, self.direction, self.slope)?;
         let g_norm2 = per_group(groups, &dots(&fo.dir, &fo.dir));
         let w_norm2 = match self.step {
             ProbeStep::LossChange(_) | ProbeStep::Refined { .. } => {
-                let w = ws.weights();
+                let w = passes.weights();
                 per_group(groups, &dots(&w, &w))
             }
             ProbeStep::Fixed(_) => vec![0.0; groups.len()],
         };
 
         let mut scores = Vec::with_capacity(groups.len());
-        for (k, group) in groups.groups.iter().enumerate() {
+        for (k, group) in groups.groups().iter().enumerate() {
             if g_norm2[k] <= 0.0 {
                 scores.push(GroupScore::from_quadratic(
                     group.name.clone(),
@@ -247,7 +236,7 @@ impl EstimateIn for ForwardProbe {
                 _ if w_norm2[k] > 0.0 => rho * (w_norm2[k] / g_norm2[k]).sqrt(),
                 _ => rho / g_norm2[k].sqrt(),
             };
-            let mut fit = self.probe_group(&mut ws, &fo.dir, fo.loss, k, h)?;
+            let mut fit = self.probe_group(&mut passes, &fo.dir, fo.loss, k, h)?;
             if let ProbeStep::Refined {
                 curvature_change, ..
             } = self.step
@@ -255,7 +244,7 @@ impl EstimateIn for ForwardProbe {
                 let cap = curvature_change * fo.loss.abs();
                 if fit.a > 0.0 && cap > 0.0 && fit.a * h * h / 2.0 > cap {
                     let refined = (2.0 * cap / fit.a).sqrt();
-                    fit = self.probe_group(&mut ws, &fo.dir, fo.loss, k, refined)?;
+                    fit = self.probe_group(&mut passes, &fo.dir, fo.loss, k, refined)?;
                 }
             }
             let (a, r2) = (fit.a, fit.r2);
@@ -271,9 +260,9 @@ impl EstimateIn for ForwardProbe {
             ));
         }
         Ok(Scores {
-            estimator: AnyEstimator::from(self.clone()).to_string(),
+            estimator: label(self),
             groups: scores,
-            cost: ws.finish_cost(),
+            cost: passes.finish_cost(),
             loss: Some(fo.loss),
             curvature: None,
         })

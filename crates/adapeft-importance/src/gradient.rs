@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use crate::curvature::{CrossAccumulator, Curvature};
 use crate::direction::{Direction, SlopeEstimate, first_order};
 use crate::error::EstimateError;
-use crate::estimator::{AnyEstimator, Estimator};
-use crate::grouping::Groups;
+use crate::estimator::{EstimateIn, Estimator, label};
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, combine, dots, per_group, relative_step, restrict};
+use crate::params::grouping::Groups;
+use crate::passes::Passes;
+use crate::passes::vector::{ParamVec, combine, dots, per_group, relative_step, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
-use crate::shard::EstimateIn;
 
 /// Which Hessian-vector products the gradient probe takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -302,7 +302,7 @@ impl GradientProbe {
 /// `(G(w + e v) - G(w - e v)) / 2e` dotted with `dir`, per parameter (every grouped parameter
 /// is tracked, so the product is read for every group, not only those `v` moves).
 fn hvp_dots<M, B, F>(
-    ws: &mut Workspace<'_, M, B, F>,
+    passes: &mut Passes<'_, M, B, F>,
     dir: &ParamVec,
     v: &ParamVec,
     e: f64,
@@ -312,7 +312,7 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    let (dp, dm) = ws.dots_either_side(dir, v, e, group)?;
+    let (dp, dm) = passes.dots_either_side(dir, v, e, group)?;
     Ok(dp
         .iter()
         .zip(&dm)
@@ -328,7 +328,7 @@ fn sorted_columns(groups: &Groups, pilot: &[f64], block: usize) -> Vec<usize> {
     let k = pilot.len();
     let capacity = k.div_ceil(block);
     let parent = |g: usize| {
-        let name = &groups.groups[g].name;
+        let name = &groups.groups()[g].name;
         name.rsplit_once('.')
             .map_or(name.as_str(), |(p, _)| p)
             .to_string()
@@ -363,34 +363,24 @@ fn hadamard(p: usize, c: usize) -> f64 {
     }
 }
 
-impl Estimator for GradientProbe {
-    fn estimate_with<M, B, F>(
-        &self,
-        model: &M,
-        batches: &[B],
-        groups: &Groups,
-        loss: &F,
-    ) -> Result<Scores, EstimateError>
-    where
-        M: Module,
-        F: LossFn<M, B>,
-    {
-        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
-    }
-}
+impl Estimator for GradientProbe {}
 
 impl EstimateIn for GradientProbe {
-    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    fn name(&self) -> &'static str {
+        "GradientProbe"
+    }
+
+    fn estimate_in<M, B, F>(&self, mut passes: Passes<'_, M, B, F>) -> Result<Scores, EstimateError>
     where
         M: Module,
         F: LossFn<M, B>,
     {
-        let groups = ws.groups;
+        let groups = passes.groups;
         let k = groups.len();
         self.validate(k)?;
-        let fo = first_order(&mut ws, self.direction, self.slope)?;
+        let fo = first_order(&mut passes, self.direction, self.slope)?;
         let g_norm2 = per_group(groups, &dots(&fo.dir, &fo.dir));
-        let w = ws.weights();
+        let w = passes.weights();
         let w_norm2 = per_group(groups, &dots(&w, &w));
         let relative_step = |w2: f64, v2: f64| relative_step(self.step, w2, v2);
 
@@ -402,14 +392,14 @@ impl EstimateIn for GradientProbe {
             // Each product `H g_k` is dotted with every group's direction: the row
             // `A_lk = g_l . (H g_k)_l` at no extra pass (zero for a zero direction).
             let mut rows = vec![vec![0.0; k]; k];
-            for (g, group) in groups.groups.iter().enumerate() {
+            for (g, group) in groups.groups().iter().enumerate() {
                 if g_norm2[g] <= 0.0 {
                     extra[g] = Some(Unreliable::ZeroDirection);
                     continue;
                 }
                 let e = relative_step(w_norm2[g], g_norm2[g]);
                 let v = restrict(groups, g, &fo.dir, 1.0);
-                let per_param = hvp_dots(&mut ws, &fo.dir, &v, e, &group.name)?;
+                let per_param = hvp_dots(&mut passes, &fo.dir, &v, e, &group.name)?;
                 rows[g] = per_group(groups, &per_param);
                 a[g] = rows[g][g];
             }
@@ -447,7 +437,7 @@ impl EstimateIn for GradientProbe {
                             .map(|(g, r)| r * hadamard(p, cols[g]))
                             .collect();
                         let v = combine(groups, &fo.dir, &signs);
-                        let per_param = hvp_dots(&mut ws, &fo.dir, &v, e, "all groups")?;
+                        let per_param = hvp_dots(&mut passes, &fo.dir, &v, e, "all groups")?;
                         let h = per_group(groups, &per_param);
                         for (g, hv) in h.iter().enumerate() {
                             sums[g] += signs[g] * hv;
@@ -480,7 +470,7 @@ impl EstimateIn for GradientProbe {
         }
 
         let scores = groups
-            .groups
+            .groups()
             .iter()
             .enumerate()
             .map(|(g, group)| {
@@ -496,9 +486,9 @@ impl EstimateIn for GradientProbe {
             })
             .collect();
         Ok(Scores {
-            estimator: AnyEstimator::from(self.clone()).to_string(),
+            estimator: label(self),
             groups: scores,
-            cost: ws.finish_cost(),
+            cost: passes.finish_cost(),
             loss: Some(fo.loss),
             curvature,
         })

@@ -49,7 +49,9 @@
 //! assert_eq!(scores.cost.backward_passes, 1 + 2 * 2);
 //! ```
 
+mod any_estimator;
 mod baseline;
+mod collective;
 mod curvature;
 mod direction;
 mod error;
@@ -57,37 +59,36 @@ mod estimator;
 mod fit;
 mod forward;
 mod gradient;
-mod grouping;
 mod newton;
 mod objective;
-mod param;
-mod probe;
+mod params;
+mod passes;
 mod probe_run;
 mod score;
 mod shard;
 mod short_run;
 mod value;
 
+pub use any_estimator::AnyEstimator;
 pub use baseline::Baseline;
+pub use collective::{Collective, HostReduce};
 pub use curvature::{Curvature, JOINT_EIGEN_FLOOR};
 pub use direction::{Direction, SlopeEstimate};
-pub use error::{EstimateError, GroupingError};
-pub use estimator::{AnyEstimator, Estimator};
+pub use error::{EstimateError, GroupingError, ReduceError};
+pub use estimator::Estimator;
 pub use fit::{Intercept, QuadraticFit, fit_quadratic};
 pub use forward::{ForwardProbe, ProbeStep};
 pub use gradient::{
     DEFAULT_EXACT_BUDGET, DEFAULT_PROBES, GradientProbe, MAX_CURVATURE_GROUPS, ProbeMode,
     SignPattern,
 };
-pub use grouping::{Group, Grouping, Groups, KindRules, ParamKind, Unmatched};
 pub use newton::NewtonProbe;
 pub use objective::{LossFn, ModelObjective, Objective};
-pub use param::{
-    ParamInfo, ParamMapper, ParamSlot, ParamVisitor, discover, layout, map_params,
-    set_require_grad, visit_params,
-};
+pub use params::discover::{ParamInfo, ParamSlot, discover, layout};
+pub use params::grouping::{Group, Grouping, Groups, KindRules, ParamKind, Unmatched};
+pub use params::walk::{ParamMapper, ParamVisitor, map_params, set_require_grad, visit_params};
 pub use probe_run::ProbeRun;
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};
-pub use shard::{Collective, HostReduce, ReduceError, Shard, WorkerPlace};
+pub use shard::{Shard, WorkerPlace};
 pub use short_run::{RunOptimizer, ShortRun, ShortRunValue};
 pub use value::ValueModel;

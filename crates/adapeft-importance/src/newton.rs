@@ -6,12 +6,11 @@ use burn::config::Config;
 use burn::module::Module;
 
 use crate::error::EstimateError;
-use crate::estimator::{AnyEstimator, Estimator};
-use crate::grouping::Groups;
+use crate::estimator::{EstimateIn, Estimator, label};
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, dots, per_group, relative_step, restrict};
+use crate::passes::Passes;
+use crate::passes::vector::{ParamVec, dots, per_group, relative_step, restrict};
 use crate::score::{GroupScore, Quality, Scores, Unreliable};
-use crate::shard::EstimateIn;
 
 /// Scores each group by the loss reduction of a Newton step within its own subspace,
 /// `v_k = 1/2 G_k^T H_kk^-1 G_k` (the group's Newton decrement), estimated by `cg_steps`
@@ -80,29 +79,19 @@ fn axpy(x: &ParamVec, c: f64, y: &ParamVec) -> ParamVec {
         .collect()
 }
 
-impl Estimator for NewtonProbe {
-    fn estimate_with<M, B, F>(
-        &self,
-        model: &M,
-        batches: &[B],
-        groups: &Groups,
-        loss: &F,
-    ) -> Result<Scores, EstimateError>
-    where
-        M: Module,
-        F: LossFn<M, B>,
-    {
-        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
-    }
-}
+impl Estimator for NewtonProbe {}
 
 impl EstimateIn for NewtonProbe {
-    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    fn name(&self) -> &'static str {
+        "NewtonProbe"
+    }
+
+    fn estimate_in<M, B, F>(&self, mut passes: Passes<'_, M, B, F>) -> Result<Scores, EstimateError>
     where
         M: Module,
         F: LossFn<M, B>,
     {
-        let groups = ws.groups;
+        let groups = passes.groups;
         if self.cg_steps == 0 {
             return Err(EstimateError::InvalidSetting {
                 name: "cg_steps",
@@ -117,14 +106,14 @@ impl EstimateIn for NewtonProbe {
                 reason: "must be finite and positive",
             });
         }
-        let zero: ParamVec = vec![None; groups.params.len()];
-        let (loss0, grad) = ws.mean_gradient_at(&zero, None, |batch, loss| {
+        let zero: ParamVec = vec![None; groups.params().len()];
+        let (loss0, grad) = passes.mean_gradient_at(&zero, None, |batch, loss| {
             EstimateError::NonFiniteLoss { batch, loss }
         })?;
-        let w = ws.weights();
+        let w = passes.weights();
         let w_norm2 = per_group(groups, &dots(&w, &w));
         let mut out = Vec::with_capacity(groups.len());
-        for (g, group) in groups.groups.iter().enumerate() {
+        for (g, group) in groups.groups().iter().enumerate() {
             let g_k = restrict(groups, g, &grad, 1.0);
             let b = per_group(groups, &dots(&g_k, &g_k))[g];
             if b <= 0.0 {
@@ -147,7 +136,7 @@ impl EstimateIn for NewtonProbe {
             for _ in 0..self.cg_steps {
                 let p_norm2 = per_group(groups, &dots(&p, &p))[g];
                 let e = relative_step(self.step, w_norm2[g], p_norm2);
-                let (plus, minus) = ws.gradients_either_side(&p, e, &group.name)?;
+                let (plus, minus) = passes.gradients_either_side(&p, e, &group.name)?;
                 let hp: ParamVec = plus
                     .into_iter()
                     .zip(minus)
@@ -194,9 +183,9 @@ impl EstimateIn for NewtonProbe {
             ));
         }
         Ok(Scores {
-            estimator: AnyEstimator::from(self.clone()).to_string(),
+            estimator: label(self),
             groups: out,
-            cost: ws.finish_cost(),
+            cost: passes.finish_cost(),
             loss: Some(loss0),
             curvature: None,
         })

@@ -5,13 +5,12 @@ use burn::module::Module;
 
 use crate::direction::Direction;
 use crate::error::EstimateError;
-use crate::estimator::{AnyEstimator, Estimator};
+use crate::estimator::{EstimateIn, Estimator, label};
 use crate::gradient::GradientProbe;
-use crate::grouping::Groups;
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace};
+use crate::passes::Passes;
+use crate::passes::vector::ParamVec;
 use crate::score::{Cost, GroupScore, Scores};
-use crate::shard::EstimateIn;
 use crate::short_run::{RunOptimizer, ShortRun, ShortRunValue, run_observed};
 
 /// The paper's probe run: one short run of the optimizer over every group, and the one-step
@@ -111,34 +110,24 @@ impl ProbeRun {
     }
 }
 
-impl Estimator for ProbeRun {
-    fn estimate_with<M, B, F>(
-        &self,
-        model: &M,
-        batches: &[B],
-        groups: &Groups,
-        loss: &F,
-    ) -> Result<Scores, EstimateError>
-    where
-        M: Module,
-        F: LossFn<M, B>,
-    {
-        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
-    }
-}
+impl Estimator for ProbeRun {}
 
 impl EstimateIn for ProbeRun {
-    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    fn name(&self) -> &'static str {
+        "ProbeRun"
+    }
+
+    fn estimate_in<M, B, F>(&self, mut passes: Passes<'_, M, B, F>) -> Result<Scores, EstimateError>
     where
         M: Module,
         F: LossFn<M, B>,
     {
         self.validate()?;
-        let groups = ws.groups;
+        let groups = passes.groups;
         let at = self.checkpoint_steps();
         let mut deltas: Vec<ParamVec> = Vec::with_capacity(at.len());
         if at[0] == 0 {
-            deltas.push(vec![None; groups.params.len()]);
+            deltas.push(vec![None; groups.params().len()]);
         }
         let last = *at.last().expect("at least one checkpoint");
         if last > 0 {
@@ -146,19 +135,19 @@ impl EstimateIn for ProbeRun {
                 steps: last,
                 ..self.run_config()
             };
-            run_observed(&mut ws, &config, None, "all groups", |t, state| {
+            run_observed(&mut passes, &config, None, "all groups", |t, state| {
                 if at.contains(&t) {
                     deltas.push(state.delta.clone());
                 }
             })?;
         }
-        let mut cost = ws.finish_cost();
+        let mut cost = passes.finish_cost();
         let mut start: Option<Scores> = None;
         let mut sums = vec![0.0; groups.len()];
         let mut reliable = vec![false; groups.len()];
         for delta in &deltas {
-            let probed = ws.model_at(delta);
-            let s = self.probe.estimate_in(ws.for_model(&probed)?)?;
+            let probed = passes.model_at(delta);
+            let s = self.probe.estimate_in(passes.for_model(&probed)?)?;
             for ((sum, ok), g) in sums.iter_mut().zip(reliable.iter_mut()).zip(&s.groups) {
                 if g.is_reliable() {
                     *sum += g.value;
@@ -184,7 +173,7 @@ impl EstimateIn for ProbeRun {
             })
             .collect();
         Ok(Scores {
-            estimator: AnyEstimator::from(self.clone()).to_string(),
+            estimator: label(self),
             groups: scores,
             cost,
             loss: start.loss,

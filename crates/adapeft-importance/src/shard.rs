@@ -1,8 +1,8 @@
 //! Data-parallel estimation: the batches spread over several devices (or processes), each
 //! worker computing its part of the statistics, reduced into the result one device would give.
 //!
-//! Every estimator runs the same code on one device and on many: what differs is the probing
-//! engine's means over batches. On one device a mean is summed on the device in batch order.
+//! Every estimator runs the same code on one device and on many: what differs is the
+//! evaluation engine's means over batches (`passes/worker.rs`). On one device a mean is summed on the device in batch order.
 //! With shards, each worker sums its own batches (its partial statistics), the sums are read
 //! back, summed across workers in f64 through a [`Collective`], and divided by the total
 //! number of batches; every worker then holds the same means and runs the same finishing code
@@ -27,206 +27,25 @@
 //! sums in f32 (the integration tests state the tolerance). The data-parallel short run equals
 //! a one-device run whose step `t` sees the union of the workers' batches of that step.
 //!
-//! [`HostReduce`] is the collective of threads in one process (one per worker), which also
-//! serves burn's remote devices: the workers' tensors live on the remote machines, the
-//! reduced numbers on the host. The root crate has a collective over burn's
+//! This module is the orchestration: it splits the work into [`Shard`]s, starts one thread
+//! per worker, and returns the first worker's error. The transport is `collective.rs`:
+//! [`HostReduce`](crate::HostReduce) is the collective of threads in one process (one per
+//! worker), which also serves burn's remote devices (the workers' tensors live on the remote
+//! machines, the reduced numbers on the host); the root crate has a collective over burn's
 //! `all_reduce` for CUDA.
-
-use std::sync::{Condvar, Mutex};
 
 use burn::module::Module;
 use burn::tensor::Device;
-use thiserror::Error;
 
-use crate::error::EstimateError;
-use crate::estimator::AnyEstimator;
-use crate::grouping::Groups;
+use crate::any_estimator::AnyEstimator;
+use crate::collective::Collective;
+use crate::error::{EstimateError, ReduceError};
+use crate::estimator::EstimateIn;
 use crate::objective::LossFn;
-use crate::probe::{ShardContext, Workspace};
+use crate::params::grouping::Groups;
+use crate::passes::Passes;
+use crate::passes::worker::Worker;
 use crate::score::Scores;
-
-/// Sums numbers across the workers of a data-parallel estimation.
-///
-/// Every worker calls [`Collective::all_reduce_sum`] the same number of times with vectors of
-/// the same lengths, in the same order (the estimators guarantee it: they take the same
-/// decisions on every worker, from reduced numbers). Implementations must sum in a fixed
-/// order, so that every worker gets the same bits.
-pub trait Collective: Send + Sync {
-    /// The number of workers.
-    fn workers(&self) -> usize;
-
-    /// Replaces `values` of worker `rank` by their element-wise sum over every worker.
-    ///
-    /// # Errors
-    /// [`ReduceError::Aborted`] when a worker failed, [`ReduceError::Length`] when the
-    /// workers' vectors differ in length, [`ReduceError::Rank`] for a rank out of range,
-    /// [`ReduceError::Backend`] when the transport failed.
-    fn all_reduce_sum(&self, rank: usize, values: &mut [f64]) -> Result<(), ReduceError>;
-
-    /// Tells every worker, waiting or to come, that worker `rank` failed: their reductions
-    /// return [`ReduceError::Aborted`] instead of waiting forever. The default does nothing
-    /// (for transports that detect a lost worker themselves).
-    fn abort(&self, rank: usize) {
-        let _ = rank;
-    }
-}
-
-/// A reduction across workers failed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ReduceError {
-    /// Another worker failed; its own error says why.
-    #[error("worker {rank} failed, so the reduction was abandoned")]
-    Aborted {
-        /// The worker that failed.
-        rank: usize,
-    },
-    /// The workers reduced vectors of different lengths.
-    #[error("worker {rank} reduced {len} numbers where worker 0 reduced {expected}")]
-    Length {
-        /// The worker whose vector differs.
-        rank: usize,
-        /// Its length.
-        len: usize,
-        /// Worker 0's length.
-        expected: usize,
-    },
-    /// A rank out of range.
-    #[error("worker rank {rank} out of range: the collective has {workers} workers")]
-    Rank {
-        /// The rank given.
-        rank: usize,
-        /// The number of workers.
-        workers: usize,
-    },
-    /// The transport (for instance a device collective) failed.
-    #[error("the collective failed: {0}")]
-    Backend(String),
-}
-
-/// The collective of threads in one process, one per worker: each reduction waits for every
-/// worker, then sums their vectors in rank order (so every worker gets the same bits, and one
-/// worker gets its own numbers back unchanged).
-///
-/// ```
-/// use adapeft_importance::{Collective, HostReduce};
-/// let reduce = HostReduce::new(2);
-/// let sums: Vec<Vec<f64>> = std::thread::scope(|s| {
-///     let workers: Vec<_> = (0..2)
-///         .map(|rank| {
-///             let reduce = &reduce;
-///             s.spawn(move || {
-///                 let mut values = vec![rank as f64, 1.0];
-///                 reduce.all_reduce_sum(rank, &mut values).unwrap();
-///                 values
-///             })
-///         })
-///         .collect();
-///     workers.into_iter().map(|w| w.join().unwrap()).collect()
-/// });
-/// assert_eq!(sums, vec![vec![1.0, 2.0], vec![1.0, 2.0]]);
-/// ```
-#[derive(Debug)]
-pub struct HostReduce {
-    workers: usize,
-    state: Mutex<HostState>,
-    changed: Condvar,
-}
-
-#[derive(Debug)]
-struct HostState {
-    /// Completed reductions.
-    generation: u64,
-    /// The vectors of the reduction under way, by rank.
-    slots: Vec<Option<Vec<f64>>>,
-    arrived: usize,
-    /// The last completed reduction's sum (or its error).
-    result: Result<Vec<f64>, ReduceError>,
-    /// The first worker that failed.
-    aborted: Option<usize>,
-}
-
-impl HostReduce {
-    /// A collective of `workers` threads.
-    ///
-    /// # Panics
-    /// If `workers` is zero.
-    pub fn new(workers: usize) -> Self {
-        assert!(workers > 0, "a collective needs at least one worker");
-        HostReduce {
-            workers,
-            state: Mutex::new(HostState {
-                generation: 0,
-                slots: vec![None; workers],
-                arrived: 0,
-                result: Ok(Vec::new()),
-                aborted: None,
-            }),
-            changed: Condvar::new(),
-        }
-    }
-}
-
-impl Collective for HostReduce {
-    fn workers(&self) -> usize {
-        self.workers
-    }
-
-    fn all_reduce_sum(&self, rank: usize, values: &mut [f64]) -> Result<(), ReduceError> {
-        if rank >= self.workers {
-            return Err(ReduceError::Rank {
-                rank,
-                workers: self.workers,
-            });
-        }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(failed) = state.aborted {
-            return Err(ReduceError::Aborted { rank: failed });
-        }
-        state.slots[rank] = Some(values.to_vec());
-        state.arrived += 1;
-        let generation = state.generation;
-        if state.arrived == self.workers {
-            let slots: Vec<Vec<f64>> = state.slots.iter_mut().map(|s| s.take().unwrap()).collect();
-            let expected = slots[0].len();
-            state.result = match slots.iter().position(|s| s.len() != expected) {
-                Some(r) => Err(ReduceError::Length {
-                    rank: r,
-                    len: slots[r].len(),
-                    expected,
-                }),
-                None => {
-                    let mut sum = slots[0].clone();
-                    for s in &slots[1..] {
-                        for (acc, x) in sum.iter_mut().zip(s) {
-                            *acc += x;
-                        }
-                    }
-                    Ok(sum)
-                }
-            };
-            state.arrived = 0;
-            state.generation += 1;
-            self.changed.notify_all();
-        } else {
-            while state.generation == generation && state.aborted.is_none() {
-                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
-            }
-            if state.generation == generation {
-                let failed = state.aborted.expect("woken by an abort");
-                return Err(ReduceError::Aborted { rank: failed });
-            }
-        }
-        let sum = state.result.clone()?;
-        values.copy_from_slice(&sum);
-        Ok(())
-    }
-
-    fn abort(&self, rank: usize) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.aborted.get_or_insert(rank);
-        self.changed.notify_all();
-    }
-}
 
 /// One worker's share of a data-parallel estimation: a device and the batches on it.
 ///
@@ -245,14 +64,6 @@ impl<B> Shard<B> {
     pub fn new(device: Device, batches: Vec<B>) -> Self {
         Shard { device, batches }
     }
-}
-
-/// Runs an estimator on a workspace (the one code path of one device and of many).
-pub(crate) trait EstimateIn {
-    fn estimate_in<M, B, F>(&self, ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
-    where
-        M: Module,
-        F: LossFn<M, B>;
 }
 
 /// Aborts the collective when a worker leaves without finishing (error or panic).
@@ -276,7 +87,7 @@ impl AnyEstimator {
     /// collective). Each worker forks a clone of the model to its shard's device; the user's
     /// model is not touched. The loss is averaged over every batch of every shard.
     ///
-    /// Every estimator runs its one-device code; only the probing engine's means over
+    /// Every estimator runs its one-device code; only the evaluation engine's means over
     /// batches change: each worker sums its own batches (losses, gradients, Fisher sums), the
     /// sums are added across workers in f64 in rank order and divided by the total number of
     /// batches, so every worker holds the same means and takes the same steps. The scores
@@ -307,7 +118,7 @@ impl AnyEstimator {
     ///
     /// let shards = [Shard::new(device.clone(), vec![batch(1.0)]),
     ///               Shard::new(device.clone(), vec![batch(-0.5)])];
-    /// let spread = probe.estimate_sharded(&model, &shards, &groups, &loss, &HostReduce::new(2))
+    /// let spread = probe.estimate_sharded(&model, &shards, &groups, &loss, &HostReduce::new(2).unwrap())
     ///     .unwrap();
     /// let one = probe.estimate_with(&model, &[batch(1.0), batch(-0.5)], &groups, &loss).unwrap();
     /// for (s, o) in spread.groups.iter().zip(&one.groups) {
@@ -425,15 +236,14 @@ impl AnyEstimator {
         M: Module,
         F: LossFn<M, B>,
     {
-        let context = ShardContext {
+        let worker = Worker {
             reduce,
             rank: place.rank,
             first_batch: place.first_batch,
             total_batches: place.total_batches,
             device: place.device.without_autodiff(),
         };
-        let ws = Workspace::sharded(model, batches, loss, groups, context)?;
-        self.estimate_in(ws)
+        self.estimate_in(Passes::for_worker(model, batches, loss, groups, worker)?)
     }
 }
 

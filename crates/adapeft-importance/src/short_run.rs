@@ -7,12 +7,11 @@ use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EstimateError;
-use crate::estimator::{AnyEstimator, Estimator};
-use crate::grouping::Groups;
+use crate::estimator::{EstimateIn, Estimator, label};
 use crate::objective::LossFn;
-use crate::probe::{ParamVec, Workspace, dots, per_group};
+use crate::passes::Passes;
+use crate::passes::vector::{ParamVec, dots, per_group};
 use crate::score::{GroupScore, Quality, Scores};
-use crate::shard::EstimateIn;
 
 /// The optimizer a [`ShortRun`] imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -232,7 +231,7 @@ impl RunState {
 /// Runs `steps` optimizer steps moving the parameters in `track` (every grouped one when
 /// `None`); returns the per-group allocation `sum_t G_k(t) . s_k(t)` and the final state.
 fn run<M, B, F>(
-    ws: &mut Workspace<'_, M, B, F>,
+    passes: &mut Passes<'_, M, B, F>,
     config: &ShortRun,
     track: Option<&[bool]>,
     what: &str,
@@ -241,13 +240,13 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    run_observed(ws, config, track, what, |_, _| {})
+    run_observed(passes, config, track, what, |_, _| {})
 }
 
 /// The run's gradient at step `t` (on batch `t mod n`, averaged over the workers when
 /// sharded), moving the parameters in `track`.
 fn step_gradient<M, B, F>(
-    ws: &mut Workspace<'_, M, B, F>,
+    passes: &mut Passes<'_, M, B, F>,
     state: &RunState,
     t: usize,
     track: Option<&[bool]>,
@@ -257,7 +256,7 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    ws.step_gradient(t, &state.delta, track, |batch, loss| {
+    passes.step_gradient(t, &state.delta, track, |batch, loss| {
         EstimateError::NonFiniteRun {
             group: what.to_string(),
             step: t,
@@ -270,7 +269,7 @@ where
 /// [`run`], calling `observe(t, state)` after each step `t` (1-based: the weights after `t`
 /// steps are `w + state.delta`).
 pub(crate) fn run_observed<M, B, F>(
-    ws: &mut Workspace<'_, M, B, F>,
+    passes: &mut Passes<'_, M, B, F>,
     config: &ShortRun,
     track: Option<&[bool]>,
     what: &str,
@@ -280,8 +279,8 @@ where
     M: Module,
     F: LossFn<M, B>,
 {
-    let groups = ws.groups;
-    let mut state = RunState::new(groups.params.len());
+    let groups = passes.groups;
+    let mut state = RunState::new(groups.params().len());
     let mut credit = vec![0.0; groups.len()];
     let trapezoid = config.value == ShortRunValue::Trapezoid;
     let weight = if trapezoid { 0.5 } else { 1.0 };
@@ -293,7 +292,7 @@ where
     // The trapezoid rule's second half of the previous step, `1/2 G(t) . dw(t-1)`.
     let mut previous: Option<ParamVec> = None;
     for t in 0..config.steps {
-        let grad = step_gradient(ws, &state, t, track, what)?;
+        let grad = step_gradient(passes, &state, t, track, what)?;
         if let Some(prev) = previous.take() {
             add(&grad, &prev);
         }
@@ -305,59 +304,50 @@ where
         observe(t + 1, &state);
     }
     if let Some(prev) = previous {
-        let grad = step_gradient(ws, &state, config.steps, track, what)?;
+        let grad = step_gradient(passes, &state, config.steps, track, what)?;
         add(&grad, &prev);
     }
     Ok((credit, state))
 }
 
-impl Estimator for ShortRun {
-    fn estimate_with<M, B, F>(
-        &self,
-        model: &M,
-        batches: &[B],
-        groups: &Groups,
-        loss: &F,
-    ) -> Result<Scores, EstimateError>
-    where
-        M: Module,
-        F: LossFn<M, B>,
-    {
-        self.estimate_in(Workspace::new(model, batches, loss, groups)?)
-    }
-}
+impl Estimator for ShortRun {}
 
 impl EstimateIn for ShortRun {
-    fn estimate_in<M, B, F>(&self, mut ws: Workspace<'_, M, B, F>) -> Result<Scores, EstimateError>
+    fn name(&self) -> &'static str {
+        "ShortRun"
+    }
+
+    fn estimate_in<M, B, F>(&self, mut passes: Passes<'_, M, B, F>) -> Result<Scores, EstimateError>
     where
         M: Module,
         F: LossFn<M, B>,
     {
-        let groups = ws.groups;
+        let groups = passes.groups;
         self.validate()?;
-        let zero: ParamVec = vec![None; groups.params.len()];
-        let loss0 = ws.loss_at(&zero, |loss| EstimateError::NonFiniteLoss {
+        let zero: ParamVec = vec![None; groups.params().len()];
+        let loss0 = passes.loss_at(&zero, |loss| EstimateError::NonFiniteLoss {
             batch: 0,
             loss,
         })?;
         let credit = match self.value {
             ShortRunValue::Allocation | ShortRunValue::Trapezoid => {
-                run(&mut ws, self, None, "all groups")?.0
+                run(&mut passes, self, None, "all groups")?.0
             }
             ShortRunValue::Alone => {
                 let mut drops = Vec::with_capacity(groups.len());
-                for group in &groups.groups {
-                    let mut mask = vec![false; groups.params.len()];
+                for group in groups.groups() {
+                    let mut mask = vec![false; groups.params().len()];
                     for &m in &group.members {
                         mask[m] = true;
                     }
-                    let (_, state) = run(&mut ws, self, Some(&mask), &group.name)?;
-                    let after = ws.loss_at(&state.delta, |loss| EstimateError::NonFiniteRun {
-                        group: group.name.clone(),
-                        step: self.steps,
-                        batch: 0,
-                        loss,
-                    })?;
+                    let (_, state) = run(&mut passes, self, Some(&mask), &group.name)?;
+                    let after =
+                        passes.loss_at(&state.delta, |loss| EstimateError::NonFiniteRun {
+                            group: group.name.clone(),
+                            step: self.steps,
+                            batch: 0,
+                            loss,
+                        })?;
                     drops.push(loss0 - after);
                 }
                 drops
@@ -374,7 +364,7 @@ impl EstimateIn for ShortRun {
             1.0
         };
         let scores = groups
-            .groups
+            .groups()
             .iter()
             .zip(credit)
             .map(|(group, c)| GroupScore {
@@ -388,9 +378,9 @@ impl EstimateIn for ShortRun {
             })
             .collect();
         Ok(Scores {
-            estimator: AnyEstimator::from(self.clone()).to_string(),
+            estimator: label(self),
             groups: scores,
-            cost: ws.finish_cost(),
+            cost: passes.finish_cost(),
             loss: Some(loss0),
             curvature: None,
         })

@@ -57,7 +57,7 @@ fn logistic_weight_bias_cross_term_within_two_percent_of_closed_form() {
             let model = problem.model(&be.device);
             let batch = problem.batch(&be.device, 1.0);
             let groups = per_tensor(&model);
-            assert_eq!(groups.groups[0].name, "linear.weight");
+            assert_eq!(groups.groups()[0].name, "linear.weight");
             let truth = problem.cross_truth(&model);
             let scores = GradientProbe::exact()
                 .estimate(&model, &[batch], &groups)
@@ -177,7 +177,7 @@ fn redundant_groups_count_once_in_the_joint_value_and_twice_in_the_additive() {
         };
         let batch = problem.batch(device, 1.0);
         let groups = per_tensor(&model);
-        let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+        let names: Vec<&str> = groups.groups().iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, ["linear.weight", "first", "second"]);
         let scores = GradientProbe::exact()
             .estimate(&model, &[batch], &groups)

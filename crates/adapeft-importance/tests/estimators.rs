@@ -118,8 +118,8 @@ fn logistic_regression_forward_and_exact_gradient_probe_within_two_percent() {
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
         let groups = per_tensor(&model);
-        assert_eq!(groups.groups[0].name, "linear.weight");
-        assert_eq!(groups.groups[1].name, "linear.bias");
+        assert_eq!(groups.groups()[0].name, "linear.weight");
+        assert_eq!(groups.groups()[1].name, "linear.bias");
         let truth = problem.truth(&model);
 
         let fwd = ForwardProbe::default()

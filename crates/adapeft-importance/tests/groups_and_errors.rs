@@ -41,10 +41,10 @@ fn discovers_every_tensor_of_a_transformer_with_paths_and_kinds() {
     assert!(q.require_grad);
 
     let groups = Grouping::by_kind().group(params).unwrap();
-    let mut names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+    let mut names: Vec<&str> = groups.groups().iter().map(|g| g.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(names, ["attention", "bias", "feed-forward", "norm"]);
-    let norm = groups.groups.iter().find(|g| g.name == "norm").unwrap();
+    let norm = groups.groups().iter().find(|g| g.name == "norm").unwrap();
     assert_eq!(norm.numel, 2 * 2 * 2 * 16);
     assert_eq!(ParamKind::FeedForward.to_string(), "feed-forward");
 }
@@ -75,12 +75,12 @@ fn lora_adapters_are_groups_that_compete_with_tensors() {
         assert!(!params[0].require_grad && params[1].require_grad);
 
         let groups = Grouping::PerTensor.group(params).unwrap();
-        let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+        let names: Vec<&str> = groups.groups().iter().map(|g| g.name.as_str()).collect();
         assert_eq!(
             names,
             ["linear.weight", "linear.weight.lora", "linear.bias"]
         );
-        assert_eq!(groups.groups[1].numel, 6 * 2 + 2 * 3);
+        assert_eq!(groups.groups()[1].numel, 6 * 2 + 2 * 3);
 
         let before = snapshot(&model);
         let batch = problem.batch(&be.device, 1.0);

@@ -20,10 +20,7 @@ impl AdaPeftConfig {
         let scores = if keep.is_empty() {
             None
         } else {
-            Some(estimate(&Groups {
-                params: groups.params.clone(),
-                groups: keep.iter().map(|&g| groups.groups[g].clone()).collect(),
-            })?)
+            Some(estimate(&groups.subset(&keep))?)
         };
         Ok((
             self.expand(groups, &keep, scores, budget),
@@ -45,7 +42,7 @@ impl AdaPeftConfig {
         let keep: Vec<usize> = (0..groups.len())
             .filter(|&g| {
                 self.candidates
-                    .admits(groups.groups[g].numel, Some(capacity))
+                    .admits(groups.groups()[g].numel, Some(capacity))
             })
             .collect();
         (keep.len() < groups.len()).then_some((keep, capacity))
@@ -71,7 +68,7 @@ impl AdaPeftConfig {
             ),
         };
         let groups = groups
-            .groups
+            .groups()
             .iter()
             .enumerate()
             .map(|(g, group)| {

@@ -52,7 +52,7 @@ impl AdaPeftConfig {
         for &(k, option) in &choice.picks {
             picked[k] = Some(option);
         }
-        let grouped: u64 = groups.groups.iter().map(|g| g.numel).sum();
+        let grouped: u64 = groups.groups().iter().map(|g| g.numel).sum();
         let outcome = if capacity.is_some_and(|c| c >= grouped) {
             BudgetOutcome::EverythingFits
         } else if choice.picks.is_empty() {
@@ -63,7 +63,7 @@ impl AdaPeftConfig {
         let choices = scores
             .groups
             .into_iter()
-            .zip(&groups.groups)
+            .zip(groups.groups())
             .zip(picked)
             .zip(options)
             .map(|(((score, group), pick), options)| GroupChoice {
@@ -72,7 +72,7 @@ impl AdaPeftConfig {
                 paths: group
                     .members
                     .iter()
-                    .map(|&m| groups.params[m].path.clone())
+                    .map(|&m| groups.params()[m].path.clone())
                     .collect(),
                 lora: pick.filter(|&o| o > 0).map(|o| options[o - 1]),
                 options: options.clone(),

@@ -96,11 +96,11 @@ impl LoraChoices {
         self.validate()?;
         // The group that is exactly one tensor, by that tensor's path.
         let single: HashMap<&str, usize> = groups
-            .groups
+            .groups()
             .iter()
             .enumerate()
             .filter(|(_, g)| g.members.len() == 1)
-            .map(|(k, g)| (groups.params[g.members[0]].path.as_str(), k))
+            .map(|(k, g)| (groups.params()[g.members[0]].path.as_str(), k))
             .collect();
         let mut options = vec![Vec::new(); groups.len()];
         for &rank in &self.ranks {
@@ -111,18 +111,16 @@ impl LoraChoices {
             let bases: HashSet<String> = params.iter().filter_map(|p| p.lora_of.clone()).collect();
             // Each adapter replaces its base weight as a group; the other groups stay.
             let mut adapted_groups = config.grouping.group(params)?;
-            adapted_groups.groups.retain(|g| {
-                !g.members
-                    .iter()
-                    .any(|&m| bases.contains(&adapted_groups.params[m].path))
+            adapted_groups.retain(|g, params| {
+                !g.members.iter().any(|&m| bases.contains(&params[m].path))
             });
             let adapter_scores =
                 config
                     .estimator
                     .estimate_with(&adapted, batches, &adapted_groups, loss)?;
             scores.cost += adapter_scores.cost;
-            for (group, score) in adapted_groups.groups.iter().zip(&adapter_scores.groups) {
-                let member = &adapted_groups.params[group.members[0]];
+            for (group, score) in adapted_groups.groups().iter().zip(&adapter_scores.groups) {
+                let member = &adapted_groups.params()[group.members[0]];
                 let Some(base) = &member.lora_of else {
                     continue;
                 };

@@ -15,7 +15,7 @@ mod error;
 mod lora;
 
 use adapeft_importance::{
-    AnyEstimator, Collective, Estimator, Grouping, Groups, HostReduce, LossFn, ModelObjective,
+    AnyEstimator, Collective, EstimateError, Estimator, Grouping, Groups, HostReduce, LossFn, ModelObjective,
     Objective,
     Scores, Shard, ValueModel, discover,
 };
@@ -207,19 +207,19 @@ impl Scored {
     /// [`SelectError::ScoresMismatch`] when `scores` does not hold one score per group, in
     /// the groups' order (by name and size).
     pub fn new(groups: Groups, scores: Scores, batches: usize) -> Result<Self, SelectError> {
-        if scores.groups.len() != groups.groups.len() {
+        if scores.groups.len() != groups.len() {
             return Err(SelectError::ScoresMismatch {
                 reason: format!(
                     "{} scores for {} groups",
                     scores.groups.len(),
-                    groups.groups.len()
+                    groups.len()
                 ),
             });
         }
         if let Some((s, g)) = scores
             .groups
             .iter()
-            .zip(&groups.groups)
+            .zip(groups.groups())
             .find(|(s, g)| s.name != g.name || s.params != g.numel)
         {
             return Err(SelectError::ScoresMismatch {
@@ -400,7 +400,8 @@ impl AdaPeftConfig {
         M: Module + Objective<B>,
         B: Sync,
     {
-        let reduce = HostReduce::new(shards.len().max(1));
+        // At least one worker, so that no shard at all is the estimator's typed error.
+        let reduce = HostReduce::new(shards.len().max(1)).map_err(EstimateError::from)?;
         let data = Data::Sharded {
             shards,
             reduce: &reduce,

@@ -8,8 +8,8 @@ use burn::module::ParamGroup;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::discover::ParamInfo;
 use crate::error::GroupingError;
-use crate::param::ParamInfo;
 
 /// A named, disjoint set of parameters: the unit AdaPEFT trains or freezes as a whole.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,8 +24,25 @@ pub struct Group {
 
 /// The parameters of a model and their partition into groups.
 ///
-/// Built by [`Grouping::group`]. Every parameter belongs to at most one group; parameters in no
-/// group (see [`Unmatched::Exclude`]) are never perturbed and never selected.
+/// Built by [`Grouping::group`], or checked by [`Groups::new`] from groups made elsewhere;
+/// [`Groups::subset`] and [`Groups::retain`] keep some of the groups. Every parameter
+/// belongs to at most one group, every group has at least one member and its `numel` is its
+/// members' total; parameters in no group (see [`Unmatched::Exclude`]) are never perturbed and
+/// never selected. Read it through [`Groups::params`] and [`Groups::groups`] (the public
+/// fields are kept for existing callers and will become private).
+///
+/// ```
+/// use adapeft_importance::{discover, Grouping, Groups};
+/// use burn::nn::LinearConfig;
+/// use burn::tensor::Device;
+///
+/// let model = LinearConfig::new(3, 2).init(&Device::flex());
+/// let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+/// // The bias alone, as a group set of its own, checked.
+/// let bias = groups.subset(&[1]);
+/// assert_eq!(bias.groups()[0].name, "bias");
+/// assert_eq!(Groups::new(bias.params().to_vec(), bias.groups().to_vec()), Ok(bias));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Groups {
     /// Every float parameter of the model, as [`crate::discover`] returned them.
@@ -35,6 +52,104 @@ pub struct Groups {
 }
 
 impl Groups {
+    /// Groups of `params` made by the caller, checked: every member index is in range, no
+    /// parameter is in two groups (or twice in one), no group is empty, and each group's
+    /// `numel` is the sum of its members' `numel`. The groups keep the given order.
+    ///
+    /// # Errors
+    /// [`GroupingError::MemberOutOfRange`], [`GroupingError::Overlap`],
+    /// [`GroupingError::RepeatedMember`], [`GroupingError::EmptyGroup`] or
+    /// [`GroupingError::Numel`], each naming the first group at fault.
+    pub fn new(params: Vec<ParamInfo>, groups: Vec<Group>) -> Result<Self, GroupingError> {
+        let mut owner: Vec<Option<usize>> = vec![None; params.len()];
+        for (g, group) in groups.iter().enumerate() {
+            if group.members.is_empty() {
+                return Err(GroupingError::EmptyGroup {
+                    group: group.name.clone(),
+                });
+            }
+            let mut actual = 0;
+            for &m in &group.members {
+                let Some(slot) = owner.get_mut(m) else {
+                    return Err(GroupingError::MemberOutOfRange {
+                        group: group.name.clone(),
+                        member: m,
+                        params: params.len(),
+                    });
+                };
+                match *slot {
+                    Some(first) if first == g => {
+                        return Err(GroupingError::RepeatedMember {
+                            group: group.name.clone(),
+                            param: params[m].path.clone(),
+                        });
+                    }
+                    Some(first) => {
+                        return Err(GroupingError::Overlap {
+                            param: params[m].path.clone(),
+                            first: groups[first].name.clone(),
+                            second: group.name.clone(),
+                        });
+                    }
+                    None => *slot = Some(g),
+                }
+                actual += params[m].numel;
+            }
+            if actual != group.numel {
+                return Err(GroupingError::Numel {
+                    group: group.name.clone(),
+                    stated: group.numel,
+                    actual,
+                });
+            }
+        }
+        Ok(Groups { params, groups })
+    }
+
+    /// Every float parameter of the model, grouped or not; [`Group::members`] index it.
+    pub fn params(&self) -> &[ParamInfo] {
+        &self.params
+    }
+
+    /// The groups, in order.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// The same parameters with only the groups at indices `keep`, in that order (for
+    /// scoring a few candidates, say).
+    ///
+    /// # Panics
+    /// If an index is out of range or given twice: the indices are this value's own, so
+    /// either is a bug of the caller, and a repeated group would break disjointness.
+    pub fn subset(&self, keep: &[usize]) -> Groups {
+        let mut taken = vec![false; self.groups.len()];
+        let groups = keep
+            .iter()
+            .map(|&g| {
+                assert!(
+                    g < self.groups.len(),
+                    "group index {g} out of range: there are {} groups",
+                    self.groups.len()
+                );
+                assert!(!taken[g], "group index {g} given twice");
+                taken[g] = true;
+                self.groups[g].clone()
+            })
+            .collect();
+        Groups {
+            params: self.params.clone(),
+            groups,
+        }
+    }
+
+    /// Keeps only the groups for which `keep(group, params)` is true, in their order; the
+    /// parameters stay (`params` is [`Groups::params`], what the members index).
+    pub fn retain(&mut self, mut keep: impl FnMut(&Group, &[ParamInfo]) -> bool) {
+        let params = &self.params;
+        self.groups.retain(|g| keep(g, params));
+    }
+
     /// Number of groups.
     pub fn len(&self) -> usize {
         self.groups.len()
@@ -191,7 +306,7 @@ impl Grouping {
     ///
     /// let model = LinearConfig::new(3, 2).init(&Device::flex());
     /// let groups = Grouping::regex(["bias$"]).group(discover(&model)).unwrap();
-    /// let names: Vec<_> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+    /// let names: Vec<_> = groups.groups().iter().map(|g| g.name.as_str()).collect();
     /// assert_eq!(names, ["other", "bias"]);
     /// ```
     pub fn group(&self, params: Vec<ParamInfo>) -> Result<Groups, GroupingError> {
@@ -448,7 +563,7 @@ mod tests {
     }
 
     fn names(groups: &Groups) -> Vec<&str> {
-        groups.groups.iter().map(|g| g.name.as_str()).collect()
+        groups.groups().iter().map(|g| g.name.as_str()).collect()
     }
 
     #[test]
@@ -497,7 +612,7 @@ mod tests {
         let groups = Grouping::PerTensor.group(transformer_params()).unwrap();
         assert_eq!(groups.len(), 13);
         let lora = groups
-            .groups
+            .groups()
             .iter()
             .find(|g| g.name == "layers.0.mha.query.weight.lora")
             .unwrap();
@@ -538,7 +653,7 @@ mod tests {
         .unwrap();
         assert_eq!(names(&excluded), ["layers.0", "layers.1"]);
         // layers.0: 7 tensors and the 2 LoRA factors; layers.1: 1 tensor.
-        let all: usize = excluded.groups.iter().map(|g| g.members.len()).sum();
+        let all: usize = excluded.groups().iter().map(|g| g.members.len()).sum();
         assert_eq!(all, 10);
     }
 
@@ -579,7 +694,7 @@ mod tests {
         .group(params)
         .unwrap();
         assert_eq!(names(&groups), ["emb", "norms"]);
-        assert_eq!(groups.groups[1].members, [6, 7, 8]);
+        assert_eq!(groups.groups()[1].members, [6, 7, 8]);
     }
 
     #[test]
@@ -592,16 +707,132 @@ mod tests {
         ] {
             let groups = grouping.group(transformer_params()).unwrap();
             let mut seen: Vec<usize> = groups
-                .groups
+                .groups()
                 .iter()
                 .flat_map(|g| g.members.clone())
                 .collect();
             seen.sort_unstable();
             assert_eq!(seen, (0..14).collect::<Vec<_>>(), "{}", grouping);
             assert_eq!(
-                groups.groups.iter().map(|g| g.numel).sum::<u64>(),
+                groups.groups().iter().map(|g| g.numel).sum::<u64>(),
                 groups.total_params()
             );
         }
+    }
+
+    fn group(name: &str, members: &[usize], numel: u64) -> Group {
+        Group {
+            name: name.to_string(),
+            members: members.to_vec(),
+            numel,
+        }
+    }
+
+    #[test]
+    fn new_accepts_what_a_grouping_builds_and_keeps_the_order() {
+        for grouping in [
+            Grouping::PerTensor,
+            Grouping::PerModule,
+            Grouping::by_kind(),
+        ] {
+            let built = grouping.group(transformer_params()).unwrap();
+            let checked = Groups::new(built.params().to_vec(), built.groups().to_vec()).unwrap();
+            assert_eq!(checked, built, "{grouping}");
+        }
+        // Any order and any subset of the parameters (the rest ungrouped).
+        let params = transformer_params();
+        let groups = Groups::new(
+            params.clone(),
+            vec![group("late", &[13, 0], 8), group("early", &[2], 4)],
+        )
+        .unwrap();
+        assert_eq!(names(&groups), ["late", "early"]);
+        let of = groups.group_of_params();
+        assert_eq!(
+            (of[13], of[0], of[2], of[1]),
+            (Some(0), Some(0), Some(1), None)
+        );
+    }
+
+    #[test]
+    fn new_names_the_group_at_fault() {
+        let params = transformer_params();
+        let check = |groups: Vec<Group>| Groups::new(params.clone(), groups).unwrap_err();
+        assert_eq!(
+            check(vec![group("a", &[0], 4), group("b", &[14], 4)]),
+            GroupingError::MemberOutOfRange {
+                group: "b".into(),
+                member: 14,
+                params: 14
+            }
+        );
+        assert_eq!(
+            check(vec![group("a", &[0, 1], 8), group("b", &[2, 1], 8)]),
+            GroupingError::Overlap {
+                param: "layers.0.mha.query.weight".into(),
+                first: "a".into(),
+                second: "b".into()
+            }
+        );
+        assert_eq!(
+            check(vec![group("a", &[3, 3], 8)]),
+            GroupingError::RepeatedMember {
+                group: "a".into(),
+                param: "layers.0.mha.output.weight".into()
+            }
+        );
+        assert_eq!(
+            check(vec![group("a", &[0], 4), group("none", &[], 0)]),
+            GroupingError::EmptyGroup {
+                group: "none".into()
+            }
+        );
+        let err = check(vec![group("a", &[0, 1], 4)]);
+        assert_eq!(
+            err,
+            GroupingError::Numel {
+                group: "a".into(),
+                stated: 4,
+                actual: 8
+            }
+        );
+        assert!(err.to_string().contains("`a`"), "{err}");
+    }
+
+    #[test]
+    fn subset_keeps_the_params_and_the_chosen_groups_in_the_given_order() {
+        let all = Grouping::PerModule.group(transformer_params()).unwrap();
+        let some = all.subset(&[7, 0, 4]);
+        assert_eq!(some.params(), all.params());
+        assert_eq!(names(&some), ["head", "embedding", "layers.0.norm_1"]);
+        assert_eq!(some.groups()[0], all.groups()[7]);
+        // Still a valid set of groups.
+        assert_eq!(
+            Groups::new(some.params().to_vec(), some.groups().to_vec()).as_ref(),
+            Ok(&some)
+        );
+        assert!(all.subset(&[]).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "given twice")]
+    fn subset_refuses_a_repeated_index() {
+        let all = Grouping::PerTensor.group(transformer_params()).unwrap();
+        let _ = all.subset(&[1, 1]);
+    }
+
+    #[test]
+    fn retain_sees_the_params_and_keeps_the_order() {
+        let mut groups = Grouping::PerModule.group(transformer_params()).unwrap();
+        let before = groups.clone();
+        // Keep the modules that hold a bias.
+        groups.retain(|g, params| g.members.iter().any(|&m| params[m].leaf() == "bias"));
+        assert_eq!(
+            names(&groups),
+            ["layers.0.mha.query", "layers.0.pwff.linear_inner", "head"]
+        );
+        assert_eq!(groups.params(), before.params());
+        groups.retain(|_, _| false);
+        assert!(groups.is_empty());
     }
 }

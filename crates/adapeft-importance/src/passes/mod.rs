@@ -1,30 +1,45 @@
-//! The probing engine shared by every estimator: losses and gradients of the model at
-//! perturbed weights `w + delta`, without ever changing the user's model.
+//! The evaluation engine every estimator runs on: forward and backward passes of the
+//! user's loss at perturbed weights `w + delta`, counted, without ever changing the model.
 //!
-//! burn tensors are immutable values and a module clone shares them, so a probe point is a
-//! *new* module built by mapping a clone of the user's model: each perturbed parameter is
-//! rebuilt from its saved original tensor plus the perturbation. The user's model is never
-//! written to, which makes "restore exactly" hold by construction (bit for bit, and with the
-//! same require-grad state) rather than by subtracting the perturbation back.
+//! It is named for what it does. Every pass an estimator makes over the data goes through
+//! [`Passes`] (the loss at `w + delta`, per-batch and mean gradients there, the two sides
+//! of a Hessian-vector product), and [`Passes`] counts them into the [`Cost`] the scores
+//! report. It used to be called the "probing engine" (`probe.rs`), but "probe" already names
+//! the probe estimators (`ForwardProbe`, `GradientProbe`, `NewtonProbe`), `ProbeRun`, and
+//! GeN's probes in `adapeft-optim`; here the word is left to them.
+//!
+//! - `mod.rs`: [`Passes`], the model, batches, loss and groups, and every evaluation;
+//! - `perturb.rs`: the burn walks that build the module at `w + delta` and read values or
+//!   gradients back (by `ParamId`, so they need no path);
+//! - `vector.rs`: [`ParamVec`](vector::ParamVec), one flattened tensor per parameter, and
+//!   its algebra by group (dots, restriction, combination);
+//! - `worker.rs`: the engine's side of data-parallel estimation, the only place it calls a
+//!   [`Collective`](crate::Collective): the same means summed across workers.
+
+pub(crate) mod perturb;
+pub(crate) mod vector;
+pub(crate) mod worker;
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use burn::module::{Module, ParamId};
+use burn::tensor::Tensor;
 
+use self::perturb::{Collect, Perturb};
+use self::vector::{ParamVec, dots, mean_of, sum_of};
+use self::worker::Worker;
 use crate::error::EstimateError;
-use crate::grouping::Groups;
 use crate::objective::LossFn;
+use crate::params::grouping::Groups;
 use crate::score::Cost;
-use crate::shard::Collective;
 
-/// One flattened tensor per parameter of [`Groups::params`]; `None` where a parameter takes no
-/// part (not grouped, or not perturbed).
-pub(crate) type ParamVec = Vec<Option<Tensor<1>>>;
-
-/// The model, the batches and the loss, with counters of what was evaluated.
-pub(crate) struct Workspace<'a, M, B, F> {
+/// The model, the batches and the loss, with counters of what was evaluated: every forward
+/// and backward pass of an estimator goes through one of these.
+///
+/// `pub` only because the sealed estimator trait names it; the module is private, so it is
+/// not reachable from outside the crate.
+pub struct Passes<'a, M, B, F> {
     model: &'a M,
     batches: &'a [B],
     loss: &'a F,
@@ -34,23 +49,11 @@ pub(crate) struct Workspace<'a, M, B, F> {
     grouped: Vec<bool>,
     pub(crate) cost: Cost,
     started: Instant,
-    /// Where this workspace sits in a data-parallel estimation, if it does.
-    shard: Option<ShardContext<'a>>,
+    /// Where these passes sit in a data-parallel estimation, if they do.
+    worker: Option<Worker<'a>>,
 }
 
-/// One worker of a data-parallel estimation: its batches are `first_batch..` of
-/// `total_batches`, and every mean over batches is summed across workers through `reduce`.
-#[derive(Clone)]
-pub(crate) struct ShardContext<'a> {
-    pub(crate) reduce: &'a dyn Collective,
-    pub(crate) rank: usize,
-    pub(crate) first_batch: usize,
-    pub(crate) total_batches: usize,
-    /// The worker's device (without autodiff), where reduced vectors are rebuilt.
-    pub(crate) device: Device,
-}
-
-impl<'a, M, B, F> Workspace<'a, M, B, F>
+impl<'a, M, B, F> Passes<'a, M, B, F>
 where
     M: Module,
     F: LossFn<M, B>,
@@ -64,11 +67,11 @@ where
         if batches.is_empty() {
             return Err(EstimateError::NoBatch);
         }
-        if groups.groups.iter().all(|g| g.numel == 0) {
+        if groups.groups().iter().all(|g| g.numel == 0) {
             return Err(EstimateError::NoGroups);
         }
         let index = groups
-            .params
+            .params()
             .iter()
             .enumerate()
             .map(|(i, p)| (p.id, i))
@@ -78,7 +81,7 @@ where
             .iter()
             .map(Option::is_some)
             .collect();
-        Ok(Workspace {
+        Ok(Passes {
             model,
             batches,
             loss,
@@ -87,51 +90,51 @@ where
             grouped,
             cost: Cost::default(),
             started: Instant::now(),
-            shard: None,
+            worker: None,
         })
     }
 
-    /// A workspace for one worker of a data-parallel estimation (see [`ShardContext`]).
-    pub(crate) fn sharded(
+    /// The passes of one worker of a data-parallel estimation (see [`Worker`]).
+    pub(crate) fn for_worker(
         model: &'a M,
         batches: &'a [B],
         loss: &'a F,
         groups: &'a Groups,
-        shard: ShardContext<'a>,
+        worker: Worker<'a>,
     ) -> Result<Self, EstimateError> {
-        let mut ws = Workspace::new(model, batches, loss, groups)?;
-        ws.shard = Some(shard);
-        Ok(ws)
+        let mut passes = Passes::new(model, batches, loss, groups)?;
+        passes.worker = Some(worker);
+        Ok(passes)
     }
 
-    /// A workspace over another `model` with the same batches, loss, groups and place in a
+    /// Passes over another `model` with the same batches, loss, groups and place in a
     /// data-parallel estimation (the probes of a [`crate::ProbeRun`] at its checkpoints).
     pub(crate) fn for_model<'m>(
         &'m self,
         model: &'m M,
-    ) -> Result<Workspace<'m, M, B, F>, EstimateError> {
-        let mut ws = Workspace::new(model, self.batches, self.loss, self.groups)?;
-        ws.shard = self.shard.clone();
-        Ok(ws)
+    ) -> Result<Passes<'m, M, B, F>, EstimateError> {
+        let mut passes = Passes::new(model, self.batches, self.loss, self.groups)?;
+        passes.worker = self.worker.clone();
+        Ok(passes)
     }
 
     /// The number of batches over all workers.
     pub(crate) fn total_batches(&self) -> usize {
-        self.shard
+        self.worker
             .as_ref()
-            .map_or(self.batches.len(), |s| s.total_batches)
+            .map_or(self.batches.len(), |w| w.total_batches)
     }
 
     /// The global index of local batch `index`.
     fn global_index(&self, index: usize) -> usize {
-        index + self.shard.as_ref().map_or(0, |s| s.first_batch)
+        index + self.worker.as_ref().map_or(0, |w| w.first_batch)
     }
 
     /// Sums `values` across the workers (nothing to do on one device).
     pub(crate) fn reduce_scalars(&self, values: &mut [f64]) -> Result<(), EstimateError> {
-        match &self.shard {
+        match &self.worker {
             None => Ok(()),
-            Some(s) => Ok(s.reduce.all_reduce_sum(s.rank, values)?),
+            Some(w) => w.sum(values),
         }
     }
 
@@ -154,57 +157,18 @@ where
             .filter(|(i, _)| keep(self.global_index(*i)))
             .map(|(_, x)| x.clone())
             .collect();
-        let Some(shard) = &self.shard else {
+        let Some(worker) = &self.worker else {
             return Ok(mean_of(kept));
         };
         let track = track.unwrap_or(&self.grouped);
         let numel: Vec<usize> = self
             .groups
-            .params
+            .params()
             .iter()
             .map(|p| p.numel as usize)
             .collect();
-        let len: usize = 1
-            + (0..numel.len())
-                .filter(|&i| track[i])
-                .map(|i| numel[i])
-                .sum::<usize>();
-        let mut host = vec![0.0; len];
-        if !kept.is_empty() {
-            let (loss, grad) = sum_of(kept);
-            host[0] = loss;
-            let parts: Vec<Tensor<1>> = grad
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| track[*i])
-                .map(|(_, g)| g.clone().expect("tracked parameters have a gradient"))
-                .collect();
-            if !parts.is_empty() {
-                let values = Tensor::cat(parts, 0).into_data();
-                for (h, v) in host[1..].iter_mut().zip(values.iter::<f64>()) {
-                    *h = v;
-                }
-            }
-        }
-        shard.reduce.all_reduce_sum(shard.rank, &mut host)?;
-        let n = count as f64;
-        let mut out: ParamVec = vec![None; numel.len()];
-        let mut at = 1;
-        for (i, slot) in out.iter_mut().enumerate() {
-            if !track[i] {
-                continue;
-            }
-            let mean: Vec<f32> = host[at..at + numel[i]]
-                .iter()
-                .map(|x| (x / n) as f32)
-                .collect();
-            at += numel[i];
-            *slot = Some(Tensor::from_data(
-                TensorData::new(mean, [numel[i]]),
-                &shard.device,
-            ));
-        }
-        Ok((host[0] / n, out))
+        let local = (!kept.is_empty()).then(|| sum_of(kept));
+        worker.mean(local, track, &numel, count)
     }
 
     /// The gradient of training step `step` at `w + delta` for the parameters in `track`:
@@ -220,10 +184,10 @@ where
     ) -> Result<ParamVec, EstimateError> {
         let index = step % self.batches.len();
         let (loss, grad) = self.gradient_on(index, delta, track, on_non_finite)?;
-        match &self.shard {
+        match &self.worker {
             None => Ok(grad),
-            Some(shard) => {
-                let workers = shard.reduce.workers();
+            Some(worker) => {
+                let workers = worker.workers();
                 let per_batch = [(loss, grad)];
                 let (_, mean) = self.reduce_mean(&per_batch, track, |_| true, workers)?;
                 Ok(mean)
@@ -398,7 +362,7 @@ where
 
     /// `dir . G(w + e v)` and `dir . G(w - e v)` per parameter, with `G` the mean gradient
     /// (every grouped parameter tracked): the two sides of a Hessian-vector product read
-    /// along `dir`. On one device the dots of [`Workspace::gradients_either_side`]'s means.
+    /// along `dir`. On one device the dots of [`Passes::gradients_either_side`]'s means.
     /// Across workers the gradient is linear in the batches, so each worker dots its own
     /// summed gradients and only those per-parameter numbers are reduced (not the
     /// gradients themselves). A non-finite loss names `group`.
@@ -409,7 +373,7 @@ where
         e: f64,
         group: &str,
     ) -> Result<(Vec<f64>, Vec<f64>), EstimateError> {
-        if self.shard.is_none() {
+        if self.worker.is_none() {
             let (plus, minus) = self.gradients_either_side(v, e, group)?;
             return Ok((dots(dir, &plus), dots(dir, &minus)));
         }
@@ -433,158 +397,5 @@ where
         let minus = sides.split_off(v.len());
         let scale = |x: Vec<f64>| x.into_iter().map(|d| d / n).collect();
         Ok((scale(sides), scale(minus)))
-    }
-}
-
-/// The finite-difference step `e` that moves weights of squared norm `w2` along a direction
-/// of squared norm `v2` by the relative amount `step`: `e sqrt(v2) = step sqrt(w2)`, or
-/// `e sqrt(v2) = step` for all-zero weights.
-pub(crate) fn relative_step(step: f64, w2: f64, v2: f64) -> f64 {
-    if w2 > 0.0 {
-        step * (w2 / v2).sqrt()
-    } else {
-        step / v2.sqrt()
-    }
-}
-
-/// The summed loss and summed gradient of per-batch results, in batch order.
-pub(crate) fn sum_of(per_batch: Vec<(f64, ParamVec)>) -> (f64, ParamVec) {
-    let mut iter = per_batch.into_iter();
-    let (mut loss, mut grad) = iter.next().expect("at least one batch");
-    for (l, g) in iter {
-        loss += l;
-        for (acc, x) in grad.iter_mut().zip(g) {
-            if let (Some(a), Some(x)) = (acc.as_mut(), x) {
-                *a = a.clone() + x;
-            }
-        }
-    }
-    (loss, grad)
-}
-
-/// The mean loss and mean gradient of per-batch results.
-pub(crate) fn mean_of(per_batch: Vec<(f64, ParamVec)>) -> (f64, ParamVec) {
-    let n = per_batch.len() as f64;
-    let (loss, mut grad) = sum_of(per_batch);
-    if n > 1.0 {
-        for g in grad.iter_mut().flatten() {
-            *g = g.clone().div_scalar(n);
-        }
-    }
-    (loss / n, grad)
-}
-
-/// `sum(x_i * y_i)` for every parameter where both are present, read back in one transfer.
-/// Entries where either side is `None` are `0`.
-pub(crate) fn dots(x: &ParamVec, y: &ParamVec) -> Vec<f64> {
-    let mut which = Vec::new();
-    let mut parts = Vec::new();
-    for (i, (a, b)) in x.iter().zip(y).enumerate() {
-        if let (Some(a), Some(b)) = (a, b) {
-            which.push(i);
-            parts.push((a.clone() * b.clone()).sum());
-        }
-    }
-    let mut out = vec![0.0; x.len()];
-    if parts.is_empty() {
-        return out;
-    }
-    let values: Vec<f64> = Tensor::cat(parts, 0).into_data().iter::<f64>().collect();
-    for (i, v) in which.into_iter().zip(values) {
-        out[i] = v;
-    }
-    out
-}
-
-/// Sums per-parameter numbers into per-group numbers.
-pub(crate) fn per_group(groups: &Groups, per_param: &[f64]) -> Vec<f64> {
-    groups
-        .groups
-        .iter()
-        .map(|g| g.members.iter().map(|&m| per_param[m]).sum())
-        .collect()
-}
-
-/// `coef * x` restricted to the members of one group (other entries `None`).
-pub(crate) fn restrict(groups: &Groups, g: usize, x: &ParamVec, coef: f64) -> ParamVec {
-    let mut out: ParamVec = vec![None; x.len()];
-    for &m in &groups.groups[g].members {
-        out[m] = x[m].as_ref().map(|t| t.clone().mul_scalar(coef));
-    }
-    out
-}
-
-/// `sum_g coef_g * x` over the groups, each group's members scaled by its coefficient
-/// (`0` leaves a group out).
-pub(crate) fn combine(groups: &Groups, x: &ParamVec, coefs: &[f64]) -> ParamVec {
-    let mut out: ParamVec = vec![None; x.len()];
-    for (group, &c) in groups.groups.iter().zip(coefs) {
-        if c == 0.0 {
-            continue;
-        }
-        for &m in &group.members {
-            out[m] = x[m].as_ref().map(|t| t.clone().mul_scalar(c));
-        }
-    }
-    out
-}
-
-/// Builds a model at `w + delta` from a clone of the original.
-struct Perturb<'p> {
-    index: &'p HashMap<ParamId, usize>,
-    delta: &'p ParamVec,
-    /// `Some(mask)`: make the marked parameters tracked leaves.
-    track: Option<&'p [bool]>,
-}
-
-impl ModuleMapper for Perturb<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(&i) = self.index.get(&param.id) else {
-            return param.map(|t| t.inner());
-        };
-        let delta = self.delta[i].clone();
-        let tracked = self.track.is_some_and(|g| g[i]);
-        param.map(|t| {
-            let shape = t.shape();
-            let mut t = t.inner();
-            if let Some(d) = delta {
-                t = t + d.reshape(shape);
-            }
-            if tracked {
-                t.autodiff().require_grad()
-            } else {
-                t
-            }
-        })
-    }
-}
-
-/// Collects flattened values (or gradients) of the wanted parameters.
-struct Collect<'c> {
-    index: &'c HashMap<ParamId, usize>,
-    wanted: &'c [bool],
-    out: ParamVec,
-    grads: Option<&'c Gradients>,
-}
-
-impl ModuleVisitor for Collect<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let Some(&i) = self.index.get(&param.id) else {
-            return;
-        };
-        if !self.wanted[i] {
-            return;
-        }
-        let value = param.val();
-        let n = value.shape().num_elements();
-        let flat = match self.grads {
-            None => value.inner().reshape([n]),
-            Some(grads) => match value.grad(grads) {
-                Some(g) => g.reshape([n]),
-                // A parameter the loss does not depend on has a zero gradient.
-                None => Tensor::zeros([n], (&value.device().without_autodiff(), value.dtype())),
-            },
-        };
-        self.out[i] = Some(flat);
     }
 }
