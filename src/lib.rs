@@ -78,9 +78,8 @@ pub use adapeft_importance::{
     AnyEstimator, Baseline, Direction, Estimator, ForwardProbe, GradientProbe, GroupScore,
     Grouping, Objective, ProbeMode, ProbeRun, ShortRun, ShortRunValue, ValueModel,
 };
-pub use adapeft_optim::{
-    Gen, GenConfig, GradientMask, Masked, Reselect, Resumed, load_checkpoint, save_checkpoint,
-};
+pub use adapeft_optim::checkpoint::{Resumed, load_checkpoint, save_checkpoint};
+pub use adapeft_optim::{Gen, GenConfig, GradientMask, Masked, Reselect};
 pub use adapeft_selection::{
     Budget, BudgetError, BudgetOutcome, Candidates, GroupChoice, LoraOption, Selection,
 };

@@ -12,7 +12,9 @@
 //! - [`Selection::to_json`] / [`Selection::from_json`] store it (versioned schema);
 //! - [`Selection::transfer_to`] maps it onto a model with more or fewer layers;
 //! - [`save_tensors`] / [`load_tensors`] write and read only the trained tensors, with the
-//!   selection as the file's manifest.
+//!   selection as the file's manifest, checked on load by the [`integrity`] module (one
+//!   checksum format and one [`IntegrityError`](integrity::IntegrityError) for adapter files
+//!   and checkpoints).
 //!
 //! The selector that makes selections (`AdaPeft::select`) is in the `adapeft` crate; the
 //! optimizer-side masks (`Masked`, `GradientMask`) are in `adapeft-optim`.
@@ -30,6 +32,7 @@
 
 mod budget;
 mod error;
+pub mod integrity;
 mod selection;
 mod store;
 mod summary;
@@ -38,5 +41,7 @@ mod transfer;
 pub use budget::{Budget, BudgetError, BudgetOutcome, Candidates};
 pub use error::SelectionError;
 pub use selection::{GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings};
-pub use store::*;
-pub use summary::thousands;
+pub use store::{
+    INTEGRITY_KEY, MANIFEST_KEY, STORE_VERSION, StoreError, VERSION_KEY, load_tensors,
+    read_manifest, save_tensors,
+};
