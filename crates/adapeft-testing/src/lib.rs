@@ -8,10 +8,13 @@
 //! - [`TempDir`]: the one temporary folder of the tests, removed when dropped, also when
 //!   the test panics;
 //! - [`damage`]: seeded damage to a file's bytes, for the integrity tests of adapter files
-//!   and checkpoints.
+//!   and checkpoints;
+//! - [`learner`]: the small regression model with a gradient mask that the tests of
+//!   burn-train's `Learner` train (one device and several).
 
 pub mod damage;
 pub mod host;
+pub mod learner;
 pub mod problems;
 
 pub use host::{
