@@ -16,7 +16,8 @@
 use std::path::Path;
 
 use adapeft::importance::{Objective, ParamVisitor, visit_params};
-use adapeft::optim::{Gen, GenConfig, Masked, load_checkpoint, save_checkpoint};
+use adapeft::optim::checkpoint::{load_checkpoint, save_checkpoint};
+use adapeft::optim::{Gen, GenConfig, Masked};
 use adapeft::{AdaPeftConfig, Baseline, Budget};
 use burn::module::{Module, Param};
 use burn::nn::transformer::{

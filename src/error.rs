@@ -2,7 +2,8 @@
 
 use adapeft_importance::{EstimateError, GroupingError};
 use adapeft_knapsack::KnapsackError;
-use adapeft_optim::{CheckpointError, OptimError};
+use adapeft_optim::OptimError;
+use adapeft_optim::checkpoint::CheckpointError;
 use adapeft_selection::{BudgetError, SelectError, SelectionError, StoreError};
 use thiserror::Error;
 

@@ -78,9 +78,8 @@ pub use adapeft_importance::{
     GroupScore, Grouping, Groups, HostReduce, NewtonProbe, Objective, ProbeMode, ProbeRun,
     Scores, Shard, ShortRun, ShortRunValue, ValueModel,
 };
-pub use adapeft_optim::{
-    Gen, GenConfig, GradientMask, Masked, Reselect, Resumed, load_checkpoint, save_checkpoint,
-};
+pub use adapeft_optim::checkpoint::{Resumed, load_checkpoint, save_checkpoint};
+pub use adapeft_optim::{Gen, GenConfig, GradientMask, Masked, Reselect};
 pub use adapeft_selection::{
     AdaPeft, AdaPeftConfig, Budget, BudgetError, BudgetOutcome, Candidates, Data, GroupChoice,
     LoraChoices, LoraChoicesError, LoraOption, Scored, SelectError, Selection,

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use adapeft::importance::{ParamMapper, map_params, set_require_grad};
-use adapeft::optim::checkpoint::MANIFEST_FILE;
-use adapeft::optim::{
-    CheckpointError, Gen, GenConfig, GenProbe, HistoryEntry, Masked, Reselect, Resumable,
-    StepOptimizer, load_checkpoint, save_checkpoint,
+use adapeft::optim::checkpoint::{
+    CheckpointError, MANIFEST_FILE, Resumable, load_checkpoint, save_checkpoint,
 };
+use adapeft::optim::{Gen, GenConfig, GenProbe, HistoryEntry, Masked, Reselect, StepOptimizer};
+use adapeft::selection::integrity::IntegrityError;
 use adapeft::{AdaPeft, Budget, Objective, Selection};
 use adapeft_testing::*;
 use burn::module::{Param, ParamGroup, ParamId};
@@ -596,8 +596,10 @@ fn damaged_files_and_unknown_versions_are_refused_naming_the_file() {
     bytes[last] ^= 0x10;
     std::fs::write(&record, bytes).unwrap();
     match restore(dir.path(), &base) {
-        Err(CheckpointError::ChecksumMismatch { file, .. }) => assert_eq!(file, record),
-        other => panic!("expected ChecksumMismatch, got {other:?}"),
+        Err(CheckpointError::Integrity(IntegrityError::Mismatch { file, .. })) => {
+            assert_eq!(file, record)
+        }
+        other => panic!("expected a checksum mismatch, got {other:?}"),
     }
 
     // A truncated trained-tensor file.
@@ -606,7 +608,7 @@ fn damaged_files_and_unknown_versions_are_refused_naming_the_file() {
     let bytes = std::fs::read(&trained).unwrap();
     std::fs::write(&trained, &bytes[..bytes.len() - 4]).unwrap();
     match restore(dir.path(), &base) {
-        Err(e @ CheckpointError::Corrupt { .. }) => {
+        Err(e @ CheckpointError::Integrity(IntegrityError::Corrupt { .. })) => {
             assert!(
                 e.to_string().contains(&trained.display().to_string()),
                 "{e}"
@@ -622,8 +624,10 @@ fn damaged_files_and_unknown_versions_are_refused_naming_the_file() {
     let file = dir.path().join(MANIFEST_FILE);
     std::fs::write(&file, value.to_string()).unwrap();
     match restore(dir.path(), &base) {
-        Err(CheckpointError::ChecksumMismatch { file: f, .. }) => assert_eq!(f, file),
-        other => panic!("expected ChecksumMismatch, got {other:?}"),
+        Err(CheckpointError::Integrity(IntegrityError::Mismatch { file: f, .. })) => {
+            assert_eq!(f, file)
+        }
+        other => panic!("expected a checksum mismatch, got {other:?}"),
     }
 
     // A newer version, and another program's JSON.

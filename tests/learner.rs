@@ -26,131 +26,27 @@ use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
 use burn::module::{Module, ParamGroup};
-use burn::nn::{Linear, LinearConfig};
 use burn::optim::AdamWConfig;
 use burn::store::burn_pack::Reader;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::LossMetric;
-use burn::train::{
-    InferenceStep, Learner, RegressionOutput, SupervisedTraining, TrainOutput, TrainStep,
-};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use burn::train::{Learner, SupervisedTraining};
 
+use adapeft_testing::learner::{self, Batch, Net, Sample, SampleBatcher};
 use adapeft_testing::{backends, snapshot, temp_dir};
 
-const INPUTS: usize = 4;
-const HIDDEN: usize = 8;
-const OUTPUTS: usize = 2;
 const SAMPLES: usize = 96;
 const BATCH: usize = 16;
 const EPOCHS: usize = 2;
 
 // ---------------------------------------------------------------------------------------------
-// The model: two linear layers and the mask of the parameters that train.
-
-#[derive(Module, Debug)]
-struct Net {
-    hidden: Linear,
-    head: Linear,
-    /// Which parameters train. Not a weight: skipped by burn's records, mappers and visitors,
-    /// cloned along with the model (the `Learner` clones and forks it).
-    #[module(skip)]
-    mask: GradientMask,
-}
-
-impl Net {
-    fn new(mask: GradientMask, device: &Device) -> Self {
-        Net {
-            hidden: LinearConfig::new(INPUTS, HIDDEN).init(device),
-            head: LinearConfig::new(HIDDEN, OUTPUTS).init(device),
-            mask,
-        }
-    }
-
-    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.head.forward(self.hidden.forward(x).tanh())
-    }
-
-    fn regression(&self, batch: Batch) -> RegressionOutput {
-        let output = self.forward(batch.x);
-        let loss = (output.clone() - batch.y.clone()).square().mean();
-        RegressionOutput::new(loss, output, batch.y)
-    }
-}
-
-/// The loss adapeft scores the groups with: the same mean squared error.
-impl Objective<Batch> for Net {
-    fn loss(&self, batch: &Batch) -> Tensor<1> {
-        (self.forward(batch.x.clone()) - batch.y.clone())
-            .square()
-            .mean()
-    }
-}
-
-impl TrainStep for Net {
-    type Input = Batch;
-    type Output = RegressionOutput;
-
-    fn step(&self, batch: Batch) -> TrainOutput<RegressionOutput> {
-        let item = self.regression(batch);
-        let mut output = TrainOutput::new(self, item.loss.backward(), item);
-        // The masking: the optimizer never sees a gradient outside the mask, so those
-        // parameters get no update, no weight decay and no optimizer state.
-        output.grads = self.mask.filter(output.grads, self);
-        output
-    }
-}
-
-impl InferenceStep for Net {
-    type Input = Batch;
-    type Output = RegressionOutput;
-
-    fn step(&self, batch: Batch) -> RegressionOutput {
-        self.regression(batch)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The data: a fixed nonlinear teacher, in memory.
-
-#[derive(Clone, Debug)]
-struct Sample {
-    x: [f32; INPUTS],
-    y: [f32; OUTPUTS],
-}
-
-#[derive(Clone, Debug)]
-struct Batch {
-    x: Tensor<2>,
-    y: Tensor<2>,
-}
-
-#[derive(Clone, Debug)]
-struct SampleBatcher;
-
-impl Batcher<Sample, Batch> for SampleBatcher {
-    fn batch(&self, items: Vec<Sample>, device: &Device) -> Batch {
-        let n = items.len();
-        let x: Vec<f32> = items.iter().flat_map(|s| s.x).collect();
-        let y: Vec<f32> = items.iter().flat_map(|s| s.y).collect();
-        Batch {
-            x: Tensor::from_data(TensorData::new(x, [n, INPUTS]), device),
-            y: Tensor::from_data(TensorData::new(y, [n, OUTPUTS]), device),
-        }
-    }
-}
+// The model (two linear layers and the mask of the parameters that train, filtered in its
+// `TrainStep`) and the data (a fixed nonlinear teacher, in memory) are the test-support
+// crate's, shared with `tests/multi_device.rs`.
 
 fn samples(seed: u64) -> Vec<Sample> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..SAMPLES)
-        .map(|_| {
-            let x: [f32; INPUTS] = std::array::from_fn(|_| rng.random_range(-1.0..1.0));
-            let y = [(x[0] - 0.5 * x[1]).tanh() + 0.3 * x[2], x[3] * x[0] - 0.2];
-            Sample { x, y }
-        })
-        .collect()
+    learner::samples(SAMPLES, seed)
 }
 
 /// The whole data set as one batch on `device`.

@@ -38,24 +38,18 @@ use adapeft::{
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
-use burn::module::{Module, ParamGroup};
-use burn::nn::{Linear, LinearConfig};
+use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, MultiGradientsParams};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::LossMetric;
 use burn::train::{
-    ExecutionStrategy, InferenceStep, Learner, MultiDeviceOptim, RegressionOutput,
-    SupervisedTraining, TrainOutput, TrainStep, TrainingStrategy,
+    ExecutionStrategy, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
 };
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
+use adapeft_testing::learner::{Batch, Net, Sample, SampleBatcher, samples};
 use adapeft_testing::{backends, snapshot, temp_dir};
 
-const INPUTS: usize = 4;
-const HIDDEN: usize = 8;
-const OUTPUTS: usize = 2;
 const BATCH: usize = 16;
 
 /// Relative tolerance of sharded statistics against one device's.
@@ -63,98 +57,8 @@ const STAT_TOL: f64 = 2e-3;
 /// Relative tolerance of trained parameters against the one-device loop.
 const TRAIN_TOL: f64 = 1e-5;
 
-#[derive(Module, Debug)]
-struct Net {
-    hidden: Linear,
-    head: Linear,
-    #[module(skip)]
-    mask: GradientMask,
-}
-
-impl Net {
-    fn new(mask: GradientMask, device: &Device) -> Self {
-        Net {
-            hidden: LinearConfig::new(INPUTS, HIDDEN).init(device),
-            head: LinearConfig::new(HIDDEN, OUTPUTS).init(device),
-            mask,
-        }
-    }
-
-    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.head.forward(self.hidden.forward(x).tanh())
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Batch {
-    x: Tensor<2>,
-    y: Tensor<2>,
-}
-
-impl Objective<Batch> for Net {
-    fn loss(&self, batch: &Batch) -> Tensor<1> {
-        (self.forward(batch.x.clone()) - batch.y.clone())
-            .square()
-            .mean()
-    }
-}
-
-impl TrainStep for Net {
-    type Input = Batch;
-    type Output = RegressionOutput;
-
-    fn step(&self, batch: Batch) -> TrainOutput<RegressionOutput> {
-        let output = self.forward(batch.x.clone());
-        let loss = (output.clone() - batch.y.clone()).square().mean();
-        let item = RegressionOutput::new(loss.clone(), output, batch.y);
-        let mut out = TrainOutput::new(self, loss.backward(), item);
-        out.grads = self.mask.filter(out.grads, self);
-        out
-    }
-}
-
-impl InferenceStep for Net {
-    type Input = Batch;
-    type Output = RegressionOutput;
-
-    fn step(&self, batch: Batch) -> RegressionOutput {
-        let output = self.forward(batch.x.clone());
-        let loss = (output.clone() - batch.y.clone()).square().mean();
-        RegressionOutput::new(loss, output, batch.y)
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Sample {
-    x: [f32; INPUTS],
-    y: [f32; OUTPUTS],
-}
-
-#[derive(Clone, Debug)]
-struct SampleBatcher;
-
-impl Batcher<Sample, Batch> for SampleBatcher {
-    fn batch(&self, items: Vec<Sample>, device: &Device) -> Batch {
-        let n = items.len();
-        let x: Vec<f32> = items.iter().flat_map(|s| s.x).collect();
-        let y: Vec<f32> = items.iter().flat_map(|s| s.y).collect();
-        Batch {
-            x: Tensor::from_data(TensorData::new(x, [n, INPUTS]), device),
-            y: Tensor::from_data(TensorData::new(y, [n, OUTPUTS]), device),
-        }
-    }
-}
-
-fn samples(n: usize, seed: u64) -> Vec<Sample> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let x: [f32; INPUTS] = std::array::from_fn(|_| rng.random_range(-1.0..1.0));
-            let y = [(x[0] - 0.5 * x[1]).tanh() + 0.3 * x[2], x[3] * x[0] - 0.2];
-            Sample { x, y }
-        })
-        .collect()
-}
+// The model (two linear layers and the mask of the parameters that train, filtered in its
+// `TrainStep`) and the data are the test-support crate's, shared with `tests/learner.rs`.
 
 /// `n` batches of `BATCH` samples on `device`.
 fn batches(data: &[Sample], device: &Device) -> Vec<Batch> {
@@ -173,6 +77,23 @@ thread_local! {
     /// The largest relative difference `close` has seen on this test's thread (reported with
     /// `--nocapture`, for the tolerances above).
     static WORST: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+}
+
+/// `a` and `b` side by side, after checking that they are equally long: `zip` alone stops at
+/// the shorter one and would compare nothing beyond it.
+fn pairs<'a, A, B>(
+    a: &'a [A],
+    b: &'a [B],
+    what: &str,
+) -> std::iter::Zip<std::slice::Iter<'a, A>, std::slice::Iter<'a, B>> {
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{what}: {} against {} entries",
+        a.len(),
+        b.len()
+    );
+    a.iter().zip(b)
 }
 
 /// Prints and resets the largest relative difference seen so far.
@@ -240,14 +161,22 @@ fn sharded_statistics_equal_one_device_for_every_estimator() {
                 )
                 .unwrap();
             assert_eq!(spread.estimator, one.estimator);
-            assert!(
-                close(spread.loss.unwrap_or(0.0), one.loss.unwrap_or(0.0), 1e-6),
-                "{}: {estimator}: loss {:?} vs {:?}",
-                be.name,
-                spread.loss,
-                one.loss
-            );
-            for (s, o) in spread.groups.iter().zip(&one.groups) {
+            match (spread.loss, one.loss) {
+                (Some(x), Some(y)) => assert!(
+                    close(x, y, 1e-6),
+                    "{}: {estimator}: loss {x} vs {y}",
+                    be.name
+                ),
+                // Only the data-free baseline evaluates no loss, on either side.
+                (None, None) => assert!(
+                    matches!(estimator, AnyEstimator::Baseline(Baseline::Magnitude)),
+                    "{}: {estimator}: no loss reported",
+                    be.name
+                ),
+                (x, y) => panic!("{}: {estimator}: loss {x:?} vs {y:?}", be.name),
+            }
+            let what = format!("{}: {estimator}: groups", be.name);
+            for (s, o) in pairs(&spread.groups, &one.groups, &what) {
                 assert_eq!(s.name, o.name);
                 for (what, x, y) in [
                     ("b", s.b, o.b),
@@ -344,7 +273,7 @@ fn data_parallel_short_run_equals_one_device_on_the_concatenated_batches() {
             )
             .unwrap();
         assert!(close(spread.loss.unwrap(), one.loss.unwrap(), 1e-6));
-        for (s, o) in spread.groups.iter().zip(&one.groups) {
+        for (s, o) in pairs(&spread.groups, &one.groups, "short run groups") {
             assert!(
                 close(s.b, o.b, STAT_TOL),
                 "{}: {}: data-parallel credit {} vs one device {}",
@@ -585,7 +514,7 @@ fn multi_device_learner_trains_like_one_device_and_never_moves_the_frozen_tensor
         let mut model = init.clone();
         let mut optim = AdamWConfig::new().with_weight_decay(0.1).init();
         for _epoch in 0..2 {
-            for (a, b) in first.iter().zip(second) {
+            for (a, b) in pairs(first, second, "batch pairs") {
                 let mut acc = GradientsAccumulator::new();
                 acc.accumulate(&model, grads_of(&model, a));
                 acc.accumulate(&model, grads_of(&model, b));
@@ -619,9 +548,7 @@ fn multi_device_learner_trains_like_one_device_and_never_moves_the_frozen_tensor
                 ));
             let trained = result.model;
             let after = snapshot(&trained);
-            let moved: BTreeSet<String> = before
-                .iter()
-                .zip(&after)
+            let moved: BTreeSet<String> = pairs(&before, &after, "parameters")
                 .filter(|(b, a)| b.1 != a.1)
                 .map(|(b, _)| b.0.clone())
                 .collect();
@@ -631,8 +558,11 @@ fn multi_device_learner_trains_like_one_device_and_never_moves_the_frozen_tensor
                 "{}: {mode:?}: exactly the masked tensors move, the others stay bit-identical",
                 be.name
             );
-            for ((path, got), (_, expect)) in values(&trained).iter().zip(&reference) {
-                for (x, y) in got.iter().zip(expect) {
+            for ((path, got), (ref_path, expect)) in
+                pairs(&values(&trained), &reference, "parameters")
+            {
+                assert_eq!(path, ref_path, "{}: {mode:?}: parameter order", be.name);
+                for (x, y) in pairs(got, expect, path) {
                     assert!(
                         close(*x as f64, *y as f64, TRAIN_TOL),
                         "{}: {mode:?}: {path}: Learner {x} vs one-device loop {y}",
@@ -683,8 +613,9 @@ fn masked_step_multi_equals_masked_step_on_the_accumulated_gradients() {
             4,
             "AdamW state for the two masked tensors only"
         );
-        for ((path, x), (_, y)) in values(&a).iter().zip(&values(&b)) {
-            for (x, y) in x.iter().zip(y) {
+        for ((path, x), (path_b, y)) in pairs(&values(&a), &values(&b), "parameters") {
+            assert_eq!(path, path_b, "{}: parameter order", be.name);
+            for (x, y) in pairs(x, y, path) {
                 assert!(
                     close(*x as f64, *y as f64, TRAIN_TOL),
                     "{}: {path}: {x} vs {y}",
@@ -693,7 +624,7 @@ fn masked_step_multi_equals_masked_step_on_the_accumulated_gradients() {
             }
         }
         let after = snapshot(&b);
-        for (bf, af) in before.iter().zip(&after) {
+        for (bf, af) in pairs(&before, &after, "parameters") {
             let trained = bf.0 == "hidden.weight" || bf.0 == "head.bias";
             assert_eq!(bf.1 != af.1, trained, "{}: {}", be.name, bf.0);
         }

@@ -155,9 +155,22 @@ pub fn write_runs_csv(path: &Path, runs: &[Run]) -> Result<(), Box<dyn std::erro
     Ok(())
 }
 
+/// A parameter count with thousands separators: `1234567` -> `"1,234,567"`.
 fn fmt_params(x: f64) -> String {
-    let n = x.round() as u64;
-    adapeft::selection::thousands(n)
+    thousands(x.round() as u64)
+}
+
+/// `1234567` -> `"1,234,567"`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The Markdown table of one (task): every model and method, with N/A rows for methods a
@@ -354,7 +367,7 @@ pub fn markdown(config: &StudyConfig, outcome: &Outcome, rows: &[Row], command: 
             s,
             "- {}: {} parameters in {} tensors, source-task test accuracy {:.3} ({} in {:.1} s)",
             p.model.name(),
-            adapeft::selection::thousands(p.total_params),
+            thousands(p.total_params),
             p.tensors,
             p.source_accuracy,
             if p.cached {

@@ -40,6 +40,18 @@ pub enum OptimError {
         /// Groups of the selection.
         groups: usize,
     },
+    /// A parameter inside a mask has a rank burn's optimizers cannot step (see
+    /// [`GradientMask::check`](crate::GradientMask::check)).
+    #[error(
+        "parameter `{path}` has rank {rank}; burn's optimizers train parameters of rank 1 to {}",
+        crate::mask::MAX_TRAINABLE_RANK
+    )]
+    UnsupportedRank {
+        /// The parameter's dotted path.
+        path: String,
+        /// Its rank.
+        rank: usize,
+    },
     /// The loss closure returned a tensor with more than one element.
     #[error("the loss must be a scalar tensor of shape [1], got shape {shape:?}")]
     NotScalar {

@@ -13,10 +13,11 @@
 //!   selection.
 //! - [`Reselect`]: re-selects the subset every N steps during training, freeing the state of
 //!   dropped groups, and keeps the [`SelectionHistory`].
-//! - [`save_checkpoint`] / [`load_checkpoint`]: everything a run of these adapters needs to
-//!   continue (trained tensors, optimizer state of the trained parameters, GeN's and
-//!   re-selection's state, the selection), saved atomically and restored onto the base model
-//!   so that training continues bit for bit.
+//! - [`checkpoint::save_checkpoint`] / [`checkpoint::load_checkpoint`]: everything a run of
+//!   these adapters needs to continue (trained tensors, optimizer state of the trained
+//!   parameters, GeN's and re-selection's state, the selection), saved atomically and
+//!   restored onto the base model so that training continues bit for bit. The checkpoint
+//!   items live only under [`checkpoint`] (one path per item).
 //!
 //! ```
 //! use adapeft_optim::{Gen, GenConfig, Masked};
@@ -52,15 +53,11 @@ mod masked;
 mod reselect;
 
 pub use adapeft_importance::{QuadraticFit, fit_quadratic};
-pub use checkpoint::{
-    CHECKPOINT_VERSION, CheckpointError, CheckpointInfo, Resumable, Resumed, load_checkpoint,
-    save_checkpoint,
-};
 pub use error::OptimError;
 pub use gen_lr::{
     Gen, GenConfig, GenProbe, GroupRates, ProbePoints, Rejection, group_learning_rates,
     joint_learning_rates,
 };
-pub use mask::GradientMask;
+pub use mask::{GradientMask, MAX_TRAINABLE_RANK};
 pub use masked::{MaskChange, Masked, StepOptimizer};
 pub use reselect::{HistoryEntry, Reselect, SelectionHistory};

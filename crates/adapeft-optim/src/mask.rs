@@ -2,10 +2,17 @@
 
 use std::collections::HashSet;
 
-use adapeft_importance::{ParamSlot, layout};
+use adapeft_importance::{ParamSlot, ParamVisitor, layout, visit_params};
 use adapeft_selection::Selection;
-use burn::module::{Module, ParamGroup, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{GradientsParams, MultiGradientsParams};
+use burn::tensor::Tensor;
+
+use crate::error::OptimError;
+
+/// The highest parameter rank burn's optimizers step (`ModuleOptimizer` dispatches the
+/// optimizer state on the rank, 1 to 8, and panics beyond).
+pub const MAX_TRAINABLE_RANK: usize = 8;
 
 /// The set of parameters that train, matched by [`ParamId`] or path (a burn [`ParamGroup`]).
 ///
@@ -77,13 +84,47 @@ impl GradientMask {
 
     /// Removes from `grads` the gradient of every parameter of `module` outside the mask, and
     /// returns the rest. Gradients of ids that are not parameters of `module` are kept.
-    pub fn filter<M: Module>(&self, mut grads: GradientsParams, module: &M) -> GradientsParams {
-        for slot in layout(module) {
-            if !self.matches(&slot.id, &slot.path) {
-                move_gradient(&mut grads, None, slot.id, slot.shape.len());
+    /// Parameters of any rank are filtered (see [`GradientMask::check`] for the ranks burn's
+    /// optimizers can step).
+    pub fn filter<M: Module>(&self, grads: GradientsParams, module: &M) -> GradientsParams {
+        struct Remove<'a> {
+            mask: &'a GradientMask,
+            grads: GradientsParams,
+        }
+        impl ParamVisitor for Remove<'_> {
+            fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+                if !self.mask.matches(&param.id, path) {
+                    self.grads.remove::<D>(param.id);
+                }
             }
         }
-        grads
+        let mut remove = Remove { mask: self, grads };
+        visit_params(module, &mut remove);
+        remove.grads
+    }
+
+    /// Checks that burn's optimizers can step every parameter of `module` inside the mask:
+    /// burn's `ModuleOptimizer` (and so [`Masked`](crate::Masked), which hands it the
+    /// trainable gradients) steps parameters of rank 1 to [`MAX_TRAINABLE_RANK`] and panics on
+    /// a higher one. Parameters outside the mask may have any rank: they are only filtered.
+    /// Call it once before training a model that may hold such parameters.
+    ///
+    /// # Errors
+    ///
+    /// [`OptimError::UnsupportedRank`] naming the first such parameter (in module order) and
+    /// its rank.
+    pub fn check<M: Module>(&self, module: &M) -> Result<(), OptimError> {
+        match self
+            .trainable(module)
+            .into_iter()
+            .find(|slot| slot.shape.len() > MAX_TRAINABLE_RANK)
+        {
+            Some(slot) => Err(OptimError::UnsupportedRank {
+                rank: slot.shape.len(),
+                path: slot.path,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// [`GradientMask::filter`] for the gradients of several devices (burn's
@@ -150,25 +191,33 @@ pub(crate) fn dropped_paths<M: Module>(
     (dropped, added)
 }
 
-/// Removes the gradient of `id` (of rank `rank`) from `from`, and registers it in `to` when
-/// given. `GradientsParams` is typed by rank, so the rank picks the call.
-pub(crate) fn move_gradient(
+/// Moves the gradients of the parameters of `module` whose id is in `keep` from `from` into a
+/// new set, and returns it. The walk gives each parameter's rank as a type, so every rank
+/// moves.
+pub(crate) fn keep_gradients<M: Module>(
     from: &mut GradientsParams,
-    to: Option<&mut GradientsParams>,
-    id: ParamId,
-    rank: usize,
-) {
-    macro_rules! by_rank {
-        ($($d:literal),*) => {
-            match rank {
-                $($d => {
-                    if let (Some(g), Some(to)) = (from.remove::<$d>(id), to) {
-                        to.register::<$d>(id, g);
-                    }
-                })*
-                _ => panic!("parameter of rank {rank}: ranks 1 to 8 are supported"),
-            }
-        };
+    keep: &HashSet<ParamId>,
+    module: &M,
+) -> GradientsParams {
+    struct Keep<'a> {
+        keep: &'a HashSet<ParamId>,
+        from: &'a mut GradientsParams,
+        to: GradientsParams,
     }
-    by_rank!(1, 2, 3, 4, 5, 6, 7, 8);
+    impl ModuleVisitor for Keep<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.keep.contains(&param.id)
+                && let Some(g) = self.from.remove::<D>(param.id)
+            {
+                self.to.register::<D>(param.id, g);
+            }
+        }
+    }
+    let mut kept = Keep {
+        keep,
+        from,
+        to: GradientsParams::new(),
+    };
+    module.visit(&mut kept);
+    kept.to
 }

@@ -1,6 +1,6 @@
 //! [`Masked`]: any burn optimizer, restricted to a set of parameters.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use burn::optim::{
 };
 use burn::tensor::Tensor;
 
-use crate::mask::{GradientMask, dropped_paths, move_gradient};
+use crate::mask::{GradientMask, dropped_paths, keep_gradients};
 
 /// Adds a fresh-state group for the given parameters (burn's documented way to drop state).
 type ResetState =
@@ -109,7 +109,7 @@ pub struct Masked {
 #[derive(Clone)]
 struct Resolved {
     ids: Vec<ParamId>,
-    keep: Vec<(ParamId, usize)>,
+    keep: HashSet<ParamId>,
 }
 
 /// Every float parameter id of `module`, in order.
@@ -169,6 +169,13 @@ impl Masked {
 
     /// Updates the parameters of `module` inside the mask with their gradients; every other
     /// parameter is returned unchanged.
+    ///
+    /// # Panics
+    ///
+    /// burn's optimizers step parameters of rank 1 to
+    /// [`MAX_TRAINABLE_RANK`](crate::MAX_TRAINABLE_RANK) and panic on a higher one inside the
+    /// mask; [`GradientMask::check`] reports it beforehand as a typed error. Parameters outside
+    /// the mask may have any rank.
     pub fn step<M: Module>(
         &mut self,
         lr: impl Into<ModuleLearningRate>,
@@ -215,15 +222,12 @@ impl Masked {
                     .mask
                     .trainable(module)
                     .into_iter()
-                    .map(|slot| (slot.id, slot.shape.len()))
+                    .map(|slot| slot.id)
                     .collect(),
                 ids,
             },
         };
-        let mut kept = GradientsParams::new();
-        for &(id, rank) in &resolved.keep {
-            move_gradient(&mut grads, Some(&mut kept), id, rank);
-        }
+        let kept = keep_gradients(&mut grads, &resolved.keep, module);
         self.resolved = Some(resolved);
         kept
     }

@@ -1,8 +1,8 @@
 //! `Masked` against an independent truth: the same optimizer on a frozen copy, and a fresh
 //! optimizer for parameters that join the mask.
 
-use adapeft_optim::{GradientMask, Masked};
-use burn::module::{Module, ParamGroup};
+use adapeft_optim::{GradientMask, Masked, OptimError};
+use burn::module::{Module, Param, ParamGroup};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::grad_clipping::GradientClipping;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
@@ -239,5 +239,65 @@ fn a_new_module_is_resolved_again() {
     let after = snapshot(&masked.step(1e-2, b.clone(), b.grads(0, &device)));
     for ((path, old), (_, new)) in before.iter().zip(&after) {
         assert_eq!(path == "third.bias", old != new, "{path}");
+    }
+}
+
+/// A model with a rank-9 parameter, which burn's optimizers cannot step (they dispatch the
+/// state on ranks 1 to 8) but which a mask may leave out.
+#[derive(Module, Debug)]
+struct Deep {
+    wide: Param<Tensor<9>>,
+    head: Linear,
+}
+
+impl Deep {
+    fn new(device: &Device) -> Self {
+        Deep {
+            wide: Param::from_tensor(Tensor::ones([1, 2, 1, 1, 2, 1, 1, 1, 2], device)),
+            head: LinearConfig::new(8, 1).init(device),
+        }
+    }
+
+    fn grads(&self) -> GradientsParams {
+        let x = self.wide.val().reshape([1, 8]);
+        let loss = self.head.forward(x).sum() + self.wide.val().sum();
+        GradientsParams::from_grads(loss.backward(), self)
+    }
+}
+
+/// Masking used to dispatch on the rank and panic above 8, even for a parameter outside the
+/// mask. Now every rank is filtered, and a rank burn cannot train inside a mask is a typed
+/// error naming the parameter and its rank.
+#[test]
+fn parameters_of_rank_above_8_are_filtered_and_refused_by_name_inside_a_mask() {
+    let device = Device::flex().autodiff();
+    let model = Deep::new(&device);
+    let head_only = GradientMask::from(ParamGroup::from_paths(vec!["head.weight", "head.bias"]));
+    assert_eq!(model.grads().len(), 3);
+    let grads = head_only.filter(model.grads(), &model);
+    assert_eq!(grads.len(), 2);
+    assert!(grads.get::<9>(model.wide.id).is_none());
+    assert!(head_only.check(&model).is_ok());
+
+    let before = snapshot(&model);
+    let mut masked = Masked::new(adamw(), head_only);
+    let after = snapshot(&masked.step(1e-2, model.clone(), model.grads()));
+    for ((path, old), (_, new)) in before.iter().zip(&after) {
+        assert_eq!(path.starts_with("head."), old != new, "{path}");
+    }
+    assert_eq!(masked.state_tensors(), 4);
+
+    match GradientMask::all().check(&model) {
+        Err(e @ OptimError::UnsupportedRank { .. }) => {
+            assert_eq!(
+                e,
+                OptimError::UnsupportedRank {
+                    path: "wide".into(),
+                    rank: 9
+                }
+            );
+            assert!(e.to_string().contains("`wide` has rank 9"), "{e}");
+        }
+        other => panic!("expected UnsupportedRank, got {other:?}"),
     }
 }

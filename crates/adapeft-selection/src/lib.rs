@@ -18,7 +18,9 @@
 //! - [`Selection::to_json`] / [`Selection::from_json`] store it (versioned schema);
 //! - [`Selection::transfer_to`] maps it onto a model with more or fewer layers;
 //! - [`save_tensors`] / [`load_tensors`] write and read only the trained tensors, with the
-//!   selection as the file's manifest.
+//!   selection as the file's manifest, checked on load by the [`integrity`] module (one
+//!   checksum format and one [`IntegrityError`](integrity::IntegrityError) for adapter files
+//!   and checkpoints).
 //!
 //! The optimizer-side masks (`Masked`, `GradientMask`) are in `adapeft-optim`; the `adapeft`
 //! crate re-exports all of it.
@@ -36,6 +38,7 @@
 
 mod budget;
 mod error;
+pub mod integrity;
 mod select;
 mod selection;
 mod store;
@@ -48,5 +51,7 @@ pub use select::{
     AdaPeft, AdaPeftConfig, Data, LoraChoices, LoraChoicesError, Scored, SelectError,
 };
 pub use selection::{GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings};
-pub use store::*;
-pub use summary::thousands;
+pub use store::{
+    INTEGRITY_KEY, MANIFEST_KEY, STORE_VERSION, StoreError, VERSION_KEY, load_tensors,
+    read_manifest, save_tensors,
+};

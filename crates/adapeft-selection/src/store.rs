@@ -16,12 +16,15 @@
 //!
 //! # Integrity
 //!
-//! A file written by [`save_tensors`] also carries, under [`INTEGRITY_KEY`], the XXH3-64
-//! checksum of the manifest and of every stored tensor's bytes. [`load_tensors`] and
-//! [`read_manifest`] verify them before anything is applied, so a damaged file (a flipped
-//! bit, a truncated copy) gives [`StoreError::ChecksumMismatch`] naming the file and the
-//! tensor, or [`StoreError::Corrupt`], instead of loading different weights. Files written
-//! before checksums existed have no such entry: they still load, unverified, as before.
+//! A file written by [`save_tensors`] also carries, under [`INTEGRITY_KEY`], the checksums of
+//! the manifest and of every stored tensor's bytes, in the one format of the
+//! [`integrity`](crate::integrity) module, and its format version under [`VERSION_KEY`].
+//! [`load_tensors`] and [`read_manifest`] verify them before anything is applied, so a
+//! damaged file (a flipped bit, a truncated copy) gives a [`StoreError::Integrity`] naming the
+//! file and the tensor instead of loading different weights.
+//!
+//! Nothing loads unverified by accident: see [`load_tensors`] for how a file written before
+//! checksums existed is recognised.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -34,18 +37,30 @@ use burn::store::{
     ApplyError, ModuleSnapshot, ModuleStore, SafetensorsStore, SafetensorsStoreError,
 };
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::xxh3_64;
+use serde::Deserialize;
+
+use crate::integrity::{self, Checksums, IntegrityError};
 
 /// Key under which the manifest JSON is stored in the safetensors header metadata.
 pub const MANIFEST_KEY: &str = "adapeft.selection";
 
 /// Key under which the checksums of the manifest and of every stored tensor are kept in the
-/// safetensors header metadata (see the module docs).
+/// safetensors header metadata (see [`load_tensors`]).
 pub const INTEGRITY_KEY: &str = "adapeft.integrity";
 
-/// The checksum algorithm named in the integrity record.
-const CHECKSUM_ALGORITHM: &str = "xxh3-64";
+/// Key under which the file's format version ([`STORE_VERSION`]) is kept in the safetensors
+/// header metadata.
+pub const VERSION_KEY: &str = "adapeft.version";
+
+/// The format version [`save_tensors`] writes: 2, a file that records checksums and must
+/// have them. Version 1 files carry no [`VERSION_KEY`]; they were written with or (by the
+/// first builds) without checksums, see [`load_tensors`].
+pub const STORE_VERSION: u32 = 2;
+
+/// The metadata entries burn-store writes into every file by default. A file without
+/// checksums is recognised as older than them only when its metadata holds these and the
+/// manifest, and nothing else.
+const BURN_METADATA: [&str; 3] = ["format", "producer", "version"];
 
 /// Largest header [`read_manifest`] accepts, in bytes (the limit the `safetensors` crate uses).
 const MAX_HEADER_LEN: u64 = 100_000_000;
@@ -118,31 +133,22 @@ pub enum StoreError {
         model: Vec<usize>,
     },
 
-    /// A stored tensor's bytes do not match the checksum recorded when the file was written:
-    /// the file was damaged after it was saved.
+    /// The file was damaged after it was saved: a checksum does not match, or the checksums a
+    /// file of its version records are missing or unreadable (see [`load_tensors`]).
+    #[error(transparent)]
+    Integrity(#[from] IntegrityError),
+
+    /// The file's [`VERSION_KEY`] names a format version this build does not read (a newer
+    /// build wrote it).
     #[error(
-        "`{}` is damaged: tensor `{tensor}` has checksum {found}, but {expected} was recorded",
+        "`{}` is adapter format version {found}; this build reads versions up to {STORE_VERSION}",
         file.display()
     )]
-    ChecksumMismatch {
-        /// The damaged file.
+    UnsupportedVersion {
+        /// The offending file.
         file: PathBuf,
-        /// The tensor whose bytes changed (`(manifest)` for the manifest).
-        tensor: String,
-        /// The checksum recorded at save time.
-        expected: String,
-        /// The checksum of the bytes now in the file.
-        found: String,
-    },
-
-    /// The file's integrity record is unreadable or does not describe the file (a tensor
-    /// missing, added, or out of the file's bounds).
-    #[error("`{}` is damaged: {reason}", file.display())]
-    Corrupt {
-        /// The damaged file.
-        file: PathBuf,
-        /// What does not add up.
-        reason: String,
+        /// The version in the file.
+        found: u64,
     },
 
     /// A stored tensor is not a floating-point tensor, so it cannot be a trained float
@@ -174,7 +180,8 @@ pub enum StoreError {
 /// Each tensor is written in its own dtype. The file is an ordinary SafeTensors file written by
 /// burn-store's [`SafetensorsStore`], readable by any SafeTensors reader; burn adds its usual
 /// `format`, `producer` and `version` metadata entries next to the manifest, and this function
-/// adds the checksums of the manifest and of every tensor under [`INTEGRITY_KEY`].
+/// adds the checksums of the manifest and of every tensor under [`INTEGRITY_KEY`] and the
+/// format version under [`VERSION_KEY`].
 ///
 /// `model` is only read. Reading a lazily initialised parameter initialises it, exactly as a
 /// forward pass would, without changing its value. An existing `file` is replaced: the new
@@ -228,7 +235,7 @@ pub fn save_tensors<M: Module>(
         }
         selected.insert(path.clone());
     }
-    let integrity = Integrity::of(model, &selected, manifest_json);
+    let checksums = checksums_of(model, &selected, manifest_json);
 
     let mut store = SafetensorsStore::from_file(file)
         // burn-store saves *every* tensor when its filter is empty, and an empty filter is
@@ -237,7 +244,8 @@ pub fn save_tensors<M: Module>(
         .with_predicate(match_nothing)
         .with_full_paths(selected)
         .metadata(MANIFEST_KEY, manifest_json)
-        .metadata(INTEGRITY_KEY, integrity.to_json())
+        .metadata(INTEGRITY_KEY, checksums.to_json())
+        .metadata(VERSION_KEY, STORE_VERSION.to_string())
         .overwrite(true);
     model
         .save_into(&mut store)
@@ -255,20 +263,21 @@ pub fn save_tensors<M: Module>(
 /// - [`StoreError::Io`] if `file` cannot be opened or read (for instance, it does not exist);
 /// - [`StoreError::InvalidHeader`] if it does not start with a well-formed SafeTensors header;
 /// - [`StoreError::NoManifest`] if its metadata has no [`MANIFEST_KEY`] entry;
-/// - [`StoreError::ChecksumMismatch`] / [`StoreError::Corrupt`] if the manifest or the
-///   integrity record was damaged.
+/// - [`StoreError::Integrity`] if the manifest or its checksum record was damaged (see
+///   [`load_tensors`]);
+/// - [`StoreError::UnsupportedVersion`] if a newer build wrote the file.
 pub fn read_manifest(file: impl AsRef<Path>) -> Result<String, StoreError> {
     let file = file.as_ref();
-    let (manifest, integrity, _) = manifest_and_integrity(file)?;
-    if let Some(integrity) = integrity {
-        integrity.check_manifest(file, &manifest)?;
+    let (manifest, checksums, _) = manifest_and_checksums(file)?;
+    if let Some(checksums) = checksums {
+        integrity::verify(file, "(manifest)", manifest.as_bytes(), &checksums.manifest)?;
     }
     Ok(manifest)
 }
 
-/// The manifest, the parsed integrity record (`None` for files written before checksums) and
-/// the rest of the header, from one read of the header.
-fn manifest_and_integrity(file: &Path) -> Result<(String, Option<Integrity>, Header), StoreError> {
+/// The manifest, the checksum record (`None` only for a file recognised as written before
+/// checksums, see [`load_tensors`]) and the rest of the header, from one read of the header.
+fn manifest_and_checksums(file: &Path) -> Result<(String, Option<Checksums>, Header), StoreError> {
     let mut header = read_header(file)?;
     let mut metadata = header.metadata.take().unwrap_or_default();
     let manifest = metadata
@@ -276,11 +285,54 @@ fn manifest_and_integrity(file: &Path) -> Result<(String, Option<Integrity>, Hea
         .ok_or_else(|| StoreError::NoManifest {
             file: file.to_path_buf(),
         })?;
-    let integrity = metadata
-        .remove(INTEGRITY_KEY)
-        .map(|text| Integrity::parse(file, &text))
-        .transpose()?;
-    Ok((manifest, integrity, header))
+    let format = metadata.remove(VERSION_KEY);
+    let record = metadata.remove(INTEGRITY_KEY);
+    let missing = |reason: String| IntegrityError::Missing {
+        file: file.to_path_buf(),
+        reason,
+    };
+    if let Some(format) = &format {
+        match format.parse::<u64>() {
+            Ok(v) if v == u64::from(STORE_VERSION) => {}
+            Ok(found) if found > u64::from(STORE_VERSION) => {
+                return Err(StoreError::UnsupportedVersion {
+                    file: file.to_path_buf(),
+                    found,
+                });
+            }
+            _ => {
+                return Err(IntegrityError::Corrupt {
+                    file: file.to_path_buf(),
+                    reason: format!(
+                        "its `{VERSION_KEY}` entry is `{format}`, not a format version"
+                    ),
+                }
+                .into());
+            }
+        }
+    }
+    let checksums = match (record, format) {
+        (Some(text), _) => Some(Checksums::parse(file, &text)?),
+        (None, Some(format)) => {
+            return Err(
+                missing(format!("although its format version {format} records them")).into(),
+            );
+        }
+        (None, None) => {
+            // Written before checksums existed only if the metadata is what those builds
+            // wrote: the manifest and burn-store's own entries.
+            let mut keys: Vec<&String> = metadata.keys().collect();
+            keys.sort();
+            if let Some(key) = keys.iter().find(|k| !BURN_METADATA.contains(&k.as_str())) {
+                return Err(missing(format!(
+                    "and its metadata entry `{key}` was not written by any build before checksums"
+                ))
+                .into());
+            }
+            None
+        }
+    };
+    Ok((manifest, checksums, header))
 }
 
 /// Puts the tensors stored in `file` by [`save_tensors`] back onto `model`, matched by path,
@@ -309,14 +361,27 @@ fn manifest_and_integrity(file: &Path) -> Result<(String, Option<Integrity>, Hea
 /// A LoRA factor (`fc.weight.lora.a`) can only be loaded onto a model that carries the same
 /// adapter already (attach it with [`Module::apply_lora`] first).
 ///
+/// # Integrity
+///
+/// The manifest and every stored tensor are checked against the checksums recorded under
+/// [`INTEGRITY_KEY`] before anything is applied. A file loads without checks only when it is
+/// recognised as written before checksums existed (adapter format 1, before the checksums):
+/// its metadata has no [`VERSION_KEY`] and no [`INTEGRITY_KEY`] entry, and no entry besides
+/// the manifest and burn-store's own `format`, `producer` and `version`, exactly what those
+/// builds wrote. Any other entry (a record key damaged into another name, say) means a later
+/// build wrote the file, and a file whose [`VERSION_KEY`] says [`STORE_VERSION`] must have a
+/// readable record: both are refused with a [`StoreError::Integrity`]
+/// (`IntegrityError::Missing` / `IntegrityError::Corrupt`), never loaded unverified.
+///
 /// # Errors
 ///
 /// - [`StoreError::Io`] if `file` cannot be opened or read (for instance, it does not exist);
 /// - [`StoreError::InvalidHeader`] if it does not start with a well-formed SafeTensors header;
 /// - [`StoreError::NoManifest`] if it has no manifest;
-/// - [`StoreError::ChecksumMismatch`] / [`StoreError::Corrupt`] if the file was damaged after
-///   it was saved (checked before any tensor is applied; files written before checksums
-///   existed are not checked);
+/// - [`StoreError::Integrity`] if the file was damaged after it was saved (checked before any
+///   tensor is applied; only files recognised as written before checksums existed are not
+///   checked, see above);
+/// - [`StoreError::UnsupportedVersion`] if a newer build wrote the file;
 /// - [`StoreError::MissingParam`], [`StoreError::ShapeMismatch`], [`StoreError::NotFloat`] if a
 ///   stored tensor does not fit a float parameter of `model`;
 /// - [`StoreError::Store`] if burn-store fails to read or apply the data.
@@ -325,10 +390,10 @@ pub fn load_tensors<M: Module>(
     file: impl AsRef<Path>,
 ) -> Result<(M, String), StoreError> {
     let file = file.as_ref();
-    let (manifest, integrity, header) = manifest_and_integrity(file)?;
-    if let Some(integrity) = integrity {
-        integrity.check_manifest(file, &manifest)?;
-        integrity.check_tensors(file, &header)?;
+    let (manifest, checksums, header) = manifest_and_checksums(file)?;
+    if let Some(checksums) = checksums {
+        integrity::verify(file, "(manifest)", manifest.as_bytes(), &checksums.manifest)?;
+        check_tensors(&checksums, file, &header)?;
     }
 
     // No filter: every tensor in the file is applied. `allow_partial` because the file holds a
@@ -395,130 +460,79 @@ pub fn load_tensors<M: Module>(
     Ok((model, manifest))
 }
 
-/// The checksums [`save_tensors`] records: the manifest's and every stored tensor's, as
-/// lower-case hexadecimal XXH3-64 of their bytes (a tensor's bytes as SafeTensors stores
-/// them: little-endian, in its own dtype).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Integrity {
-    algorithm: String,
-    manifest: String,
-    tensors: BTreeMap<String, String>,
-}
-
-fn checksum(bytes: &[u8]) -> String {
-    format!("{:016x}", xxh3_64(bytes))
-}
-
-impl Integrity {
-    /// The record for `paths` of `model` (the bytes of each stored base tensor, as burn-store
-    /// writes them) and the manifest.
-    fn of<M: Module>(model: &M, paths: &BTreeSet<String>, manifest: &str) -> Self {
-        struct Sums<'a> {
-            paths: &'a BTreeSet<String>,
-            out: BTreeMap<String, String>,
-        }
-        impl ParamVisitor for Sums<'_> {
-            fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
-                if self.paths.contains(path) {
-                    let data = param.base().into_data();
-                    self.out.insert(path.to_string(), checksum(data.as_bytes()));
-                }
+/// The checksums [`save_tensors`] records for `paths` of `model` (the bytes of each stored
+/// base tensor, as burn-store writes them) and the manifest.
+fn checksums_of<M: Module>(model: &M, paths: &BTreeSet<String>, manifest: &str) -> Checksums {
+    struct Sums<'a> {
+        paths: &'a BTreeSet<String>,
+        out: BTreeMap<String, String>,
+    }
+    impl ParamVisitor for Sums<'_> {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            if self.paths.contains(path) {
+                let data = param.base().into_data();
+                self.out
+                    .insert(path.to_string(), integrity::checksum(data.as_bytes()));
             }
         }
-        let mut sums = Sums {
-            paths,
-            out: BTreeMap::new(),
-        };
-        visit_params(model, &mut sums);
-        Integrity {
-            algorithm: CHECKSUM_ALGORITHM.to_string(),
-            manifest: checksum(manifest.as_bytes()),
-            tensors: sums.out,
-        }
     }
-
-    fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("an integrity record always serialises")
+    let mut sums = Sums {
+        paths,
+        out: BTreeMap::new(),
+    };
+    visit_params(model, &mut sums);
+    Checksums {
+        manifest: integrity::checksum(manifest.as_bytes()),
+        tensors: sums.out,
     }
+}
 
-    fn parse(file: &Path, text: &str) -> Result<Self, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            file: file.to_path_buf(),
-            reason,
-        };
-        let integrity: Integrity = serde_json::from_str(text)
-            .map_err(|e| corrupt(format!("its integrity record is unreadable: {e}")))?;
-        if integrity.algorithm != CHECKSUM_ALGORITHM {
+/// Reads the tensor data of `file`, whose `header` was already read, and checks that it
+/// stores exactly the recorded tensors, each with its recorded checksum.
+fn check_tensors(checksums: &Checksums, file: &Path, header: &Header) -> Result<(), StoreError> {
+    let corrupt = |reason: String| IntegrityError::Corrupt {
+        file: file.to_path_buf(),
+        reason,
+    };
+    let io_error = |source: io::Error| StoreError::Io {
+        file: file.to_path_buf(),
+        source,
+    };
+    let mut reader = File::open(file).map_err(io_error)?;
+    reader
+        .seek(SeekFrom::Start(header.data_start))
+        .map_err(io_error)?;
+    let mut data = Vec::new();
+    reader.read_to_end(&mut data).map_err(io_error)?;
+    let mut stored = BTreeSet::new();
+    for (name, entry) in &header.tensors {
+        let Some(expected) = checksums.tensors.get(name) else {
             return Err(corrupt(format!(
-                "its integrity record names the checksum `{}`, not `{CHECKSUM_ALGORITHM}`",
-                integrity.algorithm
-            )));
-        }
-        Ok(integrity)
-    }
-
-    fn check_manifest(&self, file: &Path, manifest: &str) -> Result<(), StoreError> {
-        let found = checksum(manifest.as_bytes());
-        if found != self.manifest {
-            return Err(StoreError::ChecksumMismatch {
-                file: file.to_path_buf(),
-                tensor: "(manifest)".into(),
-                expected: self.manifest.clone(),
-                found,
-            });
-        }
-        Ok(())
-    }
-
-    /// Reads the tensor data of `file`, whose `header` was already read, and checks that it
-    /// stores exactly the recorded tensors, each with its recorded checksum.
-    fn check_tensors(&self, file: &Path, header: &Header) -> Result<(), StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            file: file.to_path_buf(),
-            reason,
+                "it stores a tensor `{name}` its checksum record does not list"
+            ))
+            .into());
         };
-        let io_error = |source: io::Error| StoreError::Io {
-            file: file.to_path_buf(),
-            source,
-        };
-        let mut reader = File::open(file).map_err(io_error)?;
-        reader
-            .seek(SeekFrom::Start(header.data_start))
-            .map_err(io_error)?;
-        let mut data = Vec::new();
-        reader.read_to_end(&mut data).map_err(io_error)?;
-        let mut stored = BTreeSet::new();
-        for (name, entry) in &header.tensors {
-            let Some(expected) = self.tensors.get(name) else {
-                return Err(corrupt(format!(
-                    "it stores a tensor `{name}` its integrity record does not list"
-                )));
-            };
-            let offsets = entry
-                .get("data_offsets")
-                .and_then(serde_json::Value::as_array)
-                .and_then(|o| Some((o.first()?.as_u64()?, o.get(1)?.as_u64()?)))
-                .and_then(|(a, b)| Some((usize::try_from(a).ok()?, usize::try_from(b).ok()?)))
-                .filter(|&(a, b)| a <= b && b <= data.len())
-                .ok_or_else(|| corrupt(format!("tensor `{name}` has invalid data offsets")))?;
-            let found = checksum(&data[offsets.0..offsets.1]);
-            if &found != expected {
-                return Err(StoreError::ChecksumMismatch {
-                    file: file.to_path_buf(),
-                    tensor: name.clone(),
-                    expected: expected.clone(),
-                    found,
-                });
-            }
-            stored.insert(name.as_str());
-        }
-        if let Some(missing) = self.tensors.keys().find(|k| !stored.contains(k.as_str())) {
-            return Err(corrupt(format!(
-                "tensor `{missing}` is listed in its integrity record but not stored"
-            )));
-        }
-        Ok(())
+        let offsets = entry
+            .get("data_offsets")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|o| Some((o.first()?.as_u64()?, o.get(1)?.as_u64()?)))
+            .and_then(|(a, b)| Some((usize::try_from(a).ok()?, usize::try_from(b).ok()?)))
+            .filter(|&(a, b)| a <= b && b <= data.len())
+            .ok_or_else(|| corrupt(format!("tensor `{name}` has invalid data offsets")))?;
+        integrity::verify(file, name, &data[offsets.0..offsets.1], expected)?;
+        stored.insert(name.as_str());
     }
+    if let Some(missing) = checksums
+        .tensors
+        .keys()
+        .find(|k| !stored.contains(k.as_str()))
+    {
+        return Err(corrupt(format!(
+            "tensor `{missing}` is listed in its checksum record but not stored"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Filter predicate that matches no tensor (see [`save_tensors`]).

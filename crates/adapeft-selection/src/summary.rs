@@ -5,7 +5,7 @@ use std::fmt;
 use crate::selection::Selection;
 
 /// `1234567` -> `"1,234,567"`.
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

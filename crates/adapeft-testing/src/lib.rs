@@ -6,9 +6,15 @@
 //! - [`problems`]: models whose curvature has a closed form, and a dense finite-difference
 //!   Hessian of a small MLP, the independent truth the estimators are checked against;
 //! - [`TempDir`]: the one temporary folder of the tests, removed when dropped, also when
-//!   the test panics.
+//!   the test panics;
+//! - [`damage`]: seeded damage to a file's bytes, for the integrity tests of adapter files
+//!   and checkpoints;
+//! - [`learner`]: the small regression model with a gradient mask that the tests of
+//!   burn-train's `Learner` train (one device and several).
 
+pub mod damage;
 pub mod host;
+pub mod learner;
 pub mod problems;
 
 pub use host::{

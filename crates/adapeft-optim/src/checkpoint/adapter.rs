@@ -56,10 +56,10 @@ fn masked_state(masked: &Masked) -> AdapterState {
 }
 
 fn missing(manifest: &Path, part: &str, kind: &str) -> CheckpointError {
-    CheckpointError::Corrupt {
-        file: manifest.to_path_buf(),
-        reason: format!("it names a `{kind}` trainer but holds no {part} state"),
-    }
+    super::error::corrupt(
+        manifest,
+        format!("it names a `{kind}` trainer but holds no {part} state"),
+    )
 }
 
 impl Resumable for Masked {}

@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use adapeft_selection::integrity::IntegrityError;
 use adapeft_selection::{SelectionError, StoreError};
 use thiserror::Error;
 
@@ -22,8 +23,9 @@ pub enum CheckpointError {
 
     /// Writing or reading the trained tensors failed (see
     /// [`save_tensors`](adapeft_selection::save_tensors) / [`load_tensors`](adapeft_selection::load_tensors)).
+    /// A damaged tensor file is [`CheckpointError::Integrity`] instead.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
 
     /// burn could not serialise or read the optimizer state.
     #[error("optimizer state `{}`: {message}", file.display())]
@@ -58,30 +60,11 @@ pub enum CheckpointError {
         supported: u32,
     },
 
-    /// A file's bytes do not match the checksum recorded when the checkpoint was saved: it
-    /// was damaged since.
-    #[error(
-        "`{}` is damaged: its checksum is {found}, but {expected} was recorded",
-        file.display()
-    )]
-    ChecksumMismatch {
-        /// The damaged file.
-        file: PathBuf,
-        /// The checksum recorded at save time.
-        expected: String,
-        /// The checksum of the bytes now there.
-        found: String,
-    },
-
-    /// A file of the checkpoint does not describe what its manifest says (a length, a
-    /// parameter id, a state entry that does not add up).
-    #[error("`{}` is damaged: {reason}", file.display())]
-    Corrupt {
-        /// The damaged file.
-        file: PathBuf,
-        /// What does not add up.
-        reason: String,
-    },
+    /// A file of the checkpoint was damaged since it was saved: a length or checksum does not
+    /// match the manifest's, the manifest has no checksum, or a file does not describe what
+    /// the manifest says (a parameter id, a state entry that does not add up).
+    #[error(transparent)]
+    Integrity(#[from] IntegrityError),
 
     /// The checkpoint was saved from another model: a float parameter is missing on one side
     /// or has another shape.
@@ -143,6 +126,25 @@ pub enum CheckpointError {
     /// The selection stored in the checkpoint could not be read.
     #[error("the checkpoint's selection: {0}")]
     Selection(#[from] SelectionError),
+}
+
+impl From<StoreError> for CheckpointError {
+    /// A damaged tensor file is an [`CheckpointError::Integrity`] error, as a damaged
+    /// optimizer record or manifest is.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Integrity(e) => CheckpointError::Integrity(e),
+            other => CheckpointError::Store(other),
+        }
+    }
+}
+
+/// [`IntegrityError::Corrupt`] for `file`.
+pub(crate) fn corrupt(file: &std::path::Path, reason: String) -> CheckpointError {
+    CheckpointError::Integrity(IntegrityError::Corrupt {
+        file: file.to_path_buf(),
+        reason,
+    })
 }
 
 fn shape_words(shape: &Option<Vec<usize>>) -> String {

@@ -2,8 +2,11 @@
 //!
 //! The file is an envelope `{format, version, checksum, body}`. `format` and `version` are
 //! read first, so that a file from another program or a newer build gives a clear error
-//! before anything else is parsed; `checksum` is the XXH3-64 of the body's canonical JSON
-//! (keys sorted), so a damaged value is noticed even when the JSON still parses.
+//! before anything else is parsed; `checksum` is the checksum of the body's canonical JSON
+//! (keys sorted), in the one format of `adapeft_selection::integrity`, so a damaged value is
+//! noticed even when the JSON still parses. Every checkpoint version records checksums (the
+//! manifest's and each data file's): a manifest without its `checksum` is refused as
+//! damaged, never read unverified.
 //!
 //! Every `f64` of the trainer's state goes through [`Exact`]: finite values as JSON numbers
 //! (serde_json writes and reads them exactly), the others as strings, because JSON has no NaN
@@ -12,11 +15,11 @@
 use std::fmt;
 use std::path::Path;
 
+use adapeft_selection::integrity::{self, IntegrityError, checksum};
 use burn::module::ParamGroup;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
-use xxhash_rust::xxh3::xxh3_64;
 
 use super::error::CheckpointError;
 use crate::gen_lr::{GenConfig, GenProbe, GroupRates, Rejection};
@@ -28,14 +31,6 @@ pub const FORMAT: &str = "adapeft-checkpoint";
 /// The version of the checkpoint format this build writes and reads. A manifest with another
 /// version is refused with [`CheckpointError::UnsupportedVersion`].
 pub const CHECKPOINT_VERSION: u32 = 1;
-
-/// The checksum algorithm, written in front of every checksum (`xxh3-64:<16 hex digits>`).
-const CHECKSUM_PREFIX: &str = "xxh3-64:";
-
-/// The checksum of `bytes`, as written in the manifest.
-pub fn checksum(bytes: &[u8]) -> String {
-    format!("{CHECKSUM_PREFIX}{:016x}", xxh3_64(bytes))
-}
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -378,19 +373,29 @@ impl Manifest {
             }
             None => return Err(not_ours("it has no numeric `version` field".into())),
         }
+        // Every version records the body's checksum: without one the file is damaged.
+        if !value.get("checksum").is_some_and(Value::is_string) {
+            return Err(IntegrityError::Missing {
+                file: file.to_path_buf(),
+                reason: format!(
+                    "although checkpoint version {CHECKPOINT_VERSION} records the manifest's in `checksum`"
+                ),
+            }
+            .into());
+        }
         let envelope: Envelope = serde_json::from_value(value)
             .map_err(|e| not_ours(format!("malformed envelope: {e}")))?;
-        let found = checksum(envelope.body.to_string().as_bytes());
-        if found != envelope.checksum {
-            return Err(CheckpointError::ChecksumMismatch {
-                file: file.to_path_buf(),
-                expected: envelope.checksum,
-                found,
-            });
-        }
-        serde_json::from_value(envelope.body).map_err(|e| CheckpointError::Corrupt {
-            file: file.to_path_buf(),
-            reason: format!("its manifest does not describe a checkpoint: {e}"),
+        integrity::verify(
+            file,
+            "(manifest body)",
+            envelope.body.to_string().as_bytes(),
+            &envelope.checksum,
+        )?;
+        serde_json::from_value(envelope.body).map_err(|e| {
+            super::error::corrupt(
+                file,
+                format!("its manifest does not describe a checkpoint: {e}"),
+            )
         })
     }
 }

@@ -12,8 +12,11 @@
 //! - `checkpoint.json`: the manifest. It records the model's parameter layout, each trained
 //!   parameter's `ParamId`, the optimizer's type and gradient clipping, the mask, GeN's rate,
 //!   smoothing state and history, re-selection's step count and history, the selection, and
-//!   the length and XXH3-64 checksum of both files. It is versioned
-//!   ([`CHECKPOINT_VERSION`]) and carries a checksum of its own.
+//!   the length and checksum of both files. It is versioned ([`CHECKPOINT_VERSION`]) and
+//!   carries a checksum of its own. Checksums are those of `adapeft_selection::integrity`
+//!   (one format for adapter files and checkpoints); every checkpoint version records them,
+//!   so a checkpoint never loads unverified, and a damaged one gives
+//!   [`CheckpointError::Integrity`] naming the file.
 //!
 //! [`load_checkpoint`] puts it all back onto a freshly built base model and a freshly built
 //! trainer with the same optimizer settings: continuing from there gives the same parameters
@@ -21,7 +24,8 @@
 //! in the `adapeft` crate checks this for every trainer kind, across a re-selection).
 //!
 //! ```
-//! use adapeft_optim::{Masked, load_checkpoint, save_checkpoint};
+//! use adapeft_optim::Masked;
+//! use adapeft_optim::checkpoint::{load_checkpoint, save_checkpoint};
 //! use burn::module::{Module, ParamGroup};
 //! use burn::nn::{Linear, LinearConfig};
 //! use burn::optim::{AdamWConfig, GradientsParams};
@@ -108,6 +112,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use adapeft_importance::{ParamMapper, ParamVisitor, layout, map_params, visit_params};
+use adapeft_selection::integrity::{self, checksum};
 use adapeft_selection::{Selection, load_tensors, save_tensors};
 use burn::module::{Module, Param, ParamId};
 use burn::optim::OptimizerRecord;
@@ -119,7 +124,8 @@ pub use adapter::Resumable;
 pub use error::CheckpointError;
 pub use manifest::CHECKPOINT_VERSION;
 
-use manifest::{FileEntry, Manifest, OptimizerEntry, ParamEntry, TrainedParam, checksum};
+use error::corrupt;
+use manifest::{FileEntry, Manifest, OptimizerEntry, ParamEntry, TrainedParam};
 
 use crate::mask::GradientMask;
 
@@ -327,8 +333,9 @@ pub fn save_checkpoint<M: Module, T: Resumable>(
 /// - [`CheckpointError::Io`] if a file is missing or unreadable (naming it);
 /// - [`CheckpointError::NotACheckpoint`], [`CheckpointError::UnsupportedVersion`] for a
 ///   manifest this build does not read;
-/// - [`CheckpointError::ChecksumMismatch`], [`CheckpointError::Corrupt`],
-///   [`CheckpointError::Store`], [`CheckpointError::Record`] for a damaged file;
+/// - [`CheckpointError::Integrity`] for a damaged file (naming it);
+///   [`CheckpointError::Store`], [`CheckpointError::Record`] if burn cannot read a file whose
+///   checksum matched;
 /// - [`CheckpointError::ModelMismatch`], [`CheckpointError::AdapterMismatch`],
 ///   [`CheckpointError::OptimizerMismatch`], [`CheckpointError::SettingsMismatch`] for a
 ///   checkpoint of another model, trainer kind, optimizer or settings;
@@ -340,9 +347,14 @@ pub fn load_checkpoint<M: Module, T: Resumable>(
 ) -> Result<Resumed<M>, CheckpointError> {
     let dir = dir.as_ref();
     let manifest_file = dir.join(MANIFEST_FILE);
-    let text = fs::read_to_string(&manifest_file).map_err(|source| CheckpointError::Io {
+    let bytes = fs::read(&manifest_file).map_err(|source| CheckpointError::Io {
         file: manifest_file.clone(),
         source,
+    })?;
+    // A manifest that is not text is not read as an I/O failure: it is no manifest.
+    let text = String::from_utf8(bytes).map_err(|e| CheckpointError::NotACheckpoint {
+        file: manifest_file.clone(),
+        reason: format!("not UTF-8 text: {e}"),
     })?;
     let manifest = Manifest::parse(&manifest_file, &text)?;
 
@@ -374,10 +386,6 @@ pub fn load_checkpoint<M: Module, T: Resumable>(
     // The optimizer state: checksum, then its parameters against the manifest's.
     let record_file = dir.join(&manifest.optimizer.record.file);
     let record_bytes = read_checked(&record_file, &manifest.optimizer.record)?;
-    let corrupt = |file: &Path, reason: String| CheckpointError::Corrupt {
-        file: file.to_path_buf(),
-        reason,
-    };
     let mut ids: HashMap<String, ParamId> = HashMap::new();
     let mut paths_by_id: HashMap<u64, &str> = HashMap::new();
     for param in &manifest.trained_params {
@@ -570,24 +578,7 @@ fn read_checked(file: &Path, entry: &FileEntry) -> Result<Vec<u8>, CheckpointErr
         file: file.to_path_buf(),
         source,
     })?;
-    if bytes.len() as u64 != entry.bytes {
-        return Err(CheckpointError::Corrupt {
-            file: file.to_path_buf(),
-            reason: format!(
-                "it has {} bytes, but {} were written",
-                bytes.len(),
-                entry.bytes
-            ),
-        });
-    }
-    let found = checksum(&bytes);
-    if found != entry.checksum {
-        return Err(CheckpointError::ChecksumMismatch {
-            file: file.to_path_buf(),
-            expected: entry.checksum.clone(),
-            found,
-        });
-    }
+    integrity::verify_file(file, &bytes, entry.bytes, &entry.checksum)?;
     Ok(bytes)
 }
 
