@@ -75,8 +75,8 @@ mod store;
 
 pub use adapeft_importance::{
     AnyEstimator, Baseline, Collective, Direction, Estimator, ForwardProbe, GradientProbe,
-    GroupScore, Grouping, Groups, HostReduce, NewtonProbe, Objective, ProbeMode, ProbeRun,
-    Scores, Shard, ShortRun, ShortRunValue, ValueModel,
+    GroupScore, Grouping, Groups, HostReduce, NewtonProbe, Objective, ProbeMode, ProbeRun, Scores,
+    Shard, ShortRun, ShortRunValue, ValueModel,
 };
 pub use adapeft_optim::checkpoint::{Resumed, load_checkpoint, save_checkpoint};
 pub use adapeft_optim::{Gen, GenConfig, GradientMask, Masked, Reselect};

@@ -6,8 +6,8 @@
 
 use adapeft::importance::{discover, set_require_grad};
 use adapeft::{
-    AdaPeftConfig, Baseline, Budget, LoraChoices, LoraChoicesError, Objective,
-    Scored, SelectError, Selection, ValueModel,
+    AdaPeftConfig, Baseline, Budget, LoraChoices, LoraChoicesError, Objective, Scored, SelectError,
+    Selection, ValueModel,
 };
 use burn::module::{Module, ParamGroup};
 use burn::nn::{Linear, LinearConfig};
@@ -242,7 +242,9 @@ fn unsupported_settings_are_refused_by_name() {
         .select(&model, &batches, Budget::Params(50));
     assert!(matches!(
         zero,
-        Err(SelectError::LoraChoices(LoraChoicesError::ZeroRank { rank: 0 }))
+        Err(SelectError::LoraChoices(LoraChoicesError::ZeroRank {
+            rank: 0
+        }))
     ));
     let config = AdaPeftConfig::new().with_lora_choices(LoraChoices::new(&[2]));
     let groups = config.grouping.group(discover(&model)).unwrap();

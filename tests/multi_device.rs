@@ -32,8 +32,8 @@ use adapeft::importance::{
 };
 use adapeft::optim::GradientMask;
 use adapeft::{
-    AdaPeftConfig, Baseline, Budget, Data, Estimator, ForwardProbe, GradientProbe,
-    Grouping, Masked, Objective, ProbeMode, SelectError, ShortRun,
+    AdaPeftConfig, Baseline, Budget, Data, Estimator, ForwardProbe, GradientProbe, Grouping,
+    Masked, Objective, ProbeMode, SelectError, ShortRun,
 };
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;

@@ -5,9 +5,8 @@ use adapeft::importance::{Estimator, Grouping, discover};
 use adapeft::knapsack::Item;
 use adapeft::selection::SelectionError;
 use adapeft::{
-    AdaPeft, AdaPeftConfig, AnyEstimator, Baseline, Budget, BudgetError,
-    BudgetOutcome, Data, GradientProbe, Objective, Scored, SelectError, Selection, load_trained,
-    save_trained,
+    AdaPeft, AdaPeftConfig, AnyEstimator, Baseline, Budget, BudgetError, BudgetOutcome, Data,
+    GradientProbe, Objective, Scored, SelectError, Selection, load_trained, save_trained,
 };
 use adapeft_testing::*;
 use burn::module::{Module, Param};
@@ -243,7 +242,10 @@ fn auto_never_trains_nothing_when_a_group_has_value() {
         }
     }
     let selection = config
-        .select_scored(&Scored::new(groups.clone(), scores.clone(), 1).unwrap(), Budget::Auto)
+        .select_scored(
+            &Scored::new(groups.clone(), scores.clone(), 1).unwrap(),
+            Budget::Auto,
+        )
         .unwrap();
     assert_eq!(
         selection.front().knee().unwrap().weight,
@@ -280,7 +282,11 @@ fn scored_selections_match_direct_ones_and_foreign_scores_are_refused() {
     for budget in [Budget::Params(10), Budget::Fraction(0.3), Budget::Auto] {
         let direct = config.select(&model, batches, budget).unwrap();
         let from_scores = config.select_scored(&scored, budget).unwrap();
-        assert_eq!(direct.chosen_paths(), from_scores.chosen_paths(), "{budget}");
+        assert_eq!(
+            direct.chosen_paths(),
+            from_scores.chosen_paths(),
+            "{budget}"
+        );
         assert_eq!(direct.settings(), from_scores.settings(), "{budget}");
     }
 

@@ -51,12 +51,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use adapeft::Baseline;
+use adapeft::importance::Grouping;
 use adapeft::importance::{
     Curvature, Direction, Estimator, GradientProbe, NewtonProbe, Scores, ShortRun, ShortRunValue,
     discover,
 };
-use adapeft::Baseline;
-use adapeft::importance::Grouping;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;

@@ -227,13 +227,12 @@ fn select_all<M: Classifier>(
             .iter()
             .map(|&budget| {
                 let start = Instant::now();
-                let selection =
-                    config.select_with(
-                        model,
-                        Data::Batches(batches),
-                        budget.budget(),
-                        &objective::<M>,
-                    )?;
+                let selection = config.select_with(
+                    model,
+                    Data::Batches(batches),
+                    budget.budget(),
+                    &objective::<M>,
+                )?;
                 let method = Method::Selected { scorer, budget };
                 Ok((method, selection, start.elapsed().as_secs_f64()))
             })
@@ -250,8 +249,7 @@ fn select_all<M: Classifier>(
         .iter()
         .map(|&budget| {
             let start = Instant::now();
-            let selection =
-                config.select_scored(&scored, budget.budget())?;
+            let selection = config.select_scored(&scored, budget.budget())?;
             let method = Method::Selected { scorer, budget };
             Ok((method, selection, scoring + start.elapsed().as_secs_f64()))
         })

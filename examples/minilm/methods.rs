@@ -15,7 +15,7 @@
 //!   linear layer, and selected on a 2-layer truncation then carried over with `transfer_to`.
 
 use adapeft::importance::set_require_grad;
-use adapeft::{AdaPeftConfig, AnyEstimator, Baseline, Budget, Estimator, LoraChoices, Selection};
+use adapeft::{AdaPeftConfig, AnyEstimator, Baseline, Budget, LoraChoices, Selection};
 use adapeft_bert::{BertClassifier, TextBatch};
 use burn::module::{Lora, Module, ParamGroup};
 
@@ -263,7 +263,19 @@ mod tests {
             .unwrap();
         let scores = adapeft::importance::Scores {
             estimator: String::new(),
-            groups: Vec::new(),
+            groups: groups
+                .groups()
+                .iter()
+                .map(|g| adapeft::importance::GroupScore {
+                    name: g.name.clone(),
+                    params: g.numel,
+                    b: 0.0,
+                    a: 0.0,
+                    value: 0.0,
+                    unreliable: None,
+                    quality: adapeft::importance::Quality::Exact,
+                })
+                .collect(),
             cost: Default::default(),
             loss: None,
             curvature: None,

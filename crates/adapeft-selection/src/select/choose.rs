@@ -198,8 +198,7 @@ impl AdaPeftConfig {
             None => budget::auto_point(&front),
         };
         let predicted = value(&chosen);
-        let budget_params =
-            capacity.unwrap_or_else(|| chosen.iter().map(|&i| weights[i]).sum());
+        let budget_params = capacity.unwrap_or_else(|| chosen.iter().map(|&i| weights[i]).sum());
         Ok(Choice {
             front,
             picks: chosen.into_iter().map(|i| (i, 0)).collect(),

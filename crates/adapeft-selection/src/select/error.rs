@@ -64,14 +64,18 @@ pub enum LoraChoicesError {
         scale: f64,
     },
     /// LoRA choices need the additive value model (a multiple-choice knapsack over values).
-    #[error("LoRA choices: the {value_model} value model does not support them (use the additive one)")]
+    #[error(
+        "LoRA choices: the {value_model} value model does not support them (use the additive one)"
+    )]
     ValueModel {
         /// The configured value model.
         value_model: String,
     },
     /// The entry point cannot offer them (`select_scored`: its scores hold no adapter;
     /// sharded data: not supported across devices yet).
-    #[error("LoRA choices: {entry_point} cannot offer them ({reason}); use AdaPeftConfig::select on one device")]
+    #[error(
+        "LoRA choices: {entry_point} cannot offer them ({reason}); use AdaPeftConfig::select on one device"
+    )]
     Unsupported {
         /// The entry point called.
         entry_point: &'static str,

@@ -111,9 +111,8 @@ impl LoraChoices {
             let bases: HashSet<String> = params.iter().filter_map(|p| p.lora_of.clone()).collect();
             // Each adapter replaces its base weight as a group; the other groups stay.
             let mut adapted_groups = config.grouping.group(params)?;
-            adapted_groups.retain(|g, params| {
-                !g.members.iter().any(|&m| bases.contains(&params[m].path))
-            });
+            adapted_groups
+                .retain(|g, params| !g.members.iter().any(|&m| bases.contains(&params[m].path)));
             let adapter_scores =
                 config
                     .estimator

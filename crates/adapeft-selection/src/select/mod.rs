@@ -15,9 +15,8 @@ mod error;
 mod lora;
 
 use adapeft_importance::{
-    AnyEstimator, Collective, EstimateError, Estimator, Grouping, Groups, HostReduce, LossFn, ModelObjective,
-    Objective,
-    Scores, Shard, ValueModel, discover,
+    AnyEstimator, Collective, EstimateError, Estimator, Grouping, Groups, HostReduce, LossFn,
+    ModelObjective, Objective, Scores, Shard, ValueModel, discover,
 };
 use burn::module::Module;
 
@@ -209,11 +208,7 @@ impl Scored {
     pub fn new(groups: Groups, scores: Scores, batches: usize) -> Result<Self, SelectError> {
         if scores.groups.len() != groups.len() {
             return Err(SelectError::ScoresMismatch {
-                reason: format!(
-                    "{} scores for {} groups",
-                    scores.groups.len(),
-                    groups.len()
-                ),
+                reason: format!("{} scores for {} groups", scores.groups.len(), groups.len()),
             });
         }
         if let Some((s, g)) = scores
