@@ -4,14 +4,11 @@
 use std::error::Error;
 use std::path::Path;
 
+use adapeft_studies::outputs::plot_error as err;
 use plotters::prelude::*;
 
 use crate::report::{Row, rows};
 use crate::{Run, StudyConfig};
-
-fn err(e: impl std::fmt::Display) -> Box<dyn Error> {
-    e.to_string().into()
-}
 
 const FAMILIES: [(&str, RGBColor); 6] = [
     ("probe", RGBColor(230, 159, 0)),

@@ -94,9 +94,9 @@ impl Dataset {
     }
 }
 
-/// The vendored file, found from the crate root whatever the working directory.
+/// The vendored file, found from the workspace root whatever the working directory.
 pub fn default_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits/digits.csv.gz")
+    adapeft_studies::paths::data_dir("digits").join("digits.csv.gz")
 }
 
 /// Reads the gzip CSV at `path`, checking 65 integer columns per row and 1,797 rows, and

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use adapeft::Selection;
+use adapeft_studies::outputs::{self, write_csv};
+use adapeft_studies::stats::{mean, sample_std};
 
 use crate::methods::Method;
 use crate::{Run, StudyConfig};
@@ -25,19 +27,6 @@ pub struct Row {
     pub saved_bytes: f64,
     pub checkpoint_bytes: f64,
     pub chosen: String,
-}
-
-fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len() as f64
-}
-
-/// Sample standard deviation (0 for one seed).
-fn std(x: &[f64]) -> f64 {
-    if x.len() < 2 {
-        return 0.0;
-    }
-    let m = mean(x);
-    (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt()
 }
 
 /// The trained tensors of a selection in words: kinds and counts, LoRA ranks.
@@ -75,7 +64,7 @@ pub fn rows(config: &StudyConfig, runs: &[Run]) -> Vec<Row> {
                 method: method.clone(),
                 seeds: of.len(),
                 acc_mean: mean(&acc),
-                acc_std: std(&acc),
+                acc_std: sample_std(&acc),
                 trainable: m(|r| r.trainable as f64),
                 total: m(|r| r.total as f64),
                 select_seconds: m(|r| r.select_seconds),
@@ -126,20 +115,6 @@ fn csv_rows(rows: &[Row]) -> Vec<Vec<String>> {
             ]
         })
         .collect()
-}
-
-fn write_csv(
-    path: &Path,
-    header: &[&str],
-    rows: &[Vec<String>],
-) -> Result<(), Box<dyn std::error::Error>> {
-    let mut w = csv::Writer::from_path(path)?;
-    w.write_record(header)?;
-    for r in rows {
-        w.write_record(r)?;
-    }
-    w.flush()?;
-    Ok(())
 }
 
 /// The two-sided 95% tie band of a difference of two accuracies on `n` test rows each (1
@@ -248,7 +223,7 @@ pub fn write_all(
     test_rows: &[(String, usize)],
 ) -> Result<(), Box<dyn std::error::Error>> {
     let rows = rows(config, runs);
-    write_csv(&out.join("results.csv"), &HEADER, &csv_rows(&rows))?;
+    write_csv(&out.join("results.csv"), HEADER, csv_rows(&rows))?;
     let run_rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
@@ -278,15 +253,15 @@ pub fn write_all(
             "saved_bytes",
             "trained",
         ],
-        &run_rows,
+        run_rows,
     )?;
     let mut md = String::from("# MiniLM study results\n\n");
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let _ = writeln!(
-        md,
-        "Command: `target/debug/examples/minilm {}`.\n",
-        args.join(" ")
-    );
+    let mut command = "cargo run -p adapeft-studies --bin minilm".to_string();
+    if !args.is_empty() {
+        command = format!("{command} -- {}", args.join(" "));
+    }
+    let _ = writeln!(md, "Command: `{command}`.\n");
     let _ = writeln!(
         md,
         "Settings: {} training rows and {} test rows per class, max {} tokens, batch {}, {} Adam steps, seeds {:?}, {} selection batches; learning rates: head {}, full fine-tuning {}, every other method {} (LoRA alpha = rank).\n",
@@ -329,13 +304,7 @@ pub fn expected_files(config: &StudyConfig) -> Vec<String> {
 /// Every problem with a run's outputs: missing files, wrong row count, numbers that are not
 /// finite, accuracies outside `[0, 1]`, selections over their budget.
 pub fn validate(dir: &Path, config: &StudyConfig) -> Vec<String> {
-    let mut problems = Vec::new();
-    for f in expected_files(config) {
-        let p = dir.join(&f);
-        if !p.is_file() || std::fs::metadata(&p).map_or(0, |m| m.len()) == 0 {
-            problems.push(format!("{} is missing or empty", p.display()));
-        }
-    }
+    let mut problems = outputs::check_files(dir, &expected_files(config));
     let path = dir.join("results.csv");
     let Ok(mut reader) = csv::Reader::from_path(&path) else {
         return problems;

@@ -19,12 +19,13 @@ use adapeft::importance::{Estimator, discover};
 use adapeft::{AdaPeftError, Candidates, Data, Scored, Selection};
 use burn::tensor::{Device, Tensor};
 
+use adapeft_studies::progress::Progress;
+
 use crate::data::Split;
 use crate::methods::{Method, Scorer, SelectBudget, count_trainable, with_lora, with_trainable};
-use crate::models::{Batch, Classifier, Mlp, ModelKind, RowTransformer};
-use crate::progress::Progress;
+use crate::models::{Batch, Classifier, ModelKind, ModelVisitor};
 use crate::tasks::Task;
-use crate::train::{Pretraining, TaskData, accuracy, pretrain, train};
+use crate::train::{TaskData, accuracy, pretrain, train};
 
 /// The budget whose AdaPEFT (the library's default, `ShortRun`) selections the heat map shows.
 pub const HEATMAP_BUDGET: f64 = 0.05;
@@ -180,35 +181,26 @@ pub fn run(
     let device = Device::flex().autodiff();
     let mut outcome = Outcome::default();
     for kind in ModelKind::STUDY {
-        match kind {
-            ModelKind::Mlp { hidden } => study_model(
-                kind,
-                |d: &Device| Mlp::new(hidden, d),
-                config,
-                split,
-                cache_dir,
-                &device,
-                progress,
-                &mut outcome,
-            )?,
-            ModelKind::Transformer {
-                d_model,
-                layers,
-                heads,
-                d_ff,
-            } => study_model(
-                kind,
-                |d: &Device| RowTransformer::new(d_model, layers, heads, d_ff, d),
-                config,
-                split,
-                cache_dir,
-                &device,
-                progress,
-                &mut outcome,
-            )?,
-        }
+        kind.visit(StudyModel {
+            config,
+            split,
+            cache_dir,
+            device: &device,
+            progress,
+            outcome: &mut outcome,
+        })?;
     }
     Ok(outcome)
+}
+
+/// The study of one model: pretrain it, then every task, seed, scorer and method.
+struct StudyModel<'a> {
+    config: &'a StudyConfig,
+    split: &'a Split,
+    cache_dir: &'a Path,
+    device: &'a Device,
+    progress: &'a Progress,
+    outcome: &'a mut Outcome,
 }
 
 /// Scores the groups of `model` with `scorer` once and selects at every budget the method
@@ -256,35 +248,24 @@ fn select_all<M: Classifier>(
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn study_model<M: Classifier>(
-    kind: ModelKind,
-    fresh: impl Fn(&Device) -> M,
-    config: &StudyConfig,
-    split: &Split,
-    cache_dir: &Path,
-    device: &Device,
-    progress: &Progress,
-    outcome: &mut Outcome,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let name = kind.name();
-    let settings = Pretraining::STUDY;
-    let source = TaskData::new(split, Task::Source, device);
-    let bar = progress.bar(settings.steps as u64, &format!("pretrain {name}"));
-    let pretrained = pretrain(
-        &fresh,
-        &kind.to_string(),
-        &source,
-        &settings,
-        cache_dir,
-        device,
-        &bar,
-    )?;
-    bar.finish_and_clear();
-    let base = pretrained.model;
-    let (_, total) = count_trainable(&base);
-    let tensors = adapeft::importance::discover(&base).len();
-    progress.log(format!(
+impl ModelVisitor for StudyModel<'_> {
+    type Output = Result<(), Box<dyn std::error::Error>>;
+
+    fn visit<M: Classifier>(self, kind: ModelKind, fresh: impl Fn(&Device) -> M) -> Self::Output {
+        let StudyModel {
+            config,
+            split,
+            cache_dir,
+            device,
+            progress,
+            outcome,
+        } = self;
+        let name = kind.name();
+        let pretrained = pretrain(kind, fresh, split, cache_dir, device, progress)?;
+        let base = pretrained.model;
+        let (_, total) = count_trainable(&base);
+        let tensors = adapeft::importance::discover(&base).len();
+        progress.log(format!(
         "{name}: {total} parameters in {tensors} tensors; pretrained {} in {:.1} s, source-task test accuracy {:.3}",
         if pretrained.cached {
             "(read from the cache)"
@@ -294,86 +275,86 @@ fn study_model<M: Classifier>(
         pretrained.seconds,
         pretrained.source_accuracy
     ));
-    outcome.pretraining.push(PretrainInfo {
-        model: kind,
-        cached: pretrained.cached,
-        source_accuracy: pretrained.source_accuracy,
-        seconds: pretrained.seconds,
-        total_params: total,
-        tensors,
-    });
+        outcome.pretraining.push(PretrainInfo {
+            model: kind,
+            cached: pretrained.cached,
+            source_accuracy: pretrained.source_accuracy,
+            seconds: pretrained.seconds,
+            total_params: total,
+            tensors,
+        });
 
-    let methods = config.methods(kind);
-    let runs_per_seed: u64 = methods
-        .iter()
-        .map(|m| {
-            if *m == Method::Frozen {
-                0
-            } else {
-                config.steps as u64
-            }
-        })
-        .sum();
-    let cells = (config.tasks.len() * config.seeds.len()) as u64;
-    let select_bar = progress.bar(cells * Scorer::ALL.len() as u64, &format!("select {name}"));
-    let train_bar = progress.bar(cells * runs_per_seed, &format!("fine-tune {name}"));
-
-    for &task in &config.tasks {
-        let data = TaskData::new(split, task, device);
-        let mut heat: Vec<(String, u64, usize)> = Vec::new();
-        for (seed_index, &seed) in config.seeds.iter().enumerate() {
-            let first_seed = seed_index == 0;
-            // Selection batches: drawn from the task's training split, apart from the
-            // training stream of the same seed.
-            let batches = data.batches(config.selection_batches, 1_000 + seed);
-            // The short run takes one fresh batch per step from the same stream (the
-            // selection batches are its first ones).
-            let run_batches = data.batches(
-                Scorer::RUN_STEPS.max(config.selection_batches),
-                1_000 + seed,
-            );
-            let mut selections = Vec::new();
-            for scorer in Scorer::ALL {
-                let budgets: Vec<SelectBudget> = methods
-                    .iter()
-                    .filter_map(|m| match *m {
-                        Method::Selected { scorer: s, budget } if s == scorer => Some(budget),
-                        _ => None,
-                    })
-                    .collect();
-                let scorer_batches = if scorer == Scorer::AdaRun {
-                    &run_batches
+        let methods = config.methods(kind);
+        let runs_per_seed: u64 = methods
+            .iter()
+            .map(|m| {
+                if *m == Method::Frozen {
+                    0
                 } else {
-                    &batches
-                };
-                let chosen = select_all(&base, scorer_batches, scorer, seed, &budgets)?;
-                if first_seed && scorer.is_adapeft() {
-                    let front = chosen[0].1.front();
-                    outcome.fronts.push(Front {
-                        task,
-                        model: kind,
-                        scorer,
-                        points: front
-                            .weights()
-                            .iter()
-                            .copied()
-                            .zip(front.values().iter().copied())
-                            .collect(),
-                        chosen: chosen
-                            .iter()
-                            .map(|(m, s, _)| {
-                                (
-                                    m.budget_label(),
-                                    s.trainable_params(),
-                                    s.predicted_reduction(),
-                                )
-                            })
-                            .collect(),
-                    });
+                    config.steps as u64
                 }
-                if scorer == Scorer::AdaRun {
-                    let at = SelectBudget::Fraction(HEATMAP_BUDGET);
-                    if let Some((_, sel, _)) = chosen.iter().find(
+            })
+            .sum();
+        let cells = (config.tasks.len() * config.seeds.len()) as u64;
+        let select_bar = progress.bar(cells * Scorer::ALL.len() as u64, &format!("select {name}"));
+        let train_bar = progress.bar(cells * runs_per_seed, &format!("fine-tune {name}"));
+
+        for &task in &config.tasks {
+            let data = TaskData::new(split, task, device);
+            let mut heat: Vec<(String, u64, usize)> = Vec::new();
+            for (seed_index, &seed) in config.seeds.iter().enumerate() {
+                let first_seed = seed_index == 0;
+                // Selection batches: drawn from the task's training split, apart from the
+                // training stream of the same seed.
+                let batches = data.batches(config.selection_batches, 1_000 + seed);
+                // The short run takes one fresh batch per step from the same stream (the
+                // selection batches are its first ones).
+                let run_batches = data.batches(
+                    Scorer::RUN_STEPS.max(config.selection_batches),
+                    1_000 + seed,
+                );
+                let mut selections = Vec::new();
+                for scorer in Scorer::ALL {
+                    let budgets: Vec<SelectBudget> = methods
+                        .iter()
+                        .filter_map(|m| match *m {
+                            Method::Selected { scorer: s, budget } if s == scorer => Some(budget),
+                            _ => None,
+                        })
+                        .collect();
+                    let scorer_batches = if scorer == Scorer::AdaRun {
+                        &run_batches
+                    } else {
+                        &batches
+                    };
+                    let chosen = select_all(&base, scorer_batches, scorer, seed, &budgets)?;
+                    if first_seed && scorer.is_adapeft() {
+                        let front = chosen[0].1.front();
+                        outcome.fronts.push(Front {
+                            task,
+                            model: kind,
+                            scorer,
+                            points: front
+                                .weights()
+                                .iter()
+                                .copied()
+                                .zip(front.values().iter().copied())
+                                .collect(),
+                            chosen: chosen
+                                .iter()
+                                .map(|(m, s, _)| {
+                                    (
+                                        m.budget_label(),
+                                        s.trainable_params(),
+                                        s.predicted_reduction(),
+                                    )
+                                })
+                                .collect(),
+                        });
+                    }
+                    if scorer == Scorer::AdaRun {
+                        let at = SelectBudget::Fraction(HEATMAP_BUDGET);
+                        if let Some((_, sel, _)) = chosen.iter().find(
                         |(m, _, _)| matches!(m, Method::Selected { budget, .. } if *budget == at),
                     ) {
                         if heat.is_empty() {
@@ -398,79 +379,80 @@ fn study_model<M: Classifier>(
                             ));
                         }
                     }
+                    }
+                    selections.extend(chosen);
+                    select_bar.inc(1);
                 }
-                selections.extend(chosen);
-                select_bar.inc(1);
-            }
 
-            for &method in &methods {
-                device.seed(seed);
-                let (model, select_s, predicted) = match method {
-                    Method::Lora { rank } => (with_lora(base.clone(), rank), 0.0, None),
-                    Method::Selected { .. } => {
-                        let (_, selection, secs) = selections
-                            .iter()
-                            .find(|(m, _, _)| *m == method)
-                            .expect("every selection method was selected above");
-                        (
-                            selection.apply(base.clone()),
-                            *secs,
-                            Some(selection.predicted_reduction()),
-                        )
-                    }
-                    fixed => {
-                        let rule = fixed.rule().expect("fixed rules have a path rule");
-                        (with_trainable(base.clone(), rule), 0.0, None)
-                    }
-                };
-                let (trainable, _) = count_trainable(&model);
-                // A selection can be empty (every group unreliable, or none fits the budget):
-                // then nothing trains, as for the frozen model.
-                let steps = if method == Method::Frozen || trainable == 0 {
-                    if method != Method::Frozen {
-                        progress.log(format!(
-                            "note: {name} / {} / {method} (seed {seed}) trains nothing",
-                            task.name()
-                        ));
-                        train_bar.inc(config.steps as u64);
-                    }
-                    0
-                } else {
-                    config.steps
-                };
-                let (model, train_s) = train(
-                    model,
-                    M::loss,
-                    &data,
-                    steps,
-                    method.learning_rate(),
-                    seed,
-                    &train_bar,
-                );
-                let acc = accuracy(&model, &data);
-                outcome.runs.push(Run {
-                    task,
-                    model: kind,
-                    method,
-                    seed,
-                    trainable,
-                    total,
-                    accuracy: acc,
-                    select_s,
-                    train_s,
-                    predicted,
-                });
+                for &method in &methods {
+                    device.seed(seed);
+                    let (model, select_s, predicted) = match method {
+                        Method::Lora { rank } => (with_lora(base.clone(), rank), 0.0, None),
+                        Method::Selected { .. } => {
+                            let (_, selection, secs) = selections
+                                .iter()
+                                .find(|(m, _, _)| *m == method)
+                                .expect("every selection method was selected above");
+                            (
+                                selection.apply(base.clone()),
+                                *secs,
+                                Some(selection.predicted_reduction()),
+                            )
+                        }
+                        fixed => {
+                            let rule = fixed.rule().expect("fixed rules have a path rule");
+                            (with_trainable(base.clone(), rule), 0.0, None)
+                        }
+                    };
+                    let (trainable, _) = count_trainable(&model);
+                    // A selection can be empty (every group unreliable, or none fits the budget):
+                    // then nothing trains, as for the frozen model.
+                    let steps = if method == Method::Frozen || trainable == 0 {
+                        if method != Method::Frozen {
+                            progress.log(format!(
+                                "note: {name} / {} / {method} (seed {seed}) trains nothing",
+                                task.name()
+                            ));
+                            train_bar.inc(config.steps as u64);
+                        }
+                        0
+                    } else {
+                        config.steps
+                    };
+                    let (model, train_s) = train(
+                        model,
+                        M::loss,
+                        &data,
+                        steps,
+                        method.learning_rate(),
+                        seed,
+                        &train_bar,
+                    );
+                    let acc = accuracy(&model, &data);
+                    outcome.runs.push(Run {
+                        task,
+                        model: kind,
+                        method,
+                        seed,
+                        trainable,
+                        total,
+                        accuracy: acc,
+                        select_s,
+                        train_s,
+                        predicted,
+                    });
+                }
             }
+            outcome.heat.push(HeatColumn {
+                task,
+                model: kind,
+                groups: heat,
+                seeds: config.seeds.len(),
+            });
+            progress.log(format!("{name}: {} done", task.name()));
         }
-        outcome.heat.push(HeatColumn {
-            task,
-            model: kind,
-            groups: heat,
-            seeds: config.seeds.len(),
-        });
-        progress.log(format!("{name}: {} done", task.name()));
+        select_bar.finish_and_clear();
+        train_bar.finish_and_clear();
+        Ok(())
     }
-    select_bar.finish_and_clear();
-    train_bar.finish_and_clear();
-    Ok(())
 }

@@ -227,9 +227,8 @@ pub fn prepare(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use adapeft_bert::{BertTokenizer, MINILM, WeightCache, minilm_cache_dir};
+    use adapeft_studies::paths::{data_dir, target_dir};
     use burn::tensor::Device;
 
     use super::*;
@@ -308,13 +307,7 @@ mod tests {
     #[test]
     fn fixed_rules_and_lora_train_exactly_their_parameters_on_the_tiny_bert() {
         let dir = adapeft_testing::temp_dir("minilm-methods");
-        let task = Task::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/wordnet"),
-            "verb",
-            2,
-            1,
-        )
-        .unwrap();
+        let task = Task::load(&data_dir("wordnet"), "verb", 2, 1).unwrap();
         let files = data::write_tiny_bert(dir.path(), std::slice::from_ref(&task), 3).unwrap();
         let device = Device::flex().autodiff();
         let bert = data::load_bert(&files, &device).unwrap();
@@ -323,9 +316,7 @@ mod tests {
 
     #[test]
     fn every_method_prepares_on_the_real_minilm_when_its_weights_are_cached() {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let target = target_dir();
         let Ok(files) = WeightCache::new(minilm_cache_dir(&target)).find(&MINILM) else {
             eprintln!(
                 "skipped: all-MiniLM-L6-v2 is not cached under {}",
@@ -343,13 +334,7 @@ mod tests {
         let model = BertClassifier::new(bert, 26, &device);
         check_counts(&model, 384, 1536);
         // The study's loss on real definitions is finite and near ln(26) for the new head.
-        let task = Task::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/wordnet"),
-            "noun",
-            1,
-            1,
-        )
-        .unwrap();
+        let task = Task::load(&data_dir("wordnet"), "noun", 1, 1).unwrap();
         let tokenizer = BertTokenizer::from_file(&files.tokenizer, 32).unwrap();
         let batches = Batches {
             task: &task,

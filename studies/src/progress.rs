@@ -10,7 +10,14 @@ pub struct Progress {
     bars: MultiProgress,
 }
 
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Progress {
+    /// Bars on stderr when it is a terminal, hidden otherwise.
     pub fn new() -> Self {
         let target = if std::io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()

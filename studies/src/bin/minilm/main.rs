@@ -10,10 +10,9 @@
 //! LoRA choices per linear layer, and selected on a 2-layer truncation then transferred.
 //!
 //! ```text
-//! cargo build --workspace --examples
-//! target/debug/examples/minilm                 # the full study on the real weights (README: time)
-//! target/debug/examples/minilm --quick         # a tiny random BERT written to disk (CI)
-//! target/debug/examples/minilm --check [--quick] # only validate a past run's outputs
+//! cargo run -p adapeft-studies --bin minilm                      # the full study on the real weights (README: time)
+//! cargo run -p adapeft-studies --bin minilm -- --quick           # a tiny random BERT written to disk (CI)
+//! cargo run -p adapeft-studies --bin minilm -- --check [--quick] # only validate a past run's outputs
 //! ```
 //!
 //! Outputs (in `target/adapeft/minilm-study/`, or `minilm-study-quick/`; `target/adapeft/minilm/`
@@ -24,21 +23,20 @@
 mod data;
 mod methods;
 mod plots;
-#[path = "../digits/progress.rs"]
-mod progress;
 mod report;
 mod train;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use adapeft_bert::{BertClassifier, BertTokenizer};
 use burn::tensor::Device;
 
+use adapeft_studies::paths::{data_dir, target_dir};
+use adapeft_studies::progress::Progress;
 use data::{Batches, ModelFiles, Task};
 use methods::{LR_HEAD, Method, SharedScores};
-use progress::Progress;
 
 /// The study's size.
 #[derive(Debug, Clone)]
@@ -139,19 +137,13 @@ pub struct Run {
     pub chosen: String,
 }
 
-const USAGE: &str = "usage: minilm [--quick] [--check]
+const USAGE: &str = "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--check]
 
   --quick   a tiny random BERT written to disk, every method, a few steps (CI; < 3 minutes)
   --check   only validate the outputs of a previous run (of the same mode)
   --steps N  train every method N steps instead of the mode's default (for timing)
   --seeds N  seeds 1..=N instead of the mode's default (outputs in <dir>-<N>seeds)
   --seed S   seed S alone (outputs in <dir>-seed<S>)";
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
 
 fn main() -> ExitCode {
     let (mut quick, mut check) = (false, false);
@@ -215,7 +207,7 @@ fn main() -> ExitCode {
 
 fn run(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(out)?;
-    let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/wordnet");
+    let data_dir = data_dir("wordnet");
     let tasks: Vec<Task> = config
         .tasks
         .iter()

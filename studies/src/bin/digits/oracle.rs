@@ -62,12 +62,15 @@ use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use adapeft_studies::outputs;
+use adapeft_studies::progress::Progress;
+use adapeft_studies::stats::mean_std;
+
 use crate::data::Split;
 use crate::methods::{LR_SUBSET, Method, count_trainable, with_trainable};
-use crate::models::{Batch, Classifier, Mlp, ModelKind, RowTransformer};
-use crate::progress::Progress;
+use crate::models::{Batch, Classifier, ModelKind, ModelVisitor};
 use crate::tasks::Task;
-use crate::train::{Pretraining, TaskData, accuracy, pretrain, train};
+use crate::train::{TaskData, accuracy, pretrain, train};
 
 /// What the oracle benchmark runs.
 #[derive(Debug, Clone)]
@@ -525,219 +528,204 @@ pub fn run(
         if matches!(kind, ModelKind::Transformer { .. }) && config.transformer_seeds == 0 {
             continue;
         }
-        match kind {
-            ModelKind::Mlp { hidden } => oracle_model(
-                kind,
-                |d: &Device| Mlp::new(hidden, d),
-                config,
-                split,
-                cache_dir,
-                &device,
-                progress,
-                &mut outcome,
-            )?,
-            ModelKind::Transformer {
-                d_model,
-                layers,
-                heads,
-                d_ff,
-            } => oracle_model(
-                kind,
-                |d: &Device| RowTransformer::new(d_model, layers, heads, d_ff, d),
-                config,
-                split,
-                cache_dir,
-                &device,
-                progress,
-                &mut outcome,
-            )?,
-        }
+        kind.visit(OracleModel {
+            config,
+            split,
+            cache_dir,
+            device: &device,
+            progress,
+            outcome: &mut outcome,
+        })?;
     }
     Ok(outcome)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn oracle_model<M: Classifier>(
-    kind: ModelKind,
-    fresh: impl Fn(&Device) -> M,
-    config: &OracleConfig,
-    split: &Split,
-    cache_dir: &Path,
-    device: &Device,
-    progress: &Progress,
-    outcome: &mut OracleOutcome,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let name = kind.name();
-    let source = TaskData::new(split, Task::Source, device);
-    let settings = Pretraining::STUDY;
-    let bar = progress.bar(settings.steps as u64, &format!("pretrain {name}"));
-    let base = pretrain(
-        &fresh,
-        &kind.to_string(),
-        &source,
-        &settings,
-        cache_dir,
-        device,
-        &bar,
-    )?
-    .model;
-    bar.finish_and_clear();
-    let params = discover(&base);
-    let sizes: Vec<u64> = params.iter().map(|p| p.numel).collect();
-    let paths: Vec<String> = params.iter().map(|p| p.path.clone()).collect();
-    let total: u64 = sizes.iter().sum();
-    let k = paths.len();
-    outcome.group_names.insert(name, paths.clone());
-    let rule_subsets: Vec<(String, Vec<usize>)> = [Method::Head, Method::BitFit, Method::LayerNorm]
-        .into_iter()
-        .filter(|m| *m != Method::LayerNorm || kind.has_norms())
-        .map(|m| {
-            let rule = m.rule().expect("a fixed rule");
-            (m.to_string(), (0..k).filter(|&i| rule(&paths[i])).collect())
-        })
-        .collect();
-    let seeds: Vec<u64> = if k <= 10 {
-        config.seeds.clone()
-    } else {
-        config
-            .seeds
-            .iter()
-            .copied()
-            .take(config.transformer_seeds)
-            .collect()
-    };
+/// The benchmark on one model: pretrain it, then every task, seed and subset.
+struct OracleModel<'a> {
+    config: &'a OracleConfig,
+    split: &'a Split,
+    cache_dir: &'a Path,
+    device: &'a Device,
+    progress: &'a Progress,
+    outcome: &'a mut OracleOutcome,
+}
 
-    for &task in &config.tasks {
-        let data = TaskData::new(split, task, device);
-        for &seed in &seeds {
-            let start = Instant::now();
-            let batches = data.batches(config.selection_batches, 1_000 + seed);
-            let budgets: Vec<u64> = config
-                .budgets
-                .iter()
-                .map(|f| (f * total as f64).floor() as u64)
+impl ModelVisitor for OracleModel<'_> {
+    type Output = Result<(), Box<dyn std::error::Error>>;
+
+    fn visit<M: Classifier>(self, kind: ModelKind, fresh: impl Fn(&Device) -> M) -> Self::Output {
+        let OracleModel {
+            config,
+            split,
+            cache_dir,
+            device,
+            progress,
+            outcome,
+        } = self;
+        let name = kind.name();
+        let base = pretrain(kind, fresh, split, cache_dir, device, progress)?.model;
+        let params = discover(&base);
+        let sizes: Vec<u64> = params.iter().map(|p| p.numel).collect();
+        let paths: Vec<String> = params.iter().map(|p| p.path.clone()).collect();
+        let total: u64 = sizes.iter().sum();
+        let k = paths.len();
+        outcome.group_names.insert(name, paths.clone());
+        let rule_subsets: Vec<(String, Vec<usize>)> =
+            [Method::Head, Method::BitFit, Method::LayerNorm]
+                .into_iter()
+                .filter(|m| *m != Method::LayerNorm || kind.has_norms())
+                .map(|m| {
+                    let rule = m.rule().expect("a fixed rule");
+                    (m.to_string(), (0..k).filter(|&i| rule(&paths[i])).collect())
+                })
                 .collect();
-            let values = measure_values(&base, &data, &batches, config, seed, &budgets)?;
-            let mut rng = StdRng::seed_from_u64(77 + seed);
-            let rules: Vec<Vec<usize>> = rule_subsets.iter().map(|(_, s)| s.clone()).collect();
-            let mut subsets = candidate_subsets(k, &rules, config.transformer_subsets, &mut rng);
-            // Every value model's own pick at every budget is trained too.
-            let size = |s: &[usize]| s.iter().map(|&i| sizes[i]).sum::<u64>();
-            let mut picks = Vec::new();
-            for p in &values.predictors {
-                for &cap in &budgets {
-                    if let Some(s) = best_within(k, &sizes, cap, |s| p.predict_at(s, Some(cap))) {
-                        picks.push(s);
-                    }
-                }
-            }
-            for s in picks {
-                if !subsets.contains(&s) {
-                    subsets.push(s);
-                }
-            }
-            let before = train_loss(&base, &data);
-            let bar = progress.bar(
-                (subsets.len() * config.steps) as u64,
-                &format!("{name} {} s{seed}", task.name()),
-            );
-            let run_subset = |subset: Vec<usize>| {
-                let chosen: Vec<&str> = subset.iter().map(|&i| paths[i].as_str()).collect();
-                device.seed(seed);
-                let model = with_trainable(base.clone(), |p| chosen.contains(&p));
-                debug_assert_eq!(count_trainable(&model).0, size(&subset));
-                let (model, _) = train(model, M::loss, &data, config.steps, LR_SUBSET, seed, &bar);
-                let predicted = values
-                    .predictors
+        let seeds: Vec<u64> = if k <= 10 {
+            config.seeds.clone()
+        } else {
+            config
+                .seeds
+                .iter()
+                .copied()
+                .take(config.transformer_seeds)
+                .collect()
+        };
+
+        for &task in &config.tasks {
+            let data = TaskData::new(split, task, device);
+            for &seed in &seeds {
+                let start = Instant::now();
+                let batches = data.batches(config.selection_batches, 1_000 + seed);
+                let budgets: Vec<u64> = config
+                    .budgets
                     .iter()
-                    .map(|p| p.predict(&subset))
+                    .map(|f| (f * total as f64).floor() as u64)
                     .collect();
-                SubsetRun {
-                    model: kind,
-                    task,
-                    seed,
-                    params: size(&subset),
-                    accuracy: accuracy(&model, &data),
-                    reduction: before - train_loss(&model, &data),
-                    subset,
-                    predicted,
-                }
-            };
-            let mut cell: Vec<SubsetRun> = subsets.into_iter().map(&run_subset).collect();
-            // The transformer's local search on realised loss, one round: neighbours of the
-            // subset with the largest realised reduction within each budget, each within the
-            // smallest budget its start fits.
-            if k > 10 && config.local_search > 0 {
-                let mut extra: Vec<Vec<usize>> = Vec::new();
-                for &cap in &budgets {
-                    let Some(start) = cell
-                        .iter()
-                        .filter(|r| r.params <= cap)
-                        .max_by(|x, y| x.reduction.total_cmp(&y.reduction))
-                    else {
-                        continue;
-                    };
-                    for n in neighbours(&start.subset, k, config.local_search, &mut rng) {
-                        if size(&n) <= cap
-                            && !cell.iter().any(|r| r.subset == n)
-                            && !extra.contains(&n)
+                let values = measure_values(&base, &data, &batches, config, seed, &budgets)?;
+                let mut rng = StdRng::seed_from_u64(77 + seed);
+                let rules: Vec<Vec<usize>> = rule_subsets.iter().map(|(_, s)| s.clone()).collect();
+                let mut subsets =
+                    candidate_subsets(k, &rules, config.transformer_subsets, &mut rng);
+                // Every value model's own pick at every budget is trained too.
+                let size = |s: &[usize]| s.iter().map(|&i| sizes[i]).sum::<u64>();
+                let mut picks = Vec::new();
+                for p in &values.predictors {
+                    for &cap in &budgets {
+                        if let Some(s) = best_within(k, &sizes, cap, |s| p.predict_at(s, Some(cap)))
                         {
-                            extra.push(n);
+                            picks.push(s);
                         }
                     }
                 }
-                bar.inc_length((extra.len() * config.steps) as u64);
-                cell.extend(extra.into_iter().map(&run_subset));
-            }
-            bar.finish_and_clear();
-            for (rule, s) in &rule_subsets {
-                if let Some(r) = cell.iter().find(|r| &r.subset == s) {
-                    outcome
-                        .rules
-                        .push((kind, task, seed, rule.clone(), r.accuracy, r.params));
+                for s in picks {
+                    if !subsets.contains(&s) {
+                        subsets.push(s);
+                    }
                 }
-            }
-            for (m, vm) in VALUE_MODELS.iter().enumerate() {
-                outcome.costs.push((kind, task, seed, vm, values.cost[m]));
-                for (&f, &cap) in config.budgets.iter().zip(&budgets) {
-                    let oracle = cell
+                let before = train_loss(&base, &data);
+                let bar = progress.bar(
+                    (subsets.len() * config.steps) as u64,
+                    &format!("{name} {} s{seed}", task.name()),
+                );
+                let run_subset = |subset: Vec<usize>| {
+                    let chosen: Vec<&str> = subset.iter().map(|&i| paths[i].as_str()).collect();
+                    device.seed(seed);
+                    let model = with_trainable(base.clone(), |p| chosen.contains(&p));
+                    debug_assert_eq!(count_trainable(&model).0, size(&subset));
+                    let (model, _) =
+                        train(model, M::loss, &data, config.steps, LR_SUBSET, seed, &bar);
+                    let predicted = values
+                        .predictors
                         .iter()
-                        .filter(|r| r.params <= cap)
-                        .map(|r| r.accuracy)
-                        .fold(0.0, f64::max);
-                    // The value model's pick among the trained subsets within the budget
-                    // (for the MLP all of them; for the transformer its own pick is among them).
-                    let at = |r: &SubsetRun| values.predictors[m].predict_at(&r.subset, Some(cap));
-                    let pick = cell
-                        .iter()
-                        .filter(|r| r.params <= cap)
-                        .max_by(|x, y| at(x).total_cmp(&at(y)).then(y.params.cmp(&x.params)));
-                    let (picked, picked_params) = pick
-                        .filter(|r| at(r) > 0.0)
-                        .map(|r| (r.accuracy, r.params))
-                        .unwrap_or((0.0, 0));
-                    outcome.regrets.push(Regret {
+                        .map(|p| p.predict(&subset))
+                        .collect();
+                    SubsetRun {
                         model: kind,
                         task,
                         seed,
-                        budget: f,
-                        value_model: vm,
-                        oracle,
-                        picked,
-                        picked_params,
-                    });
+                        params: size(&subset),
+                        accuracy: accuracy(&model, &data),
+                        reduction: before - train_loss(&model, &data),
+                        subset,
+                        predicted,
+                    }
+                };
+                let mut cell: Vec<SubsetRun> = subsets.into_iter().map(&run_subset).collect();
+                // The transformer's local search on realised loss, one round: neighbours of the
+                // subset with the largest realised reduction within each budget, each within the
+                // smallest budget its start fits.
+                if k > 10 && config.local_search > 0 {
+                    let mut extra: Vec<Vec<usize>> = Vec::new();
+                    for &cap in &budgets {
+                        let Some(start) = cell
+                            .iter()
+                            .filter(|r| r.params <= cap)
+                            .max_by(|x, y| x.reduction.total_cmp(&y.reduction))
+                        else {
+                            continue;
+                        };
+                        for n in neighbours(&start.subset, k, config.local_search, &mut rng) {
+                            if size(&n) <= cap
+                                && !cell.iter().any(|r| r.subset == n)
+                                && !extra.contains(&n)
+                            {
+                                extra.push(n);
+                            }
+                        }
+                    }
+                    bar.inc_length((extra.len() * config.steps) as u64);
+                    cell.extend(extra.into_iter().map(&run_subset));
                 }
+                bar.finish_and_clear();
+                for (rule, s) in &rule_subsets {
+                    if let Some(r) = cell.iter().find(|r| &r.subset == s) {
+                        outcome
+                            .rules
+                            .push((kind, task, seed, rule.clone(), r.accuracy, r.params));
+                    }
+                }
+                for (m, vm) in VALUE_MODELS.iter().enumerate() {
+                    outcome.costs.push((kind, task, seed, vm, values.cost[m]));
+                    for (&f, &cap) in config.budgets.iter().zip(&budgets) {
+                        let oracle = cell
+                            .iter()
+                            .filter(|r| r.params <= cap)
+                            .map(|r| r.accuracy)
+                            .fold(0.0, f64::max);
+                        // The value model's pick among the trained subsets within the budget
+                        // (for the MLP all of them; for the transformer its own pick is among them).
+                        let at =
+                            |r: &SubsetRun| values.predictors[m].predict_at(&r.subset, Some(cap));
+                        let pick = cell
+                            .iter()
+                            .filter(|r| r.params <= cap)
+                            .max_by(|x, y| at(x).total_cmp(&at(y)).then(y.params.cmp(&x.params)));
+                        let (picked, picked_params) = pick
+                            .filter(|r| at(r) > 0.0)
+                            .map(|r| (r.accuracy, r.params))
+                            .unwrap_or((0.0, 0));
+                        outcome.regrets.push(Regret {
+                            model: kind,
+                            task,
+                            seed,
+                            budget: f,
+                            value_model: vm,
+                            oracle,
+                            picked,
+                            picked_params,
+                        });
+                    }
+                }
+                progress.log(format!(
+                    "{name} / {} / seed {seed}: {} subsets in {:.1} s",
+                    task.name(),
+                    cell.len(),
+                    start.elapsed().as_secs_f64()
+                ));
+                outcome.runs.extend(cell);
             }
-            progress.log(format!(
-                "{name} / {} / seed {seed}: {} subsets in {:.1} s",
-                task.name(),
-                cell.len(),
-                start.elapsed().as_secs_f64()
-            ));
-            outcome.runs.extend(cell);
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Up to `count` random neighbours of `subset` among `k` groups: one group added, one dropped,
@@ -993,27 +981,12 @@ fn seeds_of(runs: &[&SubsetRun], task: Task) -> Vec<u64> {
     s
 }
 
-fn mean_std(x: &[f64]) -> (f64, f64) {
-    if x.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = if x.len() > 1 {
-        x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
 /// Every regret, one CSV row each, with the pick's size.
 pub fn write_regret_csv(
     path: &Path,
     outcome: &OracleOutcome,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut w = csv::Writer::from_path(path)?;
-    w.write_record([
+    let header = [
         "model",
         "task",
         "seed",
@@ -1022,9 +995,9 @@ pub fn write_regret_csv(
         "oracle_accuracy",
         "picked_accuracy",
         "picked_params",
-    ])?;
-    for r in &outcome.regrets {
-        w.write_record([
+    ];
+    let rows = outcome.regrets.iter().map(|r| {
+        [
             r.model.name().to_string(),
             r.task.name().to_string(),
             r.seed.to_string(),
@@ -1033,15 +1006,13 @@ pub fn write_regret_csv(
             format!("{:.4}", r.oracle),
             format!("{:.4}", r.picked),
             r.picked_params.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    Ok(())
+        ]
+    });
+    outputs::write_csv(path, header, rows)
 }
 
 /// Every subset run, one CSV row each (subset as `+`-joined tensor paths).
 pub fn write_csv(path: &Path, outcome: &OracleOutcome) -> Result<(), Box<dyn std::error::Error>> {
-    let mut w = csv::Writer::from_path(path)?;
     let mut header = vec![
         "model".to_string(),
         "task".into(),
@@ -1052,8 +1023,7 @@ pub fn write_csv(path: &Path, outcome: &OracleOutcome) -> Result<(), Box<dyn std
         "realised_reduction".into(),
     ];
     header.extend(VALUE_MODELS.iter().map(|v| format!("predicted_{v}")));
-    w.write_record(&header)?;
-    for r in &outcome.runs {
+    let rows = outcome.runs.iter().map(|r| {
         let names = &outcome.group_names[r.model.name()];
         let subset: Vec<&str> = r.subset.iter().map(|&i| names[i].as_str()).collect();
         let mut row = vec![
@@ -1066,10 +1036,9 @@ pub fn write_csv(path: &Path, outcome: &OracleOutcome) -> Result<(), Box<dyn std
             format!("{:.6}", r.reduction),
         ];
         row.extend(r.predicted.iter().map(|p| format!("{p:.6e}")));
-        w.write_record(&row)?;
-    }
-    w.flush()?;
-    Ok(())
+        row
+    });
+    outputs::write_csv(path, header, rows)
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use plotters::coord::combinators::LogCoord;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+use adapeft_studies::outputs::plot_error as err;
+
 use crate::methods::Method;
 use crate::models::ModelKind;
 use crate::report::Row;
@@ -49,10 +51,6 @@ const FAMILIES: [&str; 11] = [
     "adapeft-grad",
     "adapeft-run",
 ];
-
-fn err(e: impl std::fmt::Display) -> Box<dyn Error> {
-    e.to_string().into()
-}
 
 /// Markers of one family, with its legend entry.
 fn draw_markers(

@@ -221,7 +221,7 @@ mod tests {
     use super::*;
 
     fn data_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/wordnet")
+        adapeft_studies::paths::data_dir("wordnet")
     }
 
     #[test]

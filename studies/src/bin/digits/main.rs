@@ -11,11 +11,11 @@
 //! Run:
 //!
 //! ```text
-//! cargo run --example digits                      # the full study (3 seeds; the README gives its time)
-//! cargo run --example digits -- --quick           # the reduced study CI runs
-//! cargo run --example digits -- --check [--quick] # only validate the outputs of a past run
-//! cargo run --example digits -- --oracle [--quick] # the oracle benchmark of the value models
-//! cargo test --example digits                     # its unit tests (data, tasks, methods, training)
+//! cargo run -p adapeft-studies --bin digits                       # the full study (3 seeds; the README gives its time)
+//! cargo run -p adapeft-studies --bin digits -- --quick            # the reduced study CI runs
+//! cargo run -p adapeft-studies --bin digits -- --check [--quick]  # only validate the outputs of a past run
+//! cargo run -p adapeft-studies --bin digits -- --oracle [--quick] # the oracle benchmark of the value models
+//! cargo test --workspace                                          # with its unit tests (data, tasks, methods, training)
 //! ```
 //!
 //! Outputs (in `target/adapeft/digits/`, or `target/adapeft/digits-quick/` for `--quick`):
@@ -28,17 +28,17 @@ mod methods;
 mod models;
 mod oracle;
 mod plots;
-mod progress;
 mod report;
 mod study;
 mod tasks;
 mod train;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use progress::Progress;
+use adapeft_studies::paths::target_dir;
+use adapeft_studies::progress::Progress;
 use study::{HEATMAP_BUDGET, StudyConfig};
 
 /// What the command line asked for.
@@ -53,13 +53,14 @@ struct Args {
     transformer_subsets: Option<usize>,
 }
 
-const USAGE: &str = "usage: cargo run --example digits -- [--quick] [--check]
+const USAGE: &str =
+    "usage: cargo run -p adapeft-studies --bin digits -- [--quick] [--check] [--oracle]
 
   --quick   the reduced study (1 seed, fewer steps, budgets and LoRA ranks; < 2 minutes)
   --check   only validate the outputs of a previous run (of the same mode)
   --oracle  the oracle benchmark instead: every subset of the MLP's tensors (and a reference
             front of the transformer's) fine-tuned, each value model's rank correlation and
-            regret (see examples/digits/oracle.rs)
+            regret (see studies/src/bin/digits/oracle.rs)
   --mlp-only  with --oracle: the MLP's 63 subsets only (minutes instead of an hour)
   --transformer-seeds N  with --oracle: the transformer's seeds (default 3; its runs cost
             ten times the MLP's)
@@ -99,16 +100,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-/// The workspace's target folder: `CARGO_TARGET_DIR` if set (relative to the crate root when
-/// relative), else `target/` in the crate root.
-fn target_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    }
 }
 
 fn main() -> ExitCode {
@@ -198,9 +189,9 @@ fn run_oracle(
         std::fs::create_dir_all(&out)
             .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
         let mut command = match (quick, mlp_only) {
-            (true, _) => "cargo run --example digits -- --oracle --quick",
-            (false, true) => "cargo run --example digits -- --oracle --mlp-only",
-            (false, false) => "cargo run --example digits -- --oracle",
+            (true, _) => "cargo run -p adapeft-studies --bin digits -- --oracle --quick",
+            (false, true) => "cargo run -p adapeft-studies --bin digits -- --oracle --mlp-only",
+            (false, false) => "cargo run -p adapeft-studies --bin digits -- --oracle",
         }
         .to_string();
         if let (Some(n), false) = (transformer_seeds, mlp_only) {
@@ -239,7 +230,7 @@ fn run(config: &StudyConfig, out: &Path, cache: &Path) -> Result<(), Box<dyn std
     let start = Instant::now();
     let path = data::default_path();
     let all = data::load(&path)?;
-    // The example's run is its own test: the data and the transforms are checked every time.
+    // The study's run is its own test: the data and the transforms are checked every time.
     data::check_split(&all).map_err(|e| format!("split check failed: {e}"))?;
     tasks::check_transforms(&all).map_err(|e| format!("task transform check failed: {e}"))?;
     let split = data::split(&all);
@@ -267,9 +258,9 @@ fn run(config: &StudyConfig, out: &Path, cache: &Path) -> Result<(), Box<dyn std
     println!("\n{summary}");
 
     let command = if config.quick {
-        "cargo run --example digits -- --quick"
+        "cargo run -p adapeft-studies --bin digits -- --quick"
     } else {
-        "cargo run --example digits"
+        "cargo run -p adapeft-studies --bin digits"
     };
     report::write_csv(&out.join("results.csv"), &rows)?;
     report::write_runs_csv(&out.join("runs.csv"), &outcome.runs)?;

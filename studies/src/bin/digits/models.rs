@@ -95,6 +95,34 @@ impl ModelKind {
     }
 }
 
+/// Code that runs on any of the study's models: [`ModelKind::visit`] calls
+/// [`ModelVisitor::visit`] with the model's type and constructor, so the study and the oracle
+/// benchmark are written once, generic over the model, and only `visit` matches on the kind.
+pub trait ModelVisitor {
+    /// What a visit returns.
+    type Output;
+
+    /// Runs on the model `kind`, of type `M`; `fresh` builds a freshly initialised one.
+    fn visit<M: Classifier>(self, kind: ModelKind, fresh: impl Fn(&Device) -> M) -> Self::Output;
+}
+
+impl ModelKind {
+    /// Calls `visitor` with this model's type and constructor.
+    pub fn visit<V: ModelVisitor>(self, visitor: V) -> V::Output {
+        match self {
+            ModelKind::Mlp { hidden } => visitor.visit(self, move |d: &Device| Mlp::new(hidden, d)),
+            ModelKind::Transformer {
+                d_model,
+                layers,
+                heads,
+                d_ff,
+            } => visitor.visit(self, move |d: &Device| {
+                RowTransformer::new(d_model, layers, heads, d_ff, d)
+            }),
+        }
+    }
+}
+
 /// The configuration in words (part of the pretraining cache key): `mlp-h128`,
 /// `transformer-d32-l2-h4-ff64`.
 impl fmt::Display for ModelKind {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use adapeft_studies::progress::Progress;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::ProgressBar;
@@ -12,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::data::{Dataset, PIXELS, Split};
-use crate::models::{Batch, Classifier};
+use crate::models::{Batch, Classifier, ModelKind};
 use crate::tasks::Task;
 
 /// Images per training batch (pretraining, fine-tuning and selection).
@@ -195,10 +196,37 @@ pub struct Pretrained<M> {
     pub seconds: f64,
 }
 
-/// The pretrained model from the cache, or trained on `source` and written to the cache.
+/// The pretrained model `kind` with the study's settings ([`Pretraining::STUDY`]): from the
+/// cache in `cache_dir`, or trained on the source task of `split` (with a progress bar) and
+/// written to the cache. The prologue of the study and of the oracle benchmark.
 ///
 /// `fresh` builds a freshly initialised model on a device (after the device is seeded).
 pub fn pretrain<M: Classifier>(
+    kind: ModelKind,
+    fresh: impl Fn(&Device) -> M,
+    split: &Split,
+    cache_dir: &Path,
+    device: &Device,
+    progress: &Progress,
+) -> Result<Pretrained<M>, Box<dyn std::error::Error>> {
+    let settings = Pretraining::STUDY;
+    let source = TaskData::new(split, Task::Source, device);
+    let bar = progress.bar(settings.steps as u64, &format!("pretrain {}", kind.name()));
+    let pretrained = pretrain_with(
+        fresh,
+        &kind.to_string(),
+        &source,
+        &settings,
+        cache_dir,
+        device,
+        &bar,
+    );
+    bar.finish_and_clear();
+    pretrained
+}
+
+/// The pretrained model from the cache, or trained on `source` and written to the cache.
+fn pretrain_with<M: Classifier>(
     fresh: impl Fn(&Device) -> M,
     describe: &str,
     source: &TaskData,

@@ -4,6 +4,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use adapeft_studies::outputs;
+use adapeft_studies::stats::{mean, sample_std};
+
 use crate::methods::{Method, Scorer, SelectBudget};
 use crate::models::ModelKind;
 use crate::study::{Outcome, Run, StudyConfig};
@@ -52,18 +55,6 @@ impl Row {
     }
 }
 
-fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len() as f64
-}
-
-fn sample_std(x: &[f64]) -> f64 {
-    if x.len() < 2 {
-        return 0.0;
-    }
-    let m = mean(x);
-    (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt()
-}
-
 /// Aggregates the runs into rows, in the order of tasks, models and methods.
 pub fn rows(config: &StudyConfig, runs: &[Run]) -> Vec<Row> {
     let mut out = Vec::new();
@@ -99,11 +90,8 @@ pub fn rows(config: &StudyConfig, runs: &[Run]) -> Vec<Row> {
 
 /// Writes the rows as CSV.
 pub fn write_csv(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
-    let mut w = csv::Writer::from_path(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    w.write_record(CSV_HEADER)?;
-    for r in rows {
-        w.write_record([
+    let rows = rows.iter().map(|r| {
+        [
             r.task.name().to_string(),
             r.model.name().to_string(),
             r.method.to_string(),
@@ -117,17 +105,14 @@ pub fn write_csv(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Er
             r.seeds.to_string(),
             format!("{:.4}", r.select_s),
             format!("{:.4}", r.train_s),
-        ])?;
-    }
-    w.flush()?;
-    Ok(())
+        ]
+    });
+    outputs::write_csv(path, CSV_HEADER, rows)
 }
 
 /// Writes every run (one row per seed) as CSV: the raw data behind the table.
 pub fn write_runs_csv(path: &Path, runs: &[Run]) -> Result<(), Box<dyn std::error::Error>> {
-    let mut w = csv::Writer::from_path(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    w.write_record([
+    let header = [
         "task",
         "model",
         "method",
@@ -137,9 +122,9 @@ pub fn write_runs_csv(path: &Path, runs: &[Run]) -> Result<(), Box<dyn std::erro
         "predicted_reduction",
         "select_s",
         "train_s",
-    ])?;
-    for r in runs {
-        w.write_record([
+    ];
+    let rows = runs.iter().map(|r| {
+        [
             r.task.name().to_string(),
             r.model.name().to_string(),
             r.method.to_string(),
@@ -149,10 +134,9 @@ pub fn write_runs_csv(path: &Path, runs: &[Run]) -> Result<(), Box<dyn std::erro
             r.predicted.map_or(String::new(), |p| format!("{p:.6e}")),
             format!("{:.4}", r.select_s),
             format!("{:.4}", r.train_s),
-        ])?;
-    }
-    w.flush()?;
-    Ok(())
+        ]
+    });
+    outputs::write_csv(path, header, rows)
 }
 
 /// A parameter count with thousands separators: `1234567` -> `"1,234,567"`.
@@ -433,24 +417,7 @@ pub fn expected_files(config: &StudyConfig) -> Vec<String> {
 /// Checks that every output exists and is complete and that every number is finite. Returns
 /// every problem found (empty when all is well).
 pub fn validate(dir: &Path, config: &StudyConfig) -> Vec<String> {
-    let mut problems = Vec::new();
-    for name in expected_files(config) {
-        let path = dir.join(&name);
-        match std::fs::read_to_string(&path) {
-            Err(e) => problems.push(format!("{}: {e}", path.display())),
-            Ok(text) if text.trim().is_empty() => {
-                problems.push(format!("{}: empty", path.display()))
-            }
-            Ok(text) => {
-                if name.ends_with(".svg") && !(text.contains("<svg") && text.contains("</svg>")) {
-                    problems.push(format!("{}: not a complete SVG", path.display()));
-                }
-                if name.ends_with(".md") && (text.contains("NaN") || text.contains("inf |")) {
-                    problems.push(format!("{}: holds a non-finite number", path.display()));
-                }
-            }
-        }
-    }
+    let mut problems = outputs::check_files(dir, &expected_files(config));
     let json = dir.join("selections");
     let n_json = std::fs::read_dir(&json)
         .map(|d| d.filter(|e| e.is_ok()).count())

@@ -1,0 +1,20 @@
+//! What the adapeft studies share: progress bars, where the studies read their data and write
+//! their results, the statistics of their tables, and writing and checking their output files.
+//!
+//! The studies themselves are the binaries of this package, one folder each:
+//! `src/bin/digits/` (the digits study and its oracle benchmark) and `src/bin/minilm/` (the
+//! MiniLM study). Run them from anywhere in the workspace:
+//!
+//! ```text
+//! cargo run -p adapeft-studies --bin digits -- --quick
+//! cargo run -p adapeft-studies --bin minilm -- --quick
+//! ```
+//!
+//! Their unit tests run with `cargo test --workspace`.
+
+#![warn(missing_docs)]
+
+pub mod outputs;
+pub mod paths;
+pub mod progress;
+pub mod stats;
