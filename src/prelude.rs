@@ -9,8 +9,9 @@
 //! settings, [`Selection`], the optimizer adapters, saving and loading, and [`AdaPeftError`].
 
 pub use crate::{
-    AdaPeft, AdaPeftConfig, AdaPeftError, AnyEstimator, Baseline, Budget, BudgetOutcome,
-    Candidates, Direction, Estimator, ForwardProbe, Gen, GenConfig, GradientMask, GradientProbe,
-    Grouping, LoraChoices, Masked, Objective, ProbeMode, ProbeRun, Reselect, Selection, ShortRun,
-    ValueModel, load_checkpoint, load_trained, save_checkpoint, save_trained,
+    AdaPeft, AdaPeftConfig, AdaPeftError, AlwaysTrain, AnyEstimator, Baseline, Budget,
+    BudgetOutcome, Candidates, Direction, Estimator, ForwardProbe, Gen, GenConfig, GradientMask,
+    GradientProbe, Grouping, HeldOut, LoraChoices, Masked, Objective, ProbeMode, ProbeRun,
+    Reselect, Selection, ShortRun, ValueModel, load_checkpoint, load_trained, save_checkpoint,
+    save_trained,
 };

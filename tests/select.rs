@@ -5,8 +5,9 @@ use adapeft::importance::{Estimator, Grouping, discover};
 use adapeft::knapsack::Item;
 use adapeft::selection::SelectionError;
 use adapeft::{
-    AdaPeft, AdaPeftConfig, AnyEstimator, Baseline, Budget, BudgetError, BudgetOutcome, Data,
-    GradientProbe, Objective, Scored, SelectError, Selection, load_trained, save_trained,
+    AdaPeft, AdaPeftConfig, AlwaysTrain, AnyEstimator, Baseline, Budget, BudgetError,
+    BudgetOutcome, Data, GradientProbe, Objective, Scored, SelectError, Selection, load_trained,
+    save_trained,
 };
 use adapeft_testing::*;
 use burn::module::{Module, Param};
@@ -174,7 +175,7 @@ fn summary_and_table() {
 fn json_round_trip_and_unknown_version() {
     let device = Device::flex().autodiff();
     let (model, batch) = setup(&device);
-    let selection = AdaPeft::select(&model, &batch, Budget::Auto).unwrap();
+    let selection = AdaPeft::select(&model, &batch, Budget::Knee).unwrap();
     let json = selection.to_json();
     let back = Selection::from_json(&json).unwrap();
     assert_eq!(back, selection);
@@ -202,10 +203,10 @@ fn json_round_trip_and_unknown_version() {
 }
 
 #[test]
-fn auto_budget_is_the_knee_of_the_front() {
+fn knee_budget_is_the_knee_of_the_front() {
     let device = Device::flex().autodiff();
     let (model, batch) = setup(&device);
-    let selection = AdaPeft::select(&model, &batch, Budget::Auto).unwrap();
+    let selection = AdaPeft::select(&model, &batch, Budget::Knee).unwrap();
     let knee = selection.front().knee().unwrap();
     let chosen: Vec<usize> = selection
         .groups()
@@ -244,7 +245,7 @@ fn auto_never_trains_nothing_when_a_group_has_value() {
     let selection = config
         .select_scored(
             &Scored::new(groups.clone(), scores.clone(), 1).unwrap(),
-            Budget::Auto,
+            Budget::Knee,
         )
         .unwrap();
     assert_eq!(
@@ -262,7 +263,7 @@ fn auto_never_trains_nothing_when_a_group_has_value() {
         g.value = 0.0;
     }
     let nothing = config
-        .select_scored(&Scored::new(groups, scores, 1).unwrap(), Budget::Auto)
+        .select_scored(&Scored::new(groups, scores, 1).unwrap(), Budget::Knee)
         .unwrap();
     assert!(nothing.is_empty());
     assert_eq!(nothing.outcome(), BudgetOutcome::Empty);
@@ -279,7 +280,7 @@ fn scored_selections_match_direct_ones_and_foreign_scores_are_refused() {
     let scored = config.score(&model, batches).unwrap();
     assert_eq!(scored.batches(), 1);
     assert_eq!(scored.scores().groups.len(), scored.groups().len());
-    for budget in [Budget::Params(10), Budget::Fraction(0.3), Budget::Auto] {
+    for budget in [Budget::Params(10), Budget::Fraction(0.3), Budget::Knee] {
         let direct = config.select(&model, batches, budget).unwrap();
         let from_scores = config.select_scored(&scored, budget).unwrap();
         assert_eq!(
@@ -321,7 +322,7 @@ fn budgets_at_the_edges() {
     assert_eq!(zero.outcome(), BudgetOutcome::Empty);
     assert_eq!(zero.trainable_params(), 0);
 
-    let smallest = groups.groups.iter().map(|g| g.numel).min().unwrap();
+    let smallest = groups.groups().iter().map(|g| g.numel).min().unwrap();
     let tiny = select(Budget::Params(smallest - 1));
     assert!(tiny.is_empty() && tiny.outcome() == BudgetOutcome::Empty);
 
@@ -359,7 +360,7 @@ fn bad_models_and_losses() {
         .select_with(
             &empty,
             Data::Batches(&[x]),
-            Budget::Auto,
+            Budget::Knee,
             &|m: &NoParams, x: &Tensor<2>| x.clone().sum().mul_scalar(m.scale),
         )
         .unwrap_err();
@@ -377,7 +378,7 @@ fn bad_models_and_losses() {
         .select_with(
             &model,
             Data::Batches(std::slice::from_ref(&batch)),
-            Budget::Auto,
+            Budget::Knee,
             &not_scalar,
         )
         .unwrap_err();
@@ -385,7 +386,7 @@ fn bad_models_and_losses() {
 
     let nan = |m: &Stack, b: &RegressionBatch| m.loss(b).mul_scalar(f64::NAN);
     let err = AdaPeftConfig::new()
-        .select_with(&model, Data::Batches(&[batch]), Budget::Auto, &nan)
+        .select_with(&model, Data::Batches(&[batch]), Budget::Knee, &nan)
         .unwrap_err();
     assert!(err.to_string().contains("not finite"), "{err}");
     assert_eq!(snapshot(&model), before);
@@ -515,7 +516,7 @@ fn damaged_selection_json_never_panics() {
 
     let device = Device::flex().autodiff();
     let (model, batch) = setup(&device);
-    let json = AdaPeft::select(&model, &batch, Budget::Auto)
+    let json = AdaPeft::select(&model, &batch, Budget::Knee)
         .unwrap()
         .to_json()
         .into_bytes();
@@ -635,7 +636,7 @@ fn joint_value_model_counts_redundant_groups_once() {
         assert!(all.predicted_reduction() <= all.loss().unwrap());
         // Auto reads the greedy front; the JSON keeps the joint prediction.
         let auto = joint
-            .select(&model, std::slice::from_ref(&batch), Budget::Auto)
+            .select(&model, std::slice::from_ref(&batch), Budget::Knee)
             .unwrap();
         assert!(auto.trainable_params() > 0);
         let back = Selection::from_json(&joint_sel.to_json()).unwrap();
@@ -669,16 +670,17 @@ fn within_budget_scores_only_the_groups_that_fit() {
     assert_eq!(selection.settings().candidates, Candidates::WithinBudget);
     let groups = config.grouping.group(discover(&model)).unwrap();
     let fit: Vec<usize> = (0..groups.len())
-        .filter(|&g| groups.groups[g].numel <= 20)
+        .filter(|&g| groups.groups()[g].numel <= 20)
         .collect();
     assert_eq!(fit.len(), 4);
     // The exact probe paid for the four candidates only.
     assert_eq!(selection.cost().backward_passes, 1 + 2 * 4);
     // Their scores are those of an estimation over exactly them.
-    let restricted = Groups {
-        params: groups.params.clone(),
-        groups: fit.iter().map(|&g| groups.groups[g].clone()).collect(),
-    };
+    let restricted = Groups::new(
+        groups.params().to_vec(),
+        fit.iter().map(|&g| groups.groups()[g].clone()).collect(),
+    )
+    .unwrap();
     let direct = GradientProbe::exact()
         .estimate(&model, std::slice::from_ref(&batch), &restricted)
         .unwrap();
@@ -716,7 +718,7 @@ fn within_budget_scores_only_the_groups_that_fit() {
 
     // `Auto` reads the whole front: every group is scored.
     let auto = config
-        .select(&model, std::slice::from_ref(&batch), Budget::Auto)
+        .select(&model, std::slice::from_ref(&batch), Budget::Knee)
         .unwrap();
     assert_eq!(auto.settings().candidates, Candidates::All);
     assert_eq!(auto.cost().backward_passes, 1 + 2 * 6);
@@ -740,4 +742,335 @@ fn within_budget_scores_only_the_groups_that_fit() {
             .any(|&g| within.groups()[g].score.b != all.groups()[g].score.b),
         "a run without the large groups credits the small ones differently"
     );
+}
+
+#[test]
+fn always_trained_groups_train_count_in_the_budget_and_the_rest_is_optimal() {
+    use adapeft::ShortRun;
+    let device = Device::flex().autodiff();
+    let (model, batch) = setup(&device);
+    let before = snapshot(&model);
+    let head = AlwaysTrain::module("head").with_learning_rate(0.05);
+    let config = AdaPeftConfig::new()
+        .with_estimator(ShortRun::new().with_steps(4).with_learning_rate(0.01))
+        .with_always(head.clone());
+    let selection = config
+        .select(&model, std::slice::from_ref(&batch), Budget::Params(60))
+        .unwrap();
+    assert_eq!(snapshot(&model), before);
+
+    // The head (16 + 2 parameters) trains, marked, within the budget.
+    assert_eq!(selection.always_params(), 18);
+    let always: Vec<&str> = selection
+        .groups()
+        .iter()
+        .filter(|g| g.always)
+        .map(|g| g.score.name.as_str())
+        .collect();
+    assert_eq!(always, ["head.weight", "head.bias"]);
+    assert!(selection.groups().iter().all(|g| !g.always || g.chosen));
+    assert!(selection.trainable_params() <= 60);
+    assert_eq!(selection.settings().budget_params, 60);
+    assert_eq!(
+        selection.settings().always.as_deref(),
+        Some("module head at 5e-2")
+    );
+    // The others are the best subset of the others within the 42 parameters left.
+    let others: Vec<Item> = selection
+        .groups()
+        .iter()
+        .filter(|g| !g.always)
+        .map(|g| Item::new(g.score.params, g.score.value.max(0.0)))
+        .collect();
+    let chosen_others: f64 = selection
+        .groups()
+        .iter()
+        .filter(|g| g.chosen && !g.always)
+        .map(|g| g.score.value)
+        .sum();
+    assert!(rel_err(chosen_others, brute_force(&others, 42)) < 1e-9);
+    // The short run trained the head at its own rate: the same scores as an estimate on
+    // groups that say so.
+    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let head_groups: Vec<usize> = (0..groups.len())
+        .filter(|&g| groups.groups()[g].name.starts_with("head."))
+        .collect();
+    let groups = head_groups
+        .iter()
+        .fold(groups, |g, &k| g.with_learning_rate(k, 0.05));
+    let direct = ShortRun::new()
+        .with_steps(4)
+        .with_learning_rate(0.01)
+        .estimate(&model, std::slice::from_ref(&batch), &groups)
+        .unwrap();
+    for (choice, score) in selection.groups().iter().zip(&direct.groups) {
+        assert_eq!(&choice.score, score);
+    }
+    // Shown, stored, applied.
+    assert!(
+        selection
+            .to_string()
+            .contains("always trained (module head at 5e-2): 18 params")
+    );
+    assert_eq!(
+        Selection::from_json(&selection.to_json()).unwrap(),
+        selection
+    );
+    let applied = selection.apply(model.clone());
+    let trains: Vec<String> = discover(&applied)
+        .into_iter()
+        .filter(|p| p.require_grad)
+        .map(|p| p.path)
+        .collect();
+    assert!(
+        trains.contains(&"head.weight".to_string()) && trains.contains(&"head.bias".to_string())
+    );
+
+    // A budget below the head, a rule that takes nothing, one that cuts a group.
+    let err = config
+        .select(&model, std::slice::from_ref(&batch), Budget::Params(17))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SelectError::AlwaysOverBudget {
+                always: 18,
+                budget: 17
+            }
+        ),
+        "{err}"
+    );
+    let err = AdaPeftConfig::new()
+        .with_always(AlwaysTrain::module("heads"))
+        .select(&model, std::slice::from_ref(&batch), Budget::Params(60))
+        .unwrap_err();
+    assert!(
+        matches!(&err, SelectError::AlwaysMatchesNothing { rule } if rule == "module heads"),
+        "{err}"
+    );
+    let err = AdaPeftConfig::new()
+        .with_grouping(Grouping::PerModule)
+        .with_always(AlwaysTrain::group(burn::module::ParamGroup::from_path(
+            "head.weight",
+        )))
+        .select(&model, std::slice::from_ref(&batch), Budget::Params(60))
+        .unwrap_err();
+    assert!(
+        matches!(&err, SelectError::AlwaysSplitsGroup { group, inside, outside }
+            if group == "head" && inside == "head.weight" && outside == "head.bias"),
+        "{err}"
+    );
+    let err = AdaPeftConfig::new()
+        .with_always(AlwaysTrain::module("head").with_learning_rate(-1.0))
+        .select(&model, std::slice::from_ref(&batch), Budget::Params(60))
+        .unwrap_err();
+    assert!(
+        matches!(err, SelectError::AlwaysLearningRate { .. }),
+        "{err}"
+    );
+    assert_eq!(snapshot(&model), before);
+
+    // The knee: the head plus a point of the others' front.
+    let auto = config
+        .select(&model, std::slice::from_ref(&batch), Budget::Knee)
+        .unwrap();
+    assert!(auto.groups().iter().filter(|g| g.always).all(|g| g.chosen));
+    assert_eq!(
+        auto.settings().budget_params,
+        auto.trainable_params(),
+        "the knee's budget is what it trains"
+    );
+}
+
+/// Batches of a learnable task: `y = (sin x_0, x_1 / 2)`, or its negation (a held-out set
+/// that training on the task can only hurt).
+fn task_batches(count: usize, seed: u64, sign: f64, device: &Device) -> Vec<RegressionBatch> {
+    (0..count as u64)
+        .map(|i| {
+            let x = regression_batch(32, 4, 2, seed + i, device).x;
+            let y = Tensor::cat(
+                vec![
+                    x.clone().slice([0..32, 0..1]).sin(),
+                    x.clone().slice([0..32, 1..2]).mul_scalar(0.5),
+                ],
+                1,
+            )
+            .mul_scalar(sign);
+            RegressionBatch { x, y }
+        })
+        .collect()
+}
+
+#[test]
+fn held_out_trials_are_what_burns_adam_does_and_recommend_the_best_rate() {
+    use adapeft::optim::Masked;
+    use adapeft::{HeldOut, ShortRun};
+    use burn::optim::{AdamConfig, GradientsParams};
+
+    let device = Device::flex().autodiff();
+    let model = Stack::new(2, 8, &device);
+    let mut batches = task_batches(4, 40, 1.0, &device);
+    batches.extend(task_batches(2, 90, 1.0, &device));
+    let rates = [1e-3, 1e-2, 5e-2];
+    let config = AdaPeftConfig::new()
+        .with_estimator(ShortRun::new().with_steps(4))
+        .with_held_out(HeldOut::last(2).with_rates(&rates).with_steps(6));
+    let before = snapshot(&model);
+    let selection = config
+        .select(&model, &batches, Budget::Fraction(0.5))
+        .unwrap();
+    assert_eq!(snapshot(&model), before);
+    // The estimator saw the first four batches only.
+    assert_eq!(selection.settings().batches, 4);
+    let v = selection.validation().unwrap();
+    assert_eq!((v.held_out_batches, v.steps, v.trials.len()), (2, 6, 3));
+    assert!(v.auto.is_empty());
+
+    // Each trial is what burn's Adam does to the held-out loss when it trains the chosen
+    // parameters for 6 steps on the four batches in turn.
+    let held_loss = |m: &Stack| -> f64 {
+        batches[4..]
+            .iter()
+            .map(|b| m.loss(b).into_scalar::<f64>())
+            .sum::<f64>()
+            / 2.0
+    };
+    for trial in &v.trials {
+        let mut trained = selection.apply(model.clone());
+        let mut optim = Masked::new(AdamConfig::new().build(), &selection);
+        for t in 0..6 {
+            let grads =
+                GradientsParams::from_grads(trained.loss(&batches[t % 4]).backward(), &trained);
+            trained = optim.step(trial.learning_rate, trained, grads);
+        }
+        assert!(rel_err(trial.before, held_loss(&model)) < 1e-5);
+        let after = trial.after.expect("no run diverges here");
+        assert!(
+            rel_err(after, held_loss(&trained)) < 1e-4,
+            "rate {}: trial {after}, burn's Adam {}",
+            trial.learning_rate,
+            held_loss(&trained)
+        );
+    }
+    // The recommendation is the rate with the lowest held-out loss after its run.
+    let best = v
+        .trials
+        .iter()
+        .filter(|t| t.after.unwrap() < t.before)
+        .min_by(|a, b| a.after.unwrap().total_cmp(&b.after.unwrap()))
+        .unwrap();
+    assert_eq!(
+        selection.recommended_learning_rate(),
+        Some(best.learning_rate)
+    );
+    assert!(selection.to_string().contains("recommended learning rate"));
+    assert_eq!(
+        Selection::from_json(&selection.to_json()).unwrap(),
+        selection
+    );
+
+    // Bad settings name themselves; without held-out batches there is no recommendation.
+    for (held_out, name) in [
+        (HeldOut::last(0), "batches"),
+        (HeldOut::last(6), "batches"),
+        (HeldOut::last(1).with_rates(&[]), "rates"),
+        (HeldOut::last(1).with_rates(&[0.0]), "rates"),
+        (HeldOut::last(1).with_steps(0), "steps"),
+        (
+            HeldOut::last(1).with_auto_fractions(&[1.5]),
+            "auto_fractions",
+        ),
+        (HeldOut::last(1).with_auto_tolerance(0.0), "auto_tolerance"),
+    ] {
+        let err = AdaPeftConfig::new()
+            .with_held_out(held_out)
+            .select(&model, &batches, Budget::Fraction(0.5))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SelectError::HeldOut { name: n, .. } if *n == name),
+            "{err}"
+        );
+    }
+    let plain = AdaPeftConfig::new()
+        .select(&model, &batches, Budget::Fraction(0.5))
+        .unwrap();
+    assert_eq!(plain.recommended_learning_rate(), None);
+    assert!(plain.validation().is_none());
+}
+
+#[test]
+fn auto_takes_the_smallest_size_that_pays_on_held_out_batches_and_never_one_that_hurts() {
+    use adapeft::{HeldOut, ShortRun};
+
+    let device = Device::flex().autodiff();
+    let model = Stack::new(2, 8, &device);
+    let total = model.num_params() as u64;
+    let mut batches = task_batches(4, 40, 1.0, &device);
+    batches.extend(task_batches(2, 90, 1.0, &device));
+    let held_out = HeldOut::last(2)
+        .with_rates(&[1e-2, 5e-2])
+        .with_steps(8)
+        .with_auto_fractions(&[0.05, 0.15, 0.4, 1.0]);
+    let config = AdaPeftConfig::new()
+        .with_estimator(ShortRun::new().with_steps(4))
+        .with_always(AlwaysTrain::module("head"))
+        .with_held_out(held_out.clone());
+
+    // Auto needs held-out batches, and a model to try subsets on.
+    let err = AdaPeftConfig::new()
+        .select(&model, &batches, Budget::Auto)
+        .unwrap_err();
+    assert!(matches!(err, SelectError::AutoNeedsHeldOut), "{err}");
+
+    let auto = config.select(&model, &batches, Budget::Auto).unwrap();
+    let v = auto.validation().unwrap();
+    assert!(v.auto.len() >= 2, "{:?}", v.auto);
+    // Sizes grow, each within its fraction of the model plus the head (18 parameters).
+    for pair in v.auto.windows(2) {
+        assert!(pair[0].params <= pair[1].params);
+    }
+    let best = v
+        .auto
+        .iter()
+        .filter_map(|c| c.reduction)
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!(best > 0.0, "the task is learnable: {:?}", v.auto);
+    let taken: Vec<_> = v.auto.iter().filter(|c| c.taken).collect();
+    assert_eq!(taken.len(), 1);
+    let first_good = v
+        .auto
+        .iter()
+        .find(|c| c.reduction.is_some_and(|r| r >= 0.9 * best))
+        .unwrap();
+    assert_eq!(taken[0], first_good);
+    assert_eq!(auto.trainable_params(), taken[0].params);
+    assert!(auto.trainable_params() <= 18 + total);
+    assert_eq!(auto.settings().budget, Budget::Auto);
+    assert_eq!(auto.settings().budget_params, auto.trainable_params());
+    assert_eq!(auto.recommended_learning_rate(), taken[0].learning_rate);
+    assert!(auto.groups().iter().filter(|g| g.always).all(|g| g.chosen));
+    assert_eq!(Selection::from_json(&auto.to_json()).unwrap(), auto);
+
+    // Held-out batches of the opposite task: every run raises their loss, so Auto trains only
+    // the head it must, and recommends no rate.
+    let mut hostile = task_batches(4, 40, 1.0, &device);
+    hostile.extend(task_batches(2, 90, -1.0, &device));
+    let guarded = config.select(&model, &hostile, Budget::Auto).unwrap();
+    let v = guarded.validation().unwrap();
+    assert!(
+        v.auto.iter().all(|c| c.reduction.is_none() && !c.taken),
+        "{:?}",
+        v.auto
+    );
+    assert_eq!(guarded.trainable_params(), 18);
+    assert!(guarded.groups().iter().all(|g| g.chosen == g.always));
+    assert_eq!(guarded.recommended_learning_rate(), None);
+    // Without a head to keep, nothing trains.
+    let bare = AdaPeftConfig::new()
+        .with_estimator(ShortRun::new().with_steps(4))
+        .with_held_out(held_out)
+        .select(&model, &hostile, Budget::Auto)
+        .unwrap();
+    assert!(bare.is_empty());
+    assert_eq!(bare.outcome(), BudgetOutcome::Empty);
 }

@@ -71,7 +71,7 @@ fn run() -> Result<(), Error> {
     let start = Instant::now();
     let config = BertConfig::from_hf_json(files.config())?.with_dropout(0.0);
     let bert = load_hf_safetensors(config.init(&device), files.safetensors())?;
-    let tokenizer = BertTokenizer::from_file(files.tokenizer(), 128)?;
+    let tokenizer = BertTokenizer::for_model(files.tokenizer(), 128, &bert)?;
     println!(
         "loaded in {:.2} s: {} parameters (the pooler is not used)",
         start.elapsed().as_secs_f64(),
@@ -88,7 +88,7 @@ fn run() -> Result<(), Error> {
     let labels: Vec<usize> = chosen.iter().map(|r| r.label).collect();
     let input = tokenizer.batch(&texts, &device)?;
     let start = Instant::now();
-    let pooled = bert.mean_pooled(&input);
+    let pooled = bert.mean_pooled(&input)?;
     let elapsed = start.elapsed().as_secs_f64();
     let [n, l] = input.dims();
     println!("{n} definitions padded to {l} tokens: forward in {elapsed:.3} s");

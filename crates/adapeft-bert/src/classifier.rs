@@ -78,8 +78,35 @@ impl BertClassifier {
     }
 
     /// Class logits `[n, classes]`.
-    pub fn logits(&self, input: &BertInput) -> Tensor<2> {
-        self.head.forward(self.bert.mean_pooled(input))
+    ///
+    /// # Errors
+    /// As [`Bert::forward`]: a batch longer than the encoder's position table.
+    pub fn logits(&self, input: &BertInput) -> Result<Tensor<2>, BertError> {
+        Ok(self.head.forward(self.bert.mean_pooled(input)?))
+    }
+
+    /// Whether this classifier can take `batch`: no longer than the encoder's position table
+    /// and every label below [`BertClassifier::classes`] (reads the labels from the device).
+    ///
+    /// # Errors
+    /// [`BertError::TooLong`], or [`BertError::Input`] naming the first label out of range.
+    pub fn check_batch(&self, batch: &TextBatch) -> Result<(), BertError> {
+        self.bert.check(&batch.input)?;
+        let labels = batch.labels.clone().into_data().convert::<i64>();
+        let labels = labels
+            .as_slice::<i64>()
+            .map_err(|e| BertError::Input(format!("unreadable labels: {e:?}")))?;
+        let classes = self.classes();
+        if let Some((i, &l)) = labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l < 0 || l as usize >= classes)
+        {
+            return Err(BertError::Input(format!(
+                "label {l} of sequence {i} is not one of the head's {classes} classes"
+            )));
+        }
+        Ok(())
     }
 
     /// The number of classes.
@@ -88,13 +115,22 @@ impl BertClassifier {
     }
 }
 
-/// The mean cross-entropy of the batch (the fine-tuning loss).
+/// The mean cross-entropy of the batch (the fine-tuning loss). Selections check every batch
+/// with [`BertClassifier::check_batch`] first and refuse a bad one with a typed error.
 impl Objective<TextBatch> for BertClassifier {
+    /// # Panics
+    /// On a batch [`BertClassifier::check_batch`] refuses (the trait's loss cannot fail).
     fn loss(&self, batch: &TextBatch) -> Tensor<1> {
-        let logits = self.logits(&batch.input);
+        let logits = self
+            .logits(&batch.input)
+            .unwrap_or_else(|e| panic!("{e} (check batches with `check_batch`)"));
         CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits, batch.labels.clone())
+    }
+
+    fn check(&self, batch: &TextBatch) -> Result<(), String> {
+        self.check_batch(batch).map_err(|e| e.to_string())
     }
 }
 
@@ -132,6 +168,7 @@ mod tests {
         // The same loss on the host, from the logits.
         let logits: Vec<f32> = model
             .logits(&input)
+            .unwrap()
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();

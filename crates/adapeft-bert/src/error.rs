@@ -39,9 +39,22 @@ pub enum BertError {
     /// A text could not be encoded.
     #[error("cannot tokenize {text:?}: {reason}")]
     Encode { text: String, reason: String },
-    /// An input the model cannot take (an empty batch, more tokens than positions, ...).
+    /// An input the model cannot take (an empty batch, labels that do not match, ...).
     #[error("invalid input: {0}")]
     Input(String),
+    /// A batch (or a tokenizer's `max_len`) longer than the encoder's position table.
+    #[error(
+        "{what} of {tokens} tokens, but the encoder has {positions} positions \
+         (truncate to at most {positions}: `BertTokenizer::for_model`)"
+    )]
+    TooLong {
+        /// What is too long: "a batch" or "a tokenizer's max_len".
+        what: &'static str,
+        /// Its length in tokens.
+        tokens: usize,
+        /// The encoder's `max_position_embeddings`.
+        positions: usize,
+    },
 }
 
 /// What can go wrong finding or fetching the cached weights.

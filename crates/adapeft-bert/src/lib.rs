@@ -27,9 +27,9 @@
 //! let device = Device::flex();
 //! let config = BertConfig::from_hf_json(files.config())?;
 //! let bert = load_hf_safetensors(config.init(&device), files.safetensors())?;
-//! let tokenizer = BertTokenizer::from_file(files.tokenizer(), 128)?;
+//! let tokenizer = BertTokenizer::for_model(files.tokenizer(), 128, &bert)?;
 //! let input = tokenizer.batch(&["a small domesticated carnivorous mammal"], &device)?;
-//! let embedding = bert.mean_pooled(&input); // [1, 384]
+//! let embedding = bert.mean_pooled(&input)?; // [1, 384]
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

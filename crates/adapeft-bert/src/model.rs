@@ -159,8 +159,8 @@ pub struct BertLayer {
 /// let bert = BertConfig::new(20, 8, 2, 2, 16).init(&device);
 /// // Two sequences of 4 and 2 tokens: the second is padded with id 0.
 /// let input = BertInput::pad(&[(vec![1, 5, 6, 2], vec![0; 4]), (vec![1, 2], vec![0; 2])], 0, &device)?;
-/// assert_eq!(bert.forward(&input).dims(), [2, 4, 8]);
-/// assert_eq!(bert.mean_pooled(&input).dims(), [2, 8]);
+/// assert_eq!(bert.forward(&input)?.dims(), [2, 4, 8]);
+/// assert_eq!(bert.mean_pooled(&input)?.dims(), [2, 8]);
 /// # Ok::<(), adapeft_bert::BertError>(())
 /// ```
 #[derive(Module, Debug)]
@@ -225,18 +225,32 @@ impl Bert {
         self.embeddings.position.weight.dims()[0]
     }
 
+    /// Whether this encoder can take `input`: no longer than [`Bert::max_positions`].
+    ///
+    /// # Errors
+    /// [`BertError::TooLong`] naming both lengths.
+    pub fn check(&self, input: &BertInput) -> Result<(), BertError> {
+        let [_, l] = input.dims();
+        if l > self.max_positions() {
+            return Err(BertError::TooLong {
+                what: "a batch",
+                tokens: l,
+                positions: self.max_positions(),
+            });
+        }
+        Ok(())
+    }
+
     /// The last layer's token states `[n, l, hidden]` (padding positions hold states too;
     /// they never influence the real tokens').
     ///
-    /// # Panics
-    /// If the batch is longer than [`Bert::max_positions`] (the tokenizer truncates to it).
-    pub fn forward(&self, input: &BertInput) -> Tensor<3> {
+    /// # Errors
+    /// [`BertError::TooLong`] if the batch is longer than [`Bert::max_positions`] (a
+    /// tokenizer made by [`BertTokenizer::for_model`](crate::BertTokenizer::for_model)
+    /// truncates to it).
+    pub fn forward(&self, input: &BertInput) -> Result<Tensor<3>, BertError> {
+        self.check(input)?;
         let [n, l] = input.dims();
-        assert!(
-            l <= self.max_positions(),
-            "a batch of {l} tokens, but the encoder has {} positions",
-            self.max_positions()
-        );
         let device = input.token_ids.device();
         let e = &self.embeddings;
         let positions = Tensor::<1, Int>::arange(0..l as i64, &device).reshape([1, l]);
@@ -252,14 +266,17 @@ impl Bert {
         for layer in &self.layers {
             x = layer.forward(x, key_bias.clone());
         }
-        x
+        Ok(x)
     }
 
     /// Sentence embeddings `[n, hidden]`: the mean of the real tokens' final states
     /// (sentence-transformers' mean pooling; not normalised).
-    pub fn mean_pooled(&self, input: &BertInput) -> Tensor<2> {
-        let states = self.forward(input);
-        mean_pool(states, &input.attention_mask)
+    ///
+    /// # Errors
+    /// As [`Bert::forward`].
+    pub fn mean_pooled(&self, input: &BertInput) -> Result<Tensor<2>, BertError> {
+        let states = self.forward(input)?;
+        Ok(mean_pool(states, &input.attention_mask))
     }
 }
 

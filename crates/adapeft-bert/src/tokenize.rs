@@ -11,7 +11,7 @@ use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, PaddingParams, Tokenizer, TruncationParams};
 
 use crate::error::BertError;
-use crate::model::BertInput;
+use crate::model::{Bert, BertInput};
 
 /// A word-piece tokenizer read from a Hugging Face `tokenizer.json` (normaliser,
 /// pre-tokenizer, vocabulary and `[CLS] .. [SEP]` template as the file defines them), with
@@ -31,11 +31,13 @@ pub struct BertTokenizer {
     inner: Tokenizer,
     pad_id: u32,
     path: PathBuf,
+    max_len: usize,
 }
 
 impl BertTokenizer {
-    /// Reads `path`; sequences longer than `max_len` tokens are cut to it (keep `max_len` at
-    /// most the encoder's `max_position_embeddings`).
+    /// Reads `path`; sequences longer than `max_len` tokens are cut to it. Keep `max_len` at
+    /// most the encoder's `max_position_embeddings`, or use [`BertTokenizer::for_model`],
+    /// which checks it.
     pub fn from_file(path: impl AsRef<Path>, max_len: usize) -> Result<Self, BertError> {
         let path = path.as_ref().to_path_buf();
         let bad = |reason: String| BertError::Tokenizer {
@@ -68,7 +70,34 @@ impl BertTokenizer {
             inner,
             pad_id,
             path,
+            max_len,
         })
+    }
+
+    /// [`BertTokenizer::from_file`] for `bert`: refuses a `max_len` longer than the encoder's
+    /// position table, so that every batch it makes fits the model.
+    ///
+    /// # Errors
+    /// [`BertError::TooLong`] naming `max_len` and the encoder's positions, and the errors of
+    /// [`BertTokenizer::from_file`].
+    pub fn for_model(
+        path: impl AsRef<Path>,
+        max_len: usize,
+        bert: &Bert,
+    ) -> Result<Self, BertError> {
+        if max_len > bert.max_positions() {
+            return Err(BertError::TooLong {
+                what: "a tokenizer's max_len",
+                tokens: max_len,
+                positions: bert.max_positions(),
+            });
+        }
+        Self::from_file(path, max_len)
+    }
+
+    /// The longest sequence this tokenizer makes, special tokens included.
+    pub fn max_len(&self) -> usize {
+        self.max_len
     }
 
     /// The id padding positions get.

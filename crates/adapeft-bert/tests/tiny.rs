@@ -476,7 +476,10 @@ fn padded_batch_matches_the_host_reference_of_each_unpadded_sentence() {
     for backend in adapeft_testing::backends() {
         let device = backend.device;
         let bert = load_hf_safetensors(config().init(&device), &f.checkpoint).unwrap();
-        let got = to_rows(bert.mean_pooled(&tok.batch(&texts, &device).unwrap()));
+        let got = to_rows(
+            bert.mean_pooled(&tok.batch(&texts, &device).unwrap())
+                .unwrap(),
+        );
         let mut worst = 0.0f64;
         for (text, row) in texts.iter().zip(&got) {
             let (ids, _) = tok.encode(text).unwrap();
@@ -523,8 +526,8 @@ fn save_writes_back_the_loaded_checkpoint_exactly() {
     // And the saved file loads into an encoder that computes the same embeddings.
     let again = load_hf_safetensors(config().init(&device), &out).unwrap();
     let input = BertInput::pad(&[(vec![2, 6, 7, 3], vec![0; 4])], 0, &device).unwrap();
-    let a = to_rows(bert.mean_pooled(&input));
-    let b = to_rows(again.mean_pooled(&input));
+    let a = to_rows(bert.mean_pooled(&input).unwrap());
+    let b = to_rows(again.mean_pooled(&input).unwrap());
     assert_eq!(a, b);
 }
 
@@ -655,7 +658,7 @@ fn truncated_encoder_is_the_first_layers_of_the_full_one() {
     assert_eq!(shallow.layers.len(), 1);
     let ids = vec![2, 5, 6, 12, 7, 3];
     let input = BertInput::pad(&[(ids.clone(), vec![0; ids.len()])], 0, &device).unwrap();
-    let got = &to_rows(shallow.mean_pooled(&input))[0];
+    let got = &to_rows(shallow.mean_pooled(&input).unwrap())[0];
     let expected = host::mean_pooled(&ckpt, 1, &ids);
     let worst = got
         .iter()
@@ -705,4 +708,71 @@ fn loaded_on_an_autodiff_device_every_parameter_gets_a_gradient() {
     let ffn = model.bert.layers[1].ffn.output.weight.grad(&grads).unwrap();
     let norm: f32 = ffn.abs().sum().into_scalar();
     assert!(norm > 0.0);
+}
+
+#[test]
+fn a_batch_longer_than_the_positions_or_a_label_beyond_the_head_is_a_typed_error() {
+    use adapeft_bert::{BertClassifier, TextBatch};
+    use adapeft_importance::{EstimateError, Estimator, Grouping, ShortRun, discover};
+
+    let f = files(&random_checkpoint(23));
+    let device = Device::flex().autodiff();
+    let bert = load_hf_safetensors(config().init(&device), &f.checkpoint).unwrap();
+    // 20 tokens against 16 positions.
+    let long = BertInput::pad(&[(vec![2; 20], vec![0; 20])], 0, &device).unwrap();
+    let err = bert.forward(&long).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BertError::TooLong {
+                tokens: 20,
+                positions: POSITIONS,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("20 tokens") && err.to_string().contains("16 positions"));
+    assert!(bert.mean_pooled(&long).is_err());
+
+    // A tokenizer for this model refuses a max_len beyond its positions, and keeps one within.
+    let err = BertTokenizer::for_model(&f.tokenizer, POSITIONS + 1, &bert).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BertError::TooLong {
+                tokens: 17,
+                positions: 16,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let tok = BertTokenizer::for_model(&f.tokenizer, POSITIONS, &bert).unwrap();
+    assert_eq!(tok.max_len(), POSITIONS);
+
+    // The estimators (and so every selection) refuse both with the batch's index, before any
+    // pass, and leave the model as it was.
+    let model = BertClassifier::new(bert, 3, &device);
+    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let texts: Vec<&str> = TEXTS.iter().map(|(t, _)| *t).collect();
+    let good = TextBatch::new(tok.batch(&texts, &device).unwrap(), &[0, 1, 2, 1]).unwrap();
+    let too_long = TextBatch::new(long, &[0]).unwrap();
+    let bad_label = TextBatch::new(tok.batch(&texts, &device).unwrap(), &[0, 1, 3, 1]).unwrap();
+    let before = adapeft_testing::snapshot(&model);
+    let run = ShortRun::new().with_steps(1);
+    match run.estimate(&model, &[good.clone(), too_long], &groups) {
+        Err(EstimateError::InvalidBatch { batch: 1, reason }) => {
+            assert!(reason.contains("20 tokens"), "{reason}")
+        }
+        other => panic!("expected InvalidBatch for batch 1, got {other:?}"),
+    }
+    match run.estimate(&model, &[bad_label, good], &groups) {
+        Err(EstimateError::InvalidBatch { batch: 0, reason }) => assert!(
+            reason.contains("label 3 of sequence 2") && reason.contains("3 classes"),
+            "{reason}"
+        ),
+        other => panic!("expected InvalidBatch for batch 0, got {other:?}"),
+    }
+    assert_eq!(adapeft_testing::snapshot(&model), before);
 }

@@ -94,6 +94,15 @@ pub enum EstimateError {
     /// No batch was given.
     #[error("no batch given: estimators need at least one batch")]
     NoBatch,
+    /// The model refused a batch ([`Objective::check`](crate::Objective::check)); nothing
+    /// was computed.
+    #[error("batch {batch} cannot be given to this model: {reason}")]
+    InvalidBatch {
+        /// The batch's index (over every shard, when sharded).
+        batch: usize,
+        /// What the model said is wrong with it.
+        reason: String,
+    },
     /// The model has no float parameter in any group.
     #[error("nothing to score: the model has no float parameter in any group")]
     NoGroups,

@@ -13,12 +13,35 @@
 //!    `b_k = G_k . g_k`, `a_k = g_k^T H_kk g_k` and the predicted loss reduction
 //!    `v_k = b_k^2 / (2 a_k)`, with a reliability verdict, a quality figure and the cost.
 //!
-//! Estimators: [`ForwardProbe`] (the paper's, `4K + 1` forward passes for `K` groups),
-//! [`GradientProbe`] (Hessian-vector products by central differences of gradients, `1 + 2P`
-//! backward passes whatever `K`), and the literature's [`Baseline`]s (gradient norm, Fisher,
-//! Taylor, magnitude, random); [`AnyEstimator`] is any one of them, chosen at run time. Their
-//! settings are burn [`Config`](burn::config::Config)s. [`QuadraticFit`] is the least-squares
-//! parabola the forward probe (and the GeN learning rate in `adapeft-optim`) fit to losses.
+//! Estimators, each answering "how much would training this group lower the loss?":
+//! - [`ShortRun`] (the default of the selector): what each group contributes to the loss drop
+//!   of a short Adam or SGD run on a copy of the model (the loss-change allocation, by the
+//!   trapezoid rule), `steps + 1` backward passes whatever the number of groups;
+//! - [`ForwardProbe`] (the paper's): four probe losses per group and a [`QuadraticFit`],
+//!   `4K + 1` forward passes for `K` groups;
+//! - [`GradientProbe`]: Hessian-vector products by central differences of gradients, exact
+//!   (`1 + 2K` backward passes) or with random signs (`1 + 2P` whatever `K`), with the
+//!   cross-group [`Curvature`] and the joint value of any subset;
+//! - [`NewtonProbe`]: each group's Newton decrement in its own subspace, by conjugate
+//!   gradients;
+//! - [`ProbeRun`] (the paper's probe run): exact one-step values at checkpoints of one run;
+//! - the literature's [`Baseline`]s (gradient norm, Fisher, Taylor, magnitude, random).
+//!
+//! [`held_out_trials`] measures what a short run of some groups does to the loss on batches
+//! it never saw, at a few learning rates: the selector's recommended rate and its
+//! `Budget::Auto` come from it.
+//!
+//! [`AnyEstimator`] is any one of them, chosen at run time; their settings are burn
+//! [`Config`](burn::config::Config)s. [`QuadraticFit`] is the least-squares parabola the
+//! forward probe (and the GeN learning rate in `adapeft-optim`) fit to losses.
+//!
+//! How the crate is laid out: `params/` walks a module's parameters, discovers and groups
+//! them; each estimator has its own module and implements the sealed [`Estimator`] trait,
+//! whose provided [`Estimator::estimate_with`] scores on one device (`shard.rs` runs the same
+//! scoring on several, [`AnyEstimator::estimate_sharded`]); `passes/` is
+//! the engine they share, which evaluates losses and gradients at perturbed copies of the
+//! model and accumulates them in f64; [`Collective`] is the only boundary between that engine
+//! and a data-parallel reduction.
 //!
 //! [`AnyEstimator::estimate_sharded`] scores on batches spread over several devices
 //! ([`Shard`]s, one worker thread each), every worker computing its part of the statistics
@@ -67,6 +90,7 @@ mod probe_run;
 mod score;
 mod shard;
 mod short_run;
+mod trial;
 mod value;
 
 pub use any_estimator::AnyEstimator;
@@ -91,4 +115,5 @@ pub use probe_run::ProbeRun;
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};
 pub use shard::{Shard, WorkerPlace};
 pub use short_run::{RunOptimizer, ShortRun, ShortRunValue};
+pub use trial::{Trial, Trials, held_out_trials};
 pub use value::ValueModel;

@@ -41,6 +41,16 @@ use burn::tensor::Tensor;
 pub trait Objective<B> {
     /// The scalar loss of `self` on `batch` (shape `[1]`).
     fn loss(&self, batch: &B) -> Tensor<1>;
+
+    /// Whether `batch` is one this model can take (a sequence no longer than its position
+    /// table, labels within its classes, ...): `Err(reason)` names what is wrong. Every
+    /// estimator, and so every selection, checks each batch with it before the first pass, and
+    /// turns a refusal into the typed [`EstimateError::InvalidBatch`](crate::EstimateError::InvalidBatch)
+    /// instead of a panic inside the model. The default accepts every batch.
+    fn check(&self, batch: &B) -> Result<(), String> {
+        let _ = batch;
+        Ok(())
+    }
 }
 
 /// A loss function of a model and a batch: the closure form of [`Objective`].
@@ -50,6 +60,13 @@ pub trait Objective<B> {
 pub trait LossFn<M, B> {
     /// The scalar loss of `model` on `batch`.
     fn loss(&self, model: &M, batch: &B) -> Tensor<1>;
+
+    /// Whether `model` can take `batch` (see [`Objective::check`]); closures accept every
+    /// batch, [`ModelObjective`] asks the model.
+    fn check(&self, model: &M, batch: &B) -> Result<(), String> {
+        let _ = (model, batch);
+        Ok(())
+    }
 }
 
 impl<M, B, F> LossFn<M, B> for F
@@ -68,5 +85,9 @@ pub struct ModelObjective;
 impl<M: Objective<B>, B> LossFn<M, B> for ModelObjective {
     fn loss(&self, model: &M, batch: &B) -> Tensor<1> {
         model.loss(batch)
+    }
+
+    fn check(&self, model: &M, batch: &B) -> Result<(), String> {
+        model.check(batch)
     }
 }

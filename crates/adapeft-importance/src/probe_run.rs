@@ -81,6 +81,7 @@ impl ProbeRun {
             optimizer: self.optimizer,
             // The credits are not used: no closing gradient for the trapezoid rule.
             value: ShortRunValue::Allocation,
+            held_out: 0,
         }
     }
 

@@ -2,8 +2,8 @@
 //! adapters), and the estimators' errors on bad input.
 
 use adapeft_importance::{
-    EstimateError, Estimator, ForwardProbe, GradientProbe, Grouping, ParamKind, ProbeStep,
-    Unmatched, discover,
+    AnyEstimator, EstimateError, Estimator, ForwardProbe, GradientProbe, Grouping, HostReduce,
+    Objective, ParamKind, ProbeStep, Shard, ShortRun, Unmatched, discover,
 };
 use adapeft_testing::*;
 use burn::module::{Lora, Module, Param};
@@ -152,6 +152,85 @@ fn bad_input_gives_typed_errors() {
         bad.estimate(&model, &[batch], &groups),
         Err(EstimateError::InvalidSetting { name: "step", .. })
     ));
+}
+
+/// A model that refuses batches whose inputs have another width than its layer's.
+#[derive(Module, Debug)]
+struct Picky {
+    layer: Linear,
+}
+
+impl Objective<Tensor<2>> for Picky {
+    fn loss(&self, x: &Tensor<2>) -> Tensor<1> {
+        self.layer.forward(x.clone()).square().mean()
+    }
+
+    fn check(&self, x: &Tensor<2>) -> Result<(), String> {
+        let want = self.layer.weight.dims()[0];
+        match x.dims()[1] {
+            w if w == want => Ok(()),
+            w => Err(format!("{w} input features, the layer takes {want}")),
+        }
+    }
+}
+
+#[test]
+fn a_batch_the_model_refuses_is_a_typed_error_naming_it_before_any_pass() {
+    let device = burn::tensor::Device::flex();
+    let model = Picky {
+        layer: LinearConfig::new(3, 2).init(&device),
+    };
+    let groups = per_tensor(&model);
+    let good = Tensor::<2>::ones([4, 3], &device);
+    // Multiplying [4, 5] by a [3, 2] weight would panic inside burn.
+    let wide = Tensor::<2>::ones([4, 5], &device);
+    let before = snapshot(&model);
+    let estimators: [AnyEstimator; 3] = [
+        GradientProbe::exact().into(),
+        ForwardProbe::default().into(),
+        ShortRun::new().with_steps(2).into(),
+    ];
+    for estimator in &estimators {
+        let err = estimator
+            .estimate(&model, &[good.clone(), good.clone(), wide.clone()], &groups)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            EstimateError::InvalidBatch {
+                batch: 2,
+                reason: "5 input features, the layer takes 3".into()
+            },
+            "{estimator}"
+        );
+        assert!(err.to_string().contains("batch 2"), "{err}");
+        // Sharded: the batch's index over every shard (the second worker's first batch).
+        let shards = vec![
+            Shard::new(device.clone(), vec![good.clone(), good.clone()]),
+            Shard::new(device.clone(), vec![wide.clone(), good.clone()]),
+        ];
+        let loss = adapeft_importance::ModelObjective;
+        let err = estimator
+            .estimate_sharded(
+                &model,
+                &shards,
+                &groups,
+                &loss,
+                &HostReduce::new(2).unwrap(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, EstimateError::InvalidBatch { batch: 2, .. }),
+            "{estimator}: {err:?}"
+        );
+    }
+    assert_eq!(snapshot(&model), before);
+    // The same batches through a closure are not checked (a closure has no `check`): the
+    // good ones alone score.
+    assert!(
+        estimators[0]
+            .estimate(&model, &[good.clone(), good], &groups)
+            .is_ok()
+    );
 }
 
 #[derive(Module, Debug)]

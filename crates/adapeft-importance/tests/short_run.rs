@@ -16,6 +16,17 @@ fn host_run(
     config: &ShortRun,
     moving: &[bool],
 ) -> (Vec<f64>, Vec<f64>) {
+    let rates = vec![config.learning_rate; problem.sizes.len()];
+    host_run_at(problem, config, moving, &rates)
+}
+
+/// [`host_run`] with group `g` at rate `rates[g]`.
+fn host_run_at(
+    problem: &QuadraticProblem,
+    config: &ShortRun,
+    moving: &[bool],
+    rates: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
     let n = problem.n();
     let mut w = problem.w.clone();
     let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
@@ -29,8 +40,9 @@ fn host_run(
     for t in 1..=config.steps {
         let grad = problem.gradient_at(&w);
         for i in (0..n).filter(|&i| moving[i]) {
+            let rate = rates[group_of[i]];
             let s = match config.optimizer {
-                RunOptimizer::Sgd => config.learning_rate * grad[i],
+                RunOptimizer::Sgd => rate * grad[i],
                 RunOptimizer::Adam {
                     beta_1,
                     beta_2,
@@ -40,7 +52,7 @@ fn host_run(
                     v[i] = beta_2 * v[i] + (1.0 - beta_2) * grad[i] * grad[i];
                     let m_hat = m[i] / (1.0 - beta_1.powi(t as i32));
                     let v_hat = v[i] / (1.0 - beta_2.powi(t as i32));
-                    config.learning_rate * m_hat / (v_hat.sqrt() + epsilon)
+                    rate * m_hat / (v_hat.sqrt() + epsilon)
                 }
             };
             credit[group_of[i]] += grad[i] * s;
@@ -70,6 +82,7 @@ fn allocation_matches_the_host_run_for_sgd_and_adam() {
                 learning_rate: 0.05,
                 optimizer,
                 value: ShortRunValue::Allocation,
+                held_out: 0,
             };
             let scores = config
                 .estimate(&model, std::slice::from_ref(&batch), &groups)
@@ -98,6 +111,50 @@ fn allocation_matches_the_host_run_for_sgd_and_adam() {
             assert!(
                 (scores.loss.unwrap() - problem.loss_at(&problem.w)).abs()
                     < 1e-4 * problem.loss_at(&problem.w).abs().max(1.0)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_group_with_its_own_rate_runs_at_it() {
+    for be in backends() {
+        // Coupled groups: group 1's faster steps change every other group's gradients too.
+        let problem = QuadraticProblem::random(&[3, 5, 2, 4], true, 29);
+        let model = problem.model(&be.device);
+        let batch = problem.batch(&be.device, 1.0);
+        let groups = per_tensor(&model).with_learning_rate(1, 0.2);
+        assert_eq!(groups.learning_rate(1), Some(0.2));
+        assert_eq!(groups.learning_rate(0), None);
+        // Kept through a subset, in the subset's order.
+        assert_eq!(groups.subset(&[1, 0]).learning_rate(0), Some(0.2));
+        for optimizer in [RunOptimizer::Sgd, RunOptimizer::adam()] {
+            let config = ShortRun {
+                steps: 5,
+                learning_rate: 0.05,
+                optimizer,
+                value: ShortRunValue::Allocation,
+                held_out: 0,
+            };
+            let scores = config
+                .estimate(&model, std::slice::from_ref(&batch), &groups)
+                .unwrap();
+            let rates = [0.05, 0.2, 0.05, 0.05];
+            let (credit, _) = host_run_at(&problem, &config, &vec![true; problem.n()], &rates);
+            let (uniform, _) = host_run(&problem, &config, &vec![true; problem.n()]);
+            let scale = credit.iter().map(|c| c.abs()).fold(0.0, f64::max);
+            for (g, s) in scores.groups.iter().enumerate() {
+                check_close(
+                    s.b,
+                    credit[g],
+                    scale,
+                    &format!("{} {optimizer:?} group {g}", be.name),
+                );
+            }
+            // And the rate made a difference the check can see.
+            assert!(
+                (credit[1] - uniform[1]).abs() > 1e-2 * scale,
+                "{optimizer:?}"
             );
         }
     }
@@ -343,6 +400,93 @@ fn trapezoid_allocation_is_exact_on_a_quadratic() {
         );
         assert_eq!(scores.cost.backward_passes, config.steps as u64 + 1);
     }
+}
+
+#[test]
+fn held_out_credits_are_the_exact_share_of_the_held_out_loss_change() {
+    let device = burn::tensor::Device::flex().autodiff();
+    // Train on one quadratic, hold out another over the same weights (other A and c).
+    let problem = QuadraticProblem::random(&[3, 5, 2, 4], true, 41);
+    let other = QuadraticProblem::random(&[3, 5, 2, 4], true, 43);
+    let model = problem.model(&device);
+    let groups = per_tensor(&model);
+    let train = problem.batch(&device, 1.0);
+    let batches = [train.clone(), other.batch(&device, 1.0)];
+    let all = vec![true; problem.n()];
+    for optimizer in [RunOptimizer::Sgd, RunOptimizer::adam()] {
+        let config = ShortRun {
+            steps: 6,
+            learning_rate: 0.1,
+            optimizer,
+            value: ShortRunValue::Trapezoid,
+            held_out: 1,
+        };
+        let scores = config.estimate(&model, &batches, &groups).unwrap();
+        // The run is the one on the training quadratic alone; the credits use the held-out
+        // quadratic's gradient along it.
+        let trajectory: Vec<Vec<f64>> = (0..=config.steps)
+            .map(|t| match t {
+                0 => problem.w.clone(),
+                t => host_run(&problem, &config.clone().with_steps(t), &all).1,
+            })
+            .collect();
+        let mut want = vec![0.0; problem.sizes.len()];
+        for pair in trajectory.windows(2) {
+            let (h0, h1) = (other.gradient_at(&pair[0]), other.gradient_at(&pair[1]));
+            let mut start = 0;
+            for (k, &s) in problem.sizes.iter().enumerate() {
+                for i in start..start + s {
+                    want[k] += 0.5 * (h0[i] + h1[i]) * (pair[0][i] - pair[1][i]);
+                }
+                start += s;
+            }
+        }
+        let drop = other.loss_at(&problem.w) - other.loss_at(&trajectory[config.steps]);
+        let scale = want.iter().map(|d| d.abs()).fold(drop.abs(), f64::max);
+        for (k, s) in scores.groups.iter().enumerate() {
+            check_close(s.b, want[k], scale, &format!("{optimizer:?} group {k}"));
+        }
+        let got: f64 = scores.groups.iter().map(|g| g.b).sum();
+        check_close(
+            got,
+            drop,
+            scale,
+            &format!("{optimizer:?}: the held-out loss change"),
+        );
+        // And it differs from the training allocation: the held-out loss is another one.
+        let trained = ShortRun {
+            held_out: 0,
+            ..config.clone()
+        }
+        .estimate(&model, std::slice::from_ref(&train), &groups)
+        .unwrap();
+        assert!(
+            scores
+                .groups
+                .iter()
+                .zip(&trained.groups)
+                .any(|(h, t)| (h.b - t.b).abs() > 1e-2 * scale),
+            "{optimizer:?}"
+        );
+        assert!((scores.loss.unwrap() - other.loss_at(&problem.w)).abs() < 1e-4 * scale.max(1.0));
+        // Per step: one training gradient and one held-out gradient, plus the closing one.
+        assert_eq!(scores.cost.backward_passes, 2 * config.steps as u64 + 1);
+    }
+    // Every batch held out leaves nothing to train on.
+    let err = ShortRun::new()
+        .with_held_out(2)
+        .estimate(&model, &batches, &groups)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EstimateError::InvalidSetting {
+                name: "held_out",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// The default value never predicts a reduction larger than the loss, on any subset of the

@@ -21,13 +21,14 @@ pub enum Candidates {
     #[default]
     All,
     /// Only the groups that fit the budget on their own; the others are reported unscored
-    /// (value 0). [`Budget::Auto`], which reads the whole front, scores every group.
+    /// (value 0). [`Budget::Auto`] and [`Budget::Knee`], which read the whole front, score
+    /// every group.
     WithinBudget,
 }
 
 impl Candidates {
     /// Whether a group of `params` parameters is scored under a budget of `capacity`
-    /// parameters (`None`: [`Budget::Auto`]).
+    /// parameters (`None`: [`Budget::Auto`] or [`Budget::Knee`]).
     pub fn admits(self, params: u64, capacity: Option<u64>) -> bool {
         match (self, capacity) {
             (Candidates::WithinBudget, Some(c)) => params <= c,
@@ -52,13 +53,22 @@ pub enum Budget {
     Params(u64),
     /// At most this fraction of all the model's float parameters (`0.01` is 1%), rounded down.
     Fraction(f64),
-    /// The knee of the Pareto front: the selection farthest above the straight line from
-    /// "train nothing" to "train every useful group", with both axes (trainable parameters,
-    /// predicted reduction) scaled to `[0, 1]`. It is where adding parameters stops paying as
-    /// much as it did: the budget to pick when there is no constraint of one's own. When the
-    /// front has no point above that line (for example a single valuable group), the lightest
-    /// non-empty point of the front is taken instead of training nothing.
+    /// The size that held-out batches say pays: the subsets the knapsack picks at a few
+    /// sizes (0.1% to 10% of the parameters by default) are each trained for a short run at a
+    /// few rates, and the smallest whose held-out loss reduction is within 90% of the best
+    /// is taken; never a size whose runs all raised the held-out loss. The budget to pick
+    /// when there is no constraint of one's own. Needs held-out batches
+    /// ([`AdaPeftConfig::with_held_out`](crate::AdaPeftConfig::with_held_out);
+    /// [`HeldOut`](crate::HeldOut) has the settings).
     Auto,
+    /// The knee of the predicted-value Pareto front: the selection farthest above the
+    /// straight line from "train nothing" to "train every useful group", with both axes
+    /// (trainable parameters, predicted reduction) scaled to `[0, 1]`; when no point is above
+    /// that line, the lightest non-empty point. It reads only the estimator's predictions,
+    /// knows nothing of the rate the subset will train at, and on a real model it can take
+    /// far too much (42% of all-MiniLM-L6-v2, which then trained badly: `docs/results.md`):
+    /// prefer [`Budget::Auto`].
+    Knee,
     /// A memory budget in bytes for what training the chosen groups adds: for every trainable
     /// float32 parameter its gradient (4 bytes), its optimizer state (`4 * optimizer_states`
     /// bytes: 2 for Adam and AdamW, 1 for SGD with momentum, 0 for plain SGD) and a trained
@@ -82,7 +92,7 @@ impl Budget {
     }
 
     /// The budget in parameters for a model of `total` parameters (`None` for
-    /// [`Budget::Auto`], which depends on the front).
+    /// [`Budget::Auto`] and [`Budget::Knee`], which depend on the front).
     ///
     /// # Errors
     /// [`BudgetError`] for a fraction that is negative or not finite.
@@ -98,7 +108,7 @@ impl Budget {
                 }
                 Some((f * total as f64).floor().min(u64::MAX as f64) as u64)
             }
-            Budget::Auto => None,
+            Budget::Auto | Budget::Knee => None,
             Budget::Memory {
                 bytes,
                 optimizer_states,
@@ -107,12 +117,12 @@ impl Budget {
     }
 }
 
-/// The point of `front` that [`Budget::Auto`] takes: its knee, unless that is the empty
+/// The point of `front` that [`Budget::Knee`] takes: its knee, unless that is the empty
 /// selection while some point has value. A front whose points all lie on or below its chord
 /// (one valuable group, or value rising faster than size) has no knee, and "train nothing" is
-/// never what `Auto` is asked for: then the lightest non-empty point is taken. Returns the
+/// never what `Knee` is asked for: then the lightest non-empty point is taken. Returns the
 /// point's choices (empty for an empty front).
-pub(crate) fn auto_point<C: Copy + Ord>(front: &ParetoFront<C>) -> Vec<C> {
+pub(crate) fn knee_point<C: Copy + Ord>(front: &ParetoFront<C>) -> Vec<C> {
     let values = front.values();
     let mut index = front.knee_index().unwrap_or(0);
     if index == 0 && values.len() > 1 && values[1] > values[0] {
@@ -148,7 +158,8 @@ impl fmt::Display for Budget {
         match self {
             Budget::Params(n) => write!(f, "{n} parameters"),
             Budget::Fraction(x) => write!(f, "{}% of the parameters", 100.0 * x),
-            Budget::Auto => f.write_str("auto (knee of the Pareto front)"),
+            Budget::Auto => f.write_str("auto (sized on held-out batches)"),
+            Budget::Knee => f.write_str("knee of the Pareto front"),
             Budget::Memory {
                 bytes,
                 optimizer_states,
@@ -170,6 +181,7 @@ mod tests {
         assert_eq!(Budget::Fraction(0.015).resolve(1000).unwrap(), Some(15));
         assert_eq!(Budget::Fraction(2.0).resolve(1000).unwrap(), Some(2000));
         assert_eq!(Budget::Auto.resolve(1000).unwrap(), None);
+        assert_eq!(Budget::Knee.resolve(1000).unwrap(), None);
         assert_eq!(Budget::memory_adam(1600).resolve(0).unwrap(), Some(100));
         assert_eq!(
             Budget::Memory {

@@ -5,11 +5,11 @@
 //! [`Budget`]. This crate holds:
 //!
 //! - the selector: [`AdaPeft::select`] and [`AdaPeftConfig`] (estimator, grouping, value
-//!   model, candidates, [`LoraChoices`]) group the parameters, score them with an estimator
+//!   model, candidates, [`LoraChoices`], [`AlwaysTrain`]) group the parameters, score them with an estimator
 //!   of `adapeft-importance` and solve the knapsack of `adapeft-knapsack` (exactly at the
 //!   budget, with the whole Pareto front); [`AdaPeftConfig`]'s docs say which entry point to
 //!   call when;
-//! - [`Budget`] (parameters, fraction, memory, `Auto`), resolved to a parameter count once,
+//! - [`Budget`] (parameters, fraction, memory, `Auto`, `Knee`), resolved to a parameter count once,
 //!   its [`BudgetError`], and the [`BudgetOutcome`];
 //! - [`Selection::apply`] sets require-grad on exactly the chosen parameters (gradients only:
 //!   dropout and batch-norm statistics are left as they are, unlike burn's `Module::freeze`);
@@ -31,7 +31,7 @@
 //! // A budget resolves once, against the model's parameter count.
 //! assert_eq!(Budget::Fraction(0.01).resolve(250_000)?, Some(2_500));
 //! assert_eq!(Budget::memory_adam(16_000).resolve(250_000)?, Some(1_000));
-//! assert_eq!(Budget::Auto.resolve(250_000)?, None); // read off the Pareto front
+//! assert_eq!(Budget::Auto.resolve(250_000)?, None); // sized on held-out batches
 //! assert!(Budget::Fraction(-0.5).resolve(250_000).is_err());
 //! # Ok::<(), BudgetError>(())
 //! ```
@@ -48,7 +48,8 @@ mod transfer;
 pub use budget::{Budget, BudgetError, BudgetOutcome, Candidates};
 pub use error::SelectionError;
 pub use select::{
-    AdaPeft, AdaPeftConfig, Data, LoraChoices, LoraChoicesError, Scored, SelectError,
+    AdaPeft, AdaPeftConfig, AlwaysTrain, AutoCandidate, Data, HeldOut, LoraChoices,
+    LoraChoicesError, Scored, SelectError, Validation,
 };
 pub use selection::{GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings};
 pub use store::{

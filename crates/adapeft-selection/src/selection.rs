@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, BudgetOutcome, Candidates};
 use crate::error::SelectionError;
+use crate::select::Validation;
 
 /// The version of the JSON schema written by [`Selection::to_json`]. Version 2 (this one)
 /// records the estimator and the budget as typed values and a group's reliability in one
@@ -22,6 +23,10 @@ pub struct GroupChoice {
     pub score: GroupScore,
     /// Whether the group trains.
     pub chosen: bool,
+    /// Whether it trains whatever its value ([`AlwaysTrain`](crate::AlwaysTrain)); then
+    /// `chosen` is true too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub always: bool,
     /// Paths of the parameters in the group.
     pub paths: Vec<String>,
     /// The LoRA options the group was offered besides training it fully (empty unless the
@@ -114,6 +119,9 @@ pub struct SelectionSettings {
     /// Which groups were scored (absent in files written before it existed: all).
     #[serde(default)]
     pub candidates: Candidates,
+    /// The always-train rule, in words (`module head at 1e-2`; absent when there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always: Option<String>,
 }
 
 /// The result of a selection: every scored group with its verdict, the chosen subset, the
@@ -181,6 +189,9 @@ pub struct Selection {
     /// groups' values (a joint value model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     predicted: Option<f64>,
+    /// What held-out batches said of the subset (selections made with `HeldOut`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    validation: Option<Validation>,
 }
 
 impl PartialEq for Selection {
@@ -194,6 +205,7 @@ impl PartialEq for Selection {
             && self.loss == other.loss
             && self.settings == other.settings
             && self.predicted == other.predicted
+            && self.validation == other.validation
     }
 }
 
@@ -219,7 +231,35 @@ impl Selection {
             loss,
             settings,
             predicted: None,
+            validation: None,
         }
+    }
+
+    /// Records what the held-out batches said.
+    pub(crate) fn with_validation(mut self, validation: Validation) -> Self {
+        self.validation = Some(validation);
+        self
+    }
+
+    /// Records the budget as given and what it came to (for `Budget::Auto`, made at one of
+    /// the sizes it tried).
+    pub(crate) fn with_budget(mut self, budget: Budget, budget_params: u64) -> Self {
+        self.settings.budget = budget;
+        self.settings.budget_params = budget_params;
+        self
+    }
+
+    /// What held-out batches said of the chosen subset: its trial runs at each rate, the
+    /// recommended rate, and for [`Budget::Auto`] the sizes it tried (`None` for a selection
+    /// made without [`HeldOut`](crate::HeldOut)).
+    pub fn validation(&self) -> Option<&Validation> {
+        self.validation.as_ref()
+    }
+
+    /// The learning rate to train the chosen subset at: the rate whose short run lowered
+    /// the held-out loss most (`None` without held-out batches, or when no rate lowered it).
+    pub fn recommended_learning_rate(&self) -> Option<f64> {
+        self.validation.as_ref().and_then(|v| v.learning_rate)
     }
 
     /// Sets the predicted reduction of the chosen subset, for value models that are not the
@@ -249,6 +289,16 @@ impl Selection {
     /// Number of parameters that train (adapters counted by their own size).
     pub fn trainable_params(&self) -> u64 {
         self.groups.iter().map(GroupChoice::trained_params).sum()
+    }
+
+    /// Number of parameters that train whatever their value
+    /// ([`AlwaysTrain`](crate::AlwaysTrain)), included in [`Selection::trainable_params`].
+    pub fn always_params(&self) -> u64 {
+        self.groups
+            .iter()
+            .filter(|g| g.always)
+            .map(GroupChoice::trained_params)
+            .sum()
     }
 
     /// The groups chosen with a LoRA adapter: `(weight path, option)`, in model order.

@@ -42,6 +42,49 @@ impl fmt::Display for Selection {
             self.groups().len(),
             self.front().len()
         )?;
+        if let Some(v) = self.validation() {
+            let tried: Vec<String> = v
+                .trials
+                .iter()
+                .map(|t| match t.after {
+                    Some(after) => format!("{:e}: {after:.4}", t.learning_rate),
+                    None => format!("{:e}: diverged", t.learning_rate),
+                })
+                .collect();
+            let before = v.trials.first().map_or(f64::NAN, |t| t.before);
+            match v.learning_rate {
+                Some(rate) => writeln!(
+                    f,
+                    "recommended learning rate: {rate:e} (held-out loss {before:.4} -> after {} steps at each rate: {})",
+                    v.steps,
+                    tried.join(", ")
+                )?,
+                None => writeln!(
+                    f,
+                    "recommended learning rate: none (no {}-step run lowered the held-out loss {before:.4}: {})",
+                    v.steps,
+                    tried.join(", ")
+                )?,
+            }
+            for c in &v.auto {
+                writeln!(
+                    f,
+                    "{} auto tried {} params: held-out reduction {} at {}",
+                    if c.taken { "*" } else { " " },
+                    thousands(c.params),
+                    c.reduction.map_or("none".into(), |r| format!("{r:.4}")),
+                    c.learning_rate
+                        .map_or("no rate".into(), |r| format!("{r:e}")),
+                )?;
+            }
+        }
+        if let Some(rule) = &self.settings().always {
+            writeln!(
+                f,
+                "always trained ({rule}): {} params, counted in the budget",
+                thousands(self.always_params())
+            )?;
+        }
         let name_width = self
             .groups()
             .iter()
@@ -67,6 +110,9 @@ impl fmt::Display for Selection {
                 .unreliable
                 .map(|u| u.to_string())
                 .unwrap_or_default();
+            if g.always {
+                note = format!("always {note}");
+            }
             if let Some(lora) = g.lora {
                 note = format!(
                     "LoRA rank {} ({} params) {note}",

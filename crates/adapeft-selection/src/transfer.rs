@@ -150,6 +150,7 @@ impl Selection {
                 groups.push(GroupChoice {
                     score,
                     chosen: from.chosen,
+                    always: from.always,
                     paths: Vec::new(),
                     // Adapters keep their rank; their size assumes the counterpart's shape
                     // (true for the repeated blocks of one model family).

@@ -28,8 +28,8 @@ pub struct Group {
 /// [`Groups::subset`] and [`Groups::retain`] keep some of the groups. Every parameter
 /// belongs to at most one group, every group has at least one member and its `numel` is its
 /// members' total; parameters in no group (see [`Unmatched::Exclude`]) are never perturbed and
-/// never selected. Read it through [`Groups::params`] and [`Groups::groups`] (the public
-/// fields are kept for existing callers and will become private).
+/// never selected. Read it through [`Groups::params`] and [`Groups::groups`]; build one with a
+/// [`Grouping`], or with [`Groups::new`], which checks what it is given.
 ///
 /// ```
 /// use adapeft_importance::{discover, Grouping, Groups};
@@ -46,9 +46,12 @@ pub struct Group {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Groups {
     /// Every float parameter of the model, as [`crate::discover`] returned them.
-    pub params: Vec<ParamInfo>,
+    pub(crate) params: Vec<ParamInfo>,
     /// The groups, in order of first appearance in the model.
-    pub groups: Vec<Group>,
+    pub(crate) groups: Vec<Group>,
+    /// Each group's own learning rate in the runs of run-based estimators (`None`: the
+    /// estimator's), one entry per group.
+    learning_rates: Vec<Option<f64>>,
 }
 
 impl Groups {
@@ -103,7 +106,12 @@ impl Groups {
                 });
             }
         }
-        Ok(Groups { params, groups })
+        let learning_rates = vec![None; groups.len()];
+        Ok(Groups {
+            params,
+            groups,
+            learning_rates,
+        })
     }
 
     /// Every float parameter of the model, grouped or not; [`Group::members`] index it.
@@ -114,6 +122,33 @@ impl Groups {
     /// The groups, in order.
     pub fn groups(&self) -> &[Group] {
         &self.groups
+    }
+
+    /// Group `g` trains at `rate` in the runs of run-based estimators
+    /// ([`ShortRun`](crate::ShortRun), [`ProbeRun`](crate::ProbeRun)) instead of the
+    /// estimator's own rate: a new head trained at `1e-2` beside an encoder at `1e-4`, say.
+    /// The other estimators take no steps and ignore it.
+    ///
+    /// # Panics
+    /// If `g` is out of range, or `rate` is not finite and positive (both are the caller's
+    /// own values).
+    pub fn with_learning_rate(mut self, g: usize, rate: f64) -> Self {
+        assert!(
+            g < self.groups.len(),
+            "group index {g} out of range: there are {} groups",
+            self.groups.len()
+        );
+        assert!(
+            rate.is_finite() && rate > 0.0,
+            "a learning rate must be finite and positive, got {rate}"
+        );
+        self.learning_rates[g] = Some(rate);
+        self
+    }
+
+    /// Group `g`'s own learning rate ([`Groups::with_learning_rate`]), if it has one.
+    pub fn learning_rate(&self, g: usize) -> Option<f64> {
+        self.learning_rates.get(g).copied().flatten()
     }
 
     /// The same parameters with only the groups at indices `keep`, in that order (for
@@ -134,12 +169,14 @@ impl Groups {
                 );
                 assert!(!taken[g], "group index {g} given twice");
                 taken[g] = true;
-                self.groups[g].clone()
+                (self.groups[g].clone(), self.learning_rates[g])
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let (groups, learning_rates) = groups.into_iter().unzip();
         Groups {
             params: self.params.clone(),
             groups,
+            learning_rates,
         }
     }
 
@@ -147,7 +184,13 @@ impl Groups {
     /// parameters stay (`params` is [`Groups::params`], what the members index).
     pub fn retain(&mut self, mut keep: impl FnMut(&Group, &[ParamInfo]) -> bool) {
         let params = &self.params;
-        self.groups.retain(|g| keep(g, params));
+        let kept: Vec<bool> = self.groups.iter().map(|g| keep(g, params)).collect();
+        let mut flags = kept.iter();
+        self.groups
+            .retain(|_| *flags.next().expect("one flag per group"));
+        let mut flags = kept.iter();
+        self.learning_rates
+            .retain(|_| *flags.next().expect("one flag per group"));
     }
 
     /// Number of groups.
@@ -204,7 +247,12 @@ impl Groups {
             groups[g].members.push(i);
             groups[g].numel += params[i].numel;
         }
-        Groups { params, groups }
+        let learning_rates = vec![None; groups.len()];
+        Groups {
+            params,
+            groups,
+            learning_rates,
+        }
     }
 }
 

@@ -64,6 +64,32 @@ where
         loss: &'a F,
         groups: &'a Groups,
     ) -> Result<Self, EstimateError> {
+        let passes = Passes::unchecked(model, batches, loss, groups)?;
+        passes.check_batches(0)?;
+        Ok(passes)
+    }
+
+    /// Asks the loss whether the model can take each batch, the first being global batch
+    /// `first`.
+    fn check_batches(&self, first: usize) -> Result<(), EstimateError> {
+        for (i, batch) in self.batches.iter().enumerate() {
+            self.loss
+                .check(self.model, batch)
+                .map_err(|reason| EstimateError::InvalidBatch {
+                    batch: first + i,
+                    reason,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// [`Passes::new`] without asking the model about the batches (already asked).
+    fn unchecked(
+        model: &'a M,
+        batches: &'a [B],
+        loss: &'a F,
+        groups: &'a Groups,
+    ) -> Result<Self, EstimateError> {
         if batches.is_empty() {
             return Err(EstimateError::NoBatch);
         }
@@ -102,7 +128,8 @@ where
         groups: &'a Groups,
         worker: Worker<'a>,
     ) -> Result<Self, EstimateError> {
-        let mut passes = Passes::new(model, batches, loss, groups)?;
+        let mut passes = Passes::unchecked(model, batches, loss, groups)?;
+        passes.check_batches(worker.first_batch)?;
         passes.worker = Some(worker);
         Ok(passes)
     }
@@ -113,9 +140,28 @@ where
         &'m self,
         model: &'m M,
     ) -> Result<Passes<'m, M, B, F>, EstimateError> {
-        let mut passes = Passes::new(model, self.batches, self.loss, self.groups)?;
+        let mut passes = Passes::unchecked(model, self.batches, self.loss, self.groups)?;
         passes.worker = self.worker.clone();
         Ok(passes)
+    }
+
+    /// Splits off the last `n` batches: passes over the others and passes over them, with
+    /// the same model, loss and groups (the batches were checked already). One device only.
+    ///
+    /// # Errors
+    /// A reason when these passes belong to a data-parallel worker, or `n` leaves no batch.
+    pub(crate) fn split_last(&mut self, n: usize) -> Result<Passes<'a, M, B, F>, &'static str> {
+        if self.worker.is_some() {
+            return Err("held-out batches are not supported across devices yet");
+        }
+        if n >= self.batches.len() {
+            return Err("at least one batch must be left to train on");
+        }
+        let all = self.batches;
+        let (train, held) = all.split_at(all.len() - n);
+        self.batches = train;
+        Passes::unchecked(self.model, held, self.loss, self.groups)
+            .map_err(|_| "the held-out batches cannot be evaluated")
     }
 
     /// The number of batches over all workers.

@@ -7,14 +7,16 @@ use crate::budget::Candidates;
 
 impl AdaPeftConfig {
     /// Scores the candidates with `estimate` (every group, or under
-    /// [`Candidates::WithinBudget`] those that fit `capacity`), and which were scored.
+    /// [`Candidates::WithinBudget`] those that fit `capacity` and the always-trained ones),
+    /// and which were scored.
     pub(super) fn score_candidates(
         &self,
         groups: &Groups,
+        always: &[bool],
         capacity: Option<u64>,
         estimate: impl FnOnce(&Groups) -> Result<Scores, EstimateError>,
     ) -> Result<(Scores, Candidates), SelectError> {
-        let Some((keep, budget)) = self.scored_candidates(groups, capacity) else {
+        let Some((keep, budget)) = self.scored_candidates(groups, always, capacity) else {
             return Ok((estimate(groups)?, Candidates::All));
         };
         let scores = if keep.is_empty() {
@@ -33,6 +35,7 @@ impl AdaPeftConfig {
     fn scored_candidates(
         &self,
         groups: &Groups,
+        always: &[bool],
         capacity: Option<u64>,
     ) -> Option<(Vec<usize>, u64)> {
         let capacity = capacity?;
@@ -41,8 +44,10 @@ impl AdaPeftConfig {
         }
         let keep: Vec<usize> = (0..groups.len())
             .filter(|&g| {
-                self.candidates
-                    .admits(groups.groups()[g].numel, Some(capacity))
+                always[g]
+                    || self
+                        .candidates
+                        .admits(groups.groups()[g].numel, Some(capacity))
             })
             .collect();
         (keep.len() < groups.len()).then_some((keep, capacity))

@@ -8,7 +8,7 @@ use adapeft_knapsack::{
     pareto_front_classes_with, pareto_front_with, solve, solve_classes,
 };
 
-use super::{AdaPeftConfig, SelectError};
+use super::{AdaPeftConfig, SelectError, always};
 use crate::budget::{self, Budget, BudgetOutcome, Candidates};
 use crate::selection::{GroupChoice, LoraOption, Selection, SelectionSettings};
 
@@ -30,32 +30,39 @@ struct Choice {
 
 impl AdaPeftConfig {
     /// The knapsack and the front over `scores`, at `budget` resolved to `capacity`
-    /// parameters (`None` for [`Budget::Auto`]); `candidates` records which groups were scored.
+    /// parameters (`None` for [`Budget::Knee`]); `candidates` records which groups were
+    /// scored, `options` each group's LoRA options and `always` which groups always train
+    /// (left out of the knapsack and its front, which get the budget they leave).
     pub(super) fn choose(
         &self,
         groups: &Groups,
         (scores, candidates): (Scores, Candidates),
-        options: &[Vec<LoraOption>],
+        (options, always): (&[Vec<LoraOption>], &[bool]),
         budget: Budget,
         capacity: Option<u64>,
         batches: usize,
     ) -> Result<Selection, SelectError> {
+        let always_params = always::always_params(groups, always);
+        let others = always::budget_for_others(capacity, always_params)?;
         let choice = if options.iter().any(|o| !o.is_empty()) {
-            self.choose_classes(&scores, options, capacity)?
+            self.choose_classes(&scores, options, always, others)?
         } else if self.value_model.is_additive() {
-            self.choose_additive(&scores, capacity)?
+            self.choose_additive(&scores, always, others)?
         } else {
-            self.choose_joint(&scores, capacity)?
+            self.choose_joint(&scores, always, others)?
         };
-        // `picked[k]`: group k's chosen option, if any.
+        // `picked[k]`: group k's chosen option, if any; the always-trained groups train fully.
         let mut picked: Vec<Option<usize>> = vec![None; scores.groups.len()];
         for &(k, option) in &choice.picks {
             picked[k] = Some(option);
         }
+        for (k, _) in always.iter().enumerate().filter(|&(_, &a)| a) {
+            picked[k] = Some(0);
+        }
         let grouped: u64 = groups.groups().iter().map(|g| g.numel).sum();
         let outcome = if capacity.is_some_and(|c| c >= grouped) {
             BudgetOutcome::EverythingFits
-        } else if choice.picks.is_empty() {
+        } else if picked.iter().all(Option::is_none) {
             BudgetOutcome::Empty
         } else {
             BudgetOutcome::Within
@@ -66,9 +73,11 @@ impl AdaPeftConfig {
             .zip(groups.groups())
             .zip(picked)
             .zip(options)
-            .map(|(((score, group), pick), options)| GroupChoice {
+            .zip(always)
+            .map(|((((score, group), pick), options), &always)| GroupChoice {
                 score,
                 chosen: pick.is_some(),
+                always,
                 paths: group
                     .members
                     .iter()
@@ -82,11 +91,12 @@ impl AdaPeftConfig {
             estimator: self.estimator.clone(),
             grouping: self.grouping.to_string(),
             budget,
-            budget_params: choice.budget_params,
+            budget_params: choice.budget_params + always_params,
             front_epsilon: self.front_epsilon,
             batches,
             value_model: self.value_model,
             candidates,
+            always: self.always.as_ref().map(ToString::to_string),
         };
         let selection = Selection::new(
             choices,
@@ -103,22 +113,27 @@ impl AdaPeftConfig {
     }
 
     /// The paper's knapsack over per-group values. Groups without value (unreliable, value
-    /// 0) are never chosen.
+    /// 0) are never chosen; the always-trained ones are left out (no weight, no value).
     fn choose_additive(
         &self,
         scores: &Scores,
+        always: &[bool],
         capacity: Option<u64>,
     ) -> Result<Choice, SelectError> {
         let items: Vec<Item> = scores
             .groups
             .iter()
-            .map(|s| Item::new(s.params, positive(s.value)))
+            .zip(always)
+            .map(|(s, &a)| match a {
+                true => Item::new(0, 0.0),
+                false => Item::new(s.params, positive(s.value)),
+            })
             .collect();
         let front =
             pareto_front_with(&items, FrontOptions::new().with_epsilon(self.front_epsilon))?;
         let chosen = match capacity {
             Some(c) => solve(&items, c)?.chosen,
-            None => budget::auto_point(&front),
+            None => budget::knee_point(&front),
         };
         let picks: Vec<(usize, usize)> = chosen
             .into_iter()
@@ -141,16 +156,20 @@ impl AdaPeftConfig {
         &self,
         scores: &Scores,
         options: &[Vec<LoraOption>],
+        always: &[bool],
         capacity: Option<u64>,
     ) -> Result<Choice, SelectError> {
         let classes: Vec<Class> = scores
             .groups
             .iter()
             .zip(options)
-            .map(|(s, opts)| {
-                std::iter::once(Item::new(s.params, positive(s.value)))
+            .zip(always)
+            .map(|((s, opts), &a)| match a {
+                // Trained fully whatever the budget: no option competes.
+                true => std::iter::once(Item::new(0, 0.0)).collect(),
+                false => std::iter::once(Item::new(s.params, positive(s.value)))
                     .chain(opts.iter().map(|o| Item::new(o.params, positive(o.value))))
-                    .collect()
+                    .collect(),
             })
             .collect();
         let front = pareto_front_classes_with(
@@ -159,7 +178,7 @@ impl AdaPeftConfig {
         )?;
         let picks = match capacity {
             Some(c) => solve_classes(&classes, c)?.chosen,
-            None => budget::auto_point(&front),
+            None => budget::knee_point(&front),
         };
         let item = |class: usize, option: usize| &classes[class].options()[option];
         let picks: Vec<(usize, usize)> = picks
@@ -179,29 +198,49 @@ impl AdaPeftConfig {
 
     /// The joint value over the cross-group curvature: the greedy chain as the front, and
     /// the chosen subset's joint value as its predicted reduction.
-    fn choose_joint(&self, scores: &Scores, capacity: Option<u64>) -> Result<Choice, SelectError> {
+    /// The always-trained groups weigh nothing and are in every subset valued, so the joint
+    /// value of a subset is that of it together with them.
+    fn choose_joint(
+        &self,
+        scores: &Scores,
+        always: &[bool],
+        capacity: Option<u64>,
+    ) -> Result<Choice, SelectError> {
         if scores.curvature().is_none() {
             return Err(SelectError::NoCurvature {
                 value_model: self.value_model.to_string(),
                 estimator: scores.estimator.clone(),
             });
         }
+        let forced: Vec<usize> = (0..always.len()).filter(|&k| always[k]).collect();
         let value = |s: &[usize]| {
+            let mut with: Vec<usize> = s.iter().copied().filter(|k| !always[*k]).collect();
+            with.extend(&forced);
+            with.sort_unstable();
             self.value_model
-                .value(scores, s)
+                .value(scores, &with)
                 .expect("the curvature is present")
         };
-        let weights: Vec<u64> = scores.groups.iter().map(|g| g.params).collect();
+        let weights: Vec<u64> = scores
+            .groups
+            .iter()
+            .zip(always)
+            .map(|(g, &a)| if a { 0 } else { g.params })
+            .collect();
         let front = greedy_subset_front(&weights, value)?;
         let chosen = match capacity {
             Some(c) => maximize_subset(&weights, c, value)?.chosen,
-            None => budget::auto_point(&front),
+            None => budget::knee_point(&front),
         };
         let predicted = value(&chosen);
         let budget_params = capacity.unwrap_or_else(|| chosen.iter().map(|&i| weights[i]).sum());
         Ok(Choice {
             front,
-            picks: chosen.into_iter().map(|i| (i, 0)).collect(),
+            picks: chosen
+                .into_iter()
+                .filter(|&i| !always[i])
+                .map(|i| (i, 0))
+                .collect(),
             budget_params,
             predicted: Some(predicted),
         })

@@ -33,6 +33,57 @@ pub enum SelectError {
         /// What differs (counts, or the first group whose name differs).
         reason: String,
     },
+    /// The always-trained groups ([`AlwaysTrain`](crate::AlwaysTrain)) alone exceed the
+    /// budget.
+    #[error(
+        "the always-trained groups have {always} parameters, more than the budget of {budget}: raise the budget or train fewer always"
+    )]
+    AlwaysOverBudget {
+        /// Their parameters.
+        always: u64,
+        /// The budget, in parameters.
+        budget: u64,
+    },
+    /// The always-train rule takes some parameters of a group and not others.
+    #[error(
+        "the always-train rule cuts group `{group}`: it takes `{inside}` but not `{outside}` (use a rule that takes whole groups, or a finer grouping)"
+    )]
+    AlwaysSplitsGroup {
+        /// The group.
+        group: String,
+        /// A member the rule takes.
+        inside: String,
+        /// A member it does not.
+        outside: String,
+    },
+    /// The always-train rule takes no parameter of the model.
+    #[error("the always-train rule `{rule}` takes no parameter of the model")]
+    AlwaysMatchesNothing {
+        /// The rule, in words.
+        rule: String,
+    },
+    /// The always-trained groups' own learning rate is not finite and positive.
+    #[error("the always-trained groups' learning rate {rate} is not finite and positive")]
+    AlwaysLearningRate {
+        /// The rate as given.
+        rate: f64,
+    },
+    /// [`Budget::Auto`](crate::Budget::Auto) was asked for without held-out batches, or
+    /// from an entry point that has no model to try subsets on.
+    #[error(
+        "Budget::Auto sizes the selection on held-out batches: use AdaPeftConfig::select with with_held_out(HeldOut::last(n)) (or Budget::Knee for the knee of the predicted front)"
+    )]
+    AutoNeedsHeldOut,
+    /// A held-out setting ([`HeldOut`](crate::HeldOut)) is not valid.
+    #[error("held-out setting `{name}` = {value}: {reason}")]
+    HeldOut {
+        /// The setting.
+        name: &'static str,
+        /// Its value, in words.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The budget is not valid.
     #[error(transparent)]
     Budget(#[from] BudgetError),

@@ -6,12 +6,16 @@
 //! The budget walks one way: it is resolved to a parameter count once ([`Budget::resolve`]),
 //! decides which groups are scored ([`Candidates`], `candidates.rs`), and then which are
 //! chosen (`choose.rs`: an exact knapsack at the budget, the Pareto front for
-//! [`Budget::Auto`], whose point is picked next to the budget in `budget.rs`). LoRA choices
+//! [`Budget::Knee`], whose point is picked next to the budget in `budget.rs`; for
+//! [`Budget::Auto`], the subsets at a few sizes tried on held-out batches, `held_out.rs`).
+//! Always-trained groups (`always.rs`) pay for themselves first. LoRA choices
 //! (`lora.rs`) turn weight matrices into multiple-choice classes.
 
+mod always;
 mod candidates;
 mod choose;
 mod error;
+mod held_out;
 mod lora;
 
 use adapeft_importance::{
@@ -23,7 +27,9 @@ use burn::module::Module;
 use crate::budget::{Budget, Candidates};
 use crate::selection::Selection;
 
+pub use always::AlwaysTrain;
 pub use error::{LoraChoicesError, SelectError};
+pub use held_out::{AutoCandidate, HeldOut, Validation};
 pub use lora::LoraChoices;
 
 /// The entry point: `AdaPeft::select(&model, &batch, budget)`.
@@ -131,7 +137,7 @@ pub struct AdaPeftConfig {
     /// (`0`) grows to millions of points beyond about a hundred groups (1.1 million for 100
     /// realistic groups in the knapsack bench), while `0.01` keeps about a thousand points up
     /// to 10,000 groups. The chosen subset at a parameter, fraction or memory budget is
-    /// always exact (it is solved directly); only [`Budget::Auto`] reads the front.
+    /// always exact (it is solved directly); only [`Budget::Knee`] reads the front.
     pub front_epsilon: f64,
     /// How a subset is valued from the scores (default [`ValueModel::Additive`], the paper's
     /// knapsack). [`ValueModel::Joint`] needs an estimator that computes the cross-group
@@ -143,11 +149,17 @@ pub struct AdaPeftConfig {
     /// Which groups are scored once the budget is known (default [`Candidates::All`]).
     /// [`Candidates::WithinBudget`] scores only the groups that fit the budget on their own;
     /// it applies to the additive value model at a parameter, fraction or memory budget (the
-    /// joint value model and [`Budget::Auto`] score every group).
+    /// joint value model, [`Budget::Auto`] and [`Budget::Knee`] score every group).
     pub candidates: Candidates,
     /// LoRA adapters offered besides each weight matrix (default: none). See
     /// [`AdaPeftConfig::with_lora_choices`].
     pub lora: Option<LoraChoices>,
+    /// Parameters that train whatever their value, counted in the budget (default: none).
+    /// See [`AlwaysTrain`].
+    pub always: Option<AlwaysTrain>,
+    /// Batches held out from the estimator to recommend a learning rate and to size
+    /// [`Budget::Auto`] (default: none). See [`HeldOut`].
+    pub held_out: Option<HeldOut>,
 }
 
 impl Default for AdaPeftConfig {
@@ -159,6 +171,8 @@ impl Default for AdaPeftConfig {
             value_model: ValueModel::Additive,
             candidates: Candidates::All,
             lora: None,
+            always: None,
+            held_out: None,
         }
     }
 }
@@ -328,6 +342,20 @@ impl AdaPeftConfig {
         self
     }
 
+    /// Trains the parameters `always` takes whatever their value, within the budget: a new
+    /// head, say (see [`AlwaysTrain`] for how they count and show).
+    pub fn with_always(mut self, always: AlwaysTrain) -> Self {
+        self.always = Some(always);
+        self
+    }
+
+    /// Holds the last batches out of the estimation: they judge short runs of the chosen
+    /// subset, for a recommended learning rate and for [`Budget::Auto`] (see [`HeldOut`]).
+    pub fn with_held_out(mut self, held_out: HeldOut) -> Self {
+        self.held_out = Some(held_out);
+        self
+    }
+
     /// Selects with the model's own [`Objective`], the loss averaged over `batches` (one
     /// device).
     ///
@@ -441,6 +469,13 @@ impl AdaPeftConfig {
         match data {
             Data::Batches(batches) => self.select_local(model, batches, budget, loss),
             Data::Sharded { shards, reduce } => {
+                if self.held_out.is_some() || budget == Budget::Auto {
+                    return Err(SelectError::HeldOut {
+                        name: "batches",
+                        value: "sharded".into(),
+                        reason: "held-out trials (and so Budget::Auto) run on one device only, for now",
+                    });
+                }
                 if self.lora.is_some() {
                     return Err(LoraChoicesError::Unsupported {
                         entry_point: "sharded selection",
@@ -448,17 +483,20 @@ impl AdaPeftConfig {
                     }
                     .into());
                 }
-                let groups = self.group(model)?;
+                let (groups, always) = self.group(model)?;
                 let capacity = budget.resolve(groups.total_params())?;
-                let (scores, candidates) = self.score_candidates(&groups, capacity, |scored| {
-                    self.estimator
-                        .estimate_sharded(model, shards, scored, loss, reduce)
-                })?;
+                let others =
+                    always::budget_for_others(capacity, always::always_params(&groups, &always))?;
+                let (scores, candidates) =
+                    self.score_candidates(&groups, &always, others, |scored| {
+                        self.estimator
+                            .estimate_sharded(model, shards, scored, loss, reduce)
+                    })?;
                 let no_options = vec![Vec::new(); groups.len()];
                 self.choose(
                     &groups,
                     (scores, candidates),
-                    &no_options,
+                    (&no_options, &always),
                     budget,
                     capacity,
                     data.batches(),
@@ -500,7 +538,7 @@ impl AdaPeftConfig {
     where
         M: Module + Objective<B>,
     {
-        let groups = self.group(model)?;
+        let (groups, _) = self.group(model)?;
         let scores = self.estimator.estimate(model, batches, &groups)?;
         Ok(Scored {
             groups,
@@ -529,13 +567,18 @@ impl AdaPeftConfig {
             }
             .into());
         }
+        if budget == Budget::Auto {
+            return Err(SelectError::AutoNeedsHeldOut);
+        }
         let groups = &scored.groups;
+        let always = self.always_flags(groups)?;
         let capacity = budget.resolve(groups.total_params())?;
+        always::budget_for_others(capacity, always::always_params(groups, &always))?;
         let no_options = vec![Vec::new(); groups.len()];
         self.choose(
             groups,
             (scored.scores.clone(), Candidates::All),
-            &no_options,
+            (&no_options, &always),
             budget,
             capacity,
             scored.batches,
@@ -554,38 +597,64 @@ impl AdaPeftConfig {
         M: Module,
         F: LossFn<M, B>,
     {
-        let groups = self.group(model)?;
+        let (batches, held) = self.split_held_out(batches)?;
+        if budget == Budget::Auto && held.is_empty() {
+            return Err(SelectError::AutoNeedsHeldOut);
+        }
+        let (groups, always) = self.group(model)?;
         // Resolve the budget once, before paying for the estimation.
         let capacity = budget.resolve(groups.total_params())?;
+        let always_params = always::always_params(&groups, &always);
+        let others = always::budget_for_others(capacity, always_params)?;
         if self.lora.is_some() && !self.value_model.is_additive() {
             return Err(LoraChoicesError::ValueModel {
                 value_model: self.value_model.to_string(),
             }
             .into());
         }
-        let (mut scores, candidates) = self.score_candidates(&groups, capacity, |scored| {
-            self.estimator.estimate_with(model, batches, scored, loss)
-        })?;
+        let (mut scores, candidates) =
+            self.score_candidates(&groups, &always, others, |scored| {
+                self.estimator.estimate_with(model, batches, scored, loss)
+            })?;
         let options = match &self.lora {
             Some(choices) => choices.options(self, model, batches, &groups, &mut scores, loss)?,
             None => vec![Vec::new(); groups.len()],
         };
-        self.choose(
+        let data = (batches, held);
+        if budget == Budget::Auto {
+            let select_at = |cap: u64| {
+                self.choose(
+                    &groups,
+                    (scores.clone(), candidates),
+                    (&options, &always),
+                    Budget::Params(cap),
+                    Some(cap),
+                    batches.len(),
+                )
+            };
+            let sizes = (groups.total_params(), always_params);
+            return self.select_auto(model, data, sizes, select_at, loss);
+        }
+        let selection = self.choose(
             &groups,
             (scores, candidates),
-            &options,
+            (&options, &always),
             budget,
             capacity,
             batches.len(),
-        )
+        )?;
+        self.validate_selection(model, data, selection, loss)
     }
 
-    /// Discovers and groups the parameters of `model`.
-    fn group<M: Module>(&self, model: &M) -> Result<Groups, SelectError> {
+    /// Discovers and groups the parameters of `model`, and flags the always-trained groups
+    /// (at their own learning rate, when they have one).
+    fn group<M: Module>(&self, model: &M) -> Result<(Groups, Vec<bool>), SelectError> {
         let params = discover(model);
         if params.is_empty() {
             return Err(SelectError::NoParameters);
         }
-        Ok(self.grouping.group(params)?)
+        let groups = self.grouping.group(params)?;
+        let always = self.always_flags(&groups)?;
+        Ok((self.with_always_rates(groups, &always), always))
     }
 }

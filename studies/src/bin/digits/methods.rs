@@ -132,7 +132,7 @@ pub enum SelectBudget {
     /// A fraction of all parameters.
     Fraction(f64),
     /// The knee of the predicted Pareto front.
-    Auto,
+    Knee,
 }
 
 impl SelectBudget {
@@ -140,7 +140,7 @@ impl SelectBudget {
     pub fn budget(self) -> Budget {
         match self {
             SelectBudget::Fraction(f) => Budget::Fraction(f),
-            SelectBudget::Auto => Budget::Auto,
+            SelectBudget::Knee => Budget::Knee,
         }
     }
 }
@@ -149,7 +149,7 @@ impl fmt::Display for SelectBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SelectBudget::Fraction(x) => write!(f, "{}%", 100.0 * x),
-            SelectBudget::Auto => f.write_str("auto"),
+            SelectBudget::Knee => f.write_str("knee"),
         }
     }
 }

@@ -44,7 +44,10 @@
 //!   run per budget (`Candidates::WithinBudget` in the selector);
 //! - `trapezoid`: the allocation by the trapezoid rule, `1/2 (G_k(t) + G_k(t+1)) . dw_k(t)`
 //!   (`ShortRunValue::Trapezoid`, the library's default), which charges an overshooting step
-//!   its curvature cost.
+//!   its curvature cost;
+//! - `trapezoid-held`: the same run, each step credited with the gradient of the mean loss of
+//!   4 held-out batches of the training split (`ShortRun::held_out`): the allocation of the
+//!   held-out loss change.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -126,7 +129,7 @@ impl OracleConfig {
 }
 
 /// The value models, in report order.
-pub const VALUE_MODELS: [&str; 13] = [
+pub const VALUE_MODELS: [&str; 14] = [
     "one-step",
     "one-step-sf",
     "newton",
@@ -140,6 +143,7 @@ pub const VALUE_MODELS: [&str; 13] = [
     "gradnorm+sf",
     "allocation-fit",
     "trapezoid",
+    "trapezoid-held",
 ];
 
 /// How one value model predicts a subset's loss reduction.
@@ -395,13 +399,24 @@ fn measure_values<M: Classifier>(
         ..short_run.clone()
     }
     .estimate_with(base, &run_batches, &groups, &objective::<M>)?;
+    // The same run credited on 4 held-out batches (other rows of the training split).
+    let mut with_held = run_batches.clone();
+    with_held.extend(data.batches(4, 2_000 + seed));
+    let trapezoid_held = ShortRun {
+        value: ShortRunValue::Trapezoid,
+        held_out: 4,
+        ..short_run.clone()
+    }
+    .estimate_with(base, &with_held, &groups, &objective::<M>)?;
     // The allocation of a run of only the groups that fit the budget, once per budget (one run
     // per distinct set of candidates).
     let mut fit_at: Vec<(u64, Vec<f64>)> = Vec::new();
     let mut fit_cost = 0.0;
     let mut runs: Vec<(Vec<usize>, Vec<f64>)> = Vec::new();
     for &cap in caps {
-        let keep: Vec<usize> = (0..k).filter(|&i| groups.groups[i].numel <= cap).collect();
+        let keep: Vec<usize> = (0..k)
+            .filter(|&i| groups.groups()[i].numel <= cap)
+            .collect();
         if keep.is_empty() {
             fit_at.push((cap, vec![0.0; k]));
             continue;
@@ -410,10 +425,7 @@ fn measure_values<M: Classifier>(
             fit_at.push((cap, v.clone()));
             continue;
         }
-        let restricted = adapeft::importance::Groups {
-            params: groups.params.clone(),
-            groups: keep.iter().map(|&i| groups.groups[i].clone()).collect(),
-        };
+        let restricted = groups.subset(&keep);
         let s = short_run.estimate_with(base, &run_batches, &restricted, &objective::<M>)?;
         fit_cost += steps_of(&s);
         let mut v = vec![0.0; k];
@@ -472,6 +484,7 @@ fn measure_values<M: Classifier>(
                 at: fit_at,
             },
             Predictor::Additive(values(&trapezoid)),
+            Predictor::Additive(values(&trapezoid_held)),
         ],
         cost: vec![
             probe_cost,
@@ -487,6 +500,7 @@ fn measure_values<M: Classifier>(
             probe_cost + nb,
             fit_cost,
             steps_of(&trapezoid),
+            steps_of(&trapezoid_held),
         ],
     })
 }

@@ -97,7 +97,7 @@ impl StudyConfig {
         for scorer in [Scorer::AdaForward, Scorer::AdaGradient, Scorer::AdaRun] {
             methods.push(Method::Selected {
                 scorer,
-                budget: SelectBudget::Auto,
+                budget: SelectBudget::Knee,
             });
         }
         methods
@@ -214,7 +214,7 @@ fn select_all<M: Classifier>(
 ) -> Result<Vec<(Method, Selection, f64)>, AdaPeftError> {
     let config = scorer.config(seed);
     if config.candidates == Candidates::WithinBudget {
-        // The scores depend on the budget: one estimation per budget (`Auto` scores all).
+        // The scores depend on the budget: one estimation per budget (`Knee` scores all).
         return budgets
             .iter()
             .map(|&budget| {

@@ -6,7 +6,7 @@
 //! Every method trains the same classifier (mean-pooled encoder and a new linear head) for
 //! the same Adam steps on the same batches: linear probe, full fine-tuning, BitFit, LayerNorm
 //! tuning, the last k layers, LoRA on every linear layer at ranks 4 and 8, gradient-norm and
-//! Fisher selections, and AdaPEFT (the library default) at several budgets and `Auto`, with
+//! Fisher selections, and AdaPEFT (the library default) at several budgets and `Knee`, with
 //! LoRA choices per linear layer, and selected on a 2-layer truncation then transferred.
 //!
 //! ```text

@@ -11,7 +11,7 @@
 //! - knapsack selections over the per-tensor groups (the head is one group among the others,
 //!   it is *not* forced): gradient norm and empirical Fisher, and AdaPEFT with the library's
 //!   default estimator (`AdaPeftConfig::new()`, whatever it is; its short run at the study's
-//!   subset learning rate) at several budgets and `Auto`, with and without LoRA choices per
+//!   subset learning rate) at several budgets and `Knee` (the knee of the predicted front), with and without LoRA choices per
 //!   linear layer, and selected on a 2-layer truncation then carried over with `transfer_to`.
 
 use adapeft::importance::set_require_grad;
@@ -40,7 +40,7 @@ pub enum Method {
     Lora(usize),
     GradientNorm(f64),
     Fisher(f64),
-    /// AdaPEFT at a fraction of the parameters, `None` for `Budget::Auto`.
+    /// AdaPEFT at a fraction of the parameters, `None` for `Budget::Knee` (the knee of the predicted front).
     AdaPeft(Option<f64>),
     /// AdaPEFT with LoRA ranks 4 and 8 offered per linear layer.
     AdaPeftLora(f64),
@@ -62,7 +62,7 @@ impl Method {
             Method::GradientNorm(f) => format!("gradient norm {}", pct(f)),
             Method::Fisher(f) => format!("Fisher {}", pct(f)),
             Method::AdaPeft(Some(f)) => format!("AdaPEFT {}", pct(f)),
-            Method::AdaPeft(None) => "AdaPEFT Auto".into(),
+            Method::AdaPeft(None) => "AdaPEFT Knee".into(),
             Method::AdaPeftLora(f) => format!("AdaPEFT+LoRA {}", pct(f)),
             Method::AdaPeftTransfer(f) => format!("AdaPEFT 2->6 {}", pct(f)),
         }
@@ -201,7 +201,7 @@ pub fn prepare(
             selected(model, selection, seconds(start))
         }
         Method::AdaPeft(f) => {
-            let budget = f.map_or(Budget::Auto, Budget::Fraction);
+            let budget = f.map_or(Budget::Knee, Budget::Fraction);
             let selection = adapeft_config().select_scored(&shared.scored, budget)?;
             // The estimate is shared by every budget: each row reports its whole cost.
             selected(model, selection, shared.scored.scores().cost.seconds)
@@ -318,6 +318,12 @@ mod tests {
     fn every_method_prepares_on_the_real_minilm_when_its_weights_are_cached() {
         let target = target_dir();
         let Ok(files) = WeightCache::new(minilm_cache_dir(&target)).find(&MINILM) else {
+            // CI fetches the weights before the tests (`.ci/run`): there this must run.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set, but all-MiniLM-L6-v2 is not cached under {}",
+                target.display()
+            );
             eprintln!(
                 "skipped: all-MiniLM-L6-v2 is not cached under {}",
                 target.display()

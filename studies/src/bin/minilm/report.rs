@@ -276,7 +276,7 @@ pub fn write_all(
         crate::methods::LR_FULL,
         crate::methods::LR_SUBSET,
     );
-    md.push_str("\"selection (steps)\": the selection's wall time in units of one full fine-tuning step of the same run; the AdaPEFT budgets and Auto share one estimate and each shows its whole cost. \"saved\": the file `save_trained` (or, for the fixed rules, `save_tensors`) writes of the trained tensors, against the checkpoint's `model.safetensors`.\n");
+    md.push_str("\"selection (steps)\": the selection's wall time in units of one full fine-tuning step of the same run; the AdaPEFT budgets and Knee share one estimate and each shows its whole cost. \"saved\": the file `save_trained` (or, for the fixed rules, `save_tensors`) writes of the trained tensors, against the checkpoint's `model.safetensors`.\n");
     for task in &config.tasks {
         let _ = writeln!(md, "\n## {task}\n\n{}", markdown_table(&rows, task));
     }

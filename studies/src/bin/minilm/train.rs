@@ -57,7 +57,11 @@ pub fn accuracy(
         let input = tokenizer
             .batch(&texts, &device)
             .expect("the definitions tokenize");
-        let predicted = model.logits(&input).argmax(1).into_data();
+        let predicted = model
+            .logits(&input)
+            .expect("the tokenizer truncates to the encoder's positions")
+            .argmax(1)
+            .into_data();
         correct += predicted
             .iter::<i64>()
             .zip(chunk)

@@ -1,0 +1,364 @@
+//! Held-out batches ([`HeldOut`]): the selection's recommended learning rate and the size
+//! [`Budget::Auto`] takes, both from what short runs actually do on batches the estimator
+//! never saw.
+
+use std::collections::HashSet;
+
+use adapeft_importance::{
+    Cost, Grouping, Groups, LossFn, RunOptimizer, ShortRun, Trial, Trials, discover,
+    held_out_trials,
+};
+use burn::module::Module;
+use serde::{Deserialize, Serialize};
+
+use super::{AdaPeftConfig, SelectError};
+use crate::budget::Budget;
+use crate::selection::Selection;
+
+/// The last `batches` of the batches a selection is given are held out: the estimator never
+/// sees them, and they judge short runs of the chosen subset at a few learning rates. Given
+/// to [`AdaPeftConfig::with_held_out`]; what they said is
+/// [`Selection::validation`](crate::Selection::validation).
+///
+/// - **A recommended learning rate**: the chosen subset (with the always-trained groups at
+///   their own rate) is trained from the model's weights for `steps` steps at each of
+///   `rates`; the rate whose run ends with the lowest held-out loss is
+///   [`Selection::recommended_learning_rate`](crate::Selection::recommended_learning_rate)
+///   (none when no run lowered it).
+/// - **[`Budget::Auto`]**: the subsets the knapsack chooses at each of `auto_fractions` of the
+///   model's parameters are tried the same way; `Auto` takes the smallest whose best held-out
+///   loss reduction is at least `auto_tolerance` of the best any of them reached, and never
+///   one whose runs all raised the held-out loss (then only the always-trained groups train,
+///   or nothing). `Auto` needs held-out batches.
+///
+/// Cost: `steps` backward passes per rate and per subset tried, a few percent of a
+/// fine-tuning run for the defaults (5 rates; `Auto` tries up to 5 sizes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOut {
+    /// How many of the batches given, at the end, are held out.
+    pub batches: usize,
+    /// The learning rates tried (default `1e-4, 3e-4, 1e-3, 3e-3, 1e-2`).
+    pub rates: Vec<f64>,
+    /// Steps of each trial run (default 15).
+    pub steps: usize,
+    /// The optimizer of the trial runs (default Adam with burn's defaults): use the one you
+    /// fine-tune with.
+    pub optimizer: RunOptimizer,
+    /// The sizes `Auto` tries, as fractions of the model's parameters, besides the
+    /// always-trained groups (default `0.001, 0.003, 0.01, 0.03, 0.1`).
+    pub auto_fractions: Vec<f64>,
+    /// `Auto` takes the smallest size whose held-out reduction is at least this fraction of
+    /// the best one (default `0.9`).
+    pub auto_tolerance: f64,
+}
+
+impl HeldOut {
+    /// The last `batches` batches held out, with the default rates, steps and sizes.
+    pub fn last(batches: usize) -> Self {
+        HeldOut {
+            batches,
+            rates: vec![1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+            steps: 15,
+            optimizer: RunOptimizer::adam(),
+            auto_fractions: vec![0.001, 0.003, 0.01, 0.03, 0.1],
+            auto_tolerance: 0.9,
+        }
+    }
+
+    /// Sets the rates tried.
+    pub fn with_rates(mut self, rates: &[f64]) -> Self {
+        self.rates = rates.to_vec();
+        self
+    }
+
+    /// Sets the steps of each trial run.
+    pub fn with_steps(mut self, steps: usize) -> Self {
+        self.steps = steps;
+        self
+    }
+
+    /// Sets the trial runs' optimizer.
+    pub fn with_optimizer(mut self, optimizer: RunOptimizer) -> Self {
+        self.optimizer = optimizer;
+        self
+    }
+
+    /// Sets the sizes `Auto` tries (fractions of the model's parameters).
+    pub fn with_auto_fractions(mut self, fractions: &[f64]) -> Self {
+        self.auto_fractions = fractions.to_vec();
+        self
+    }
+
+    /// Sets `Auto`'s tolerance.
+    pub fn with_auto_tolerance(mut self, tolerance: f64) -> Self {
+        self.auto_tolerance = tolerance;
+        self
+    }
+
+    fn validate(&self, given: usize) -> Result<(), SelectError> {
+        let bad = |name: &'static str, value: String, reason: &'static str| {
+            Err(SelectError::HeldOut {
+                name,
+                value,
+                reason,
+            })
+        };
+        if self.batches == 0 {
+            return bad("batches", "0".into(), "hold out at least one batch");
+        }
+        if self.batches >= given {
+            return bad(
+                "batches",
+                format!("{} of {given}", self.batches),
+                "at least one batch must be left for the estimator",
+            );
+        }
+        if self.rates.is_empty() {
+            return bad("rates", "[]".into(), "try at least one rate");
+        }
+        if let Some(r) = self.rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+            return bad("rates", r.to_string(), "rates must be finite and positive");
+        }
+        if self.steps == 0 {
+            return bad("steps", "0".into(), "a trial needs at least one step");
+        }
+        if let Some(f) = self
+            .auto_fractions
+            .iter()
+            .find(|f| !(f.is_finite() && **f > 0.0 && **f <= 1.0))
+        {
+            return bad(
+                "auto_fractions",
+                f.to_string(),
+                "fractions must be in (0, 1]",
+            );
+        }
+        if !(self.auto_tolerance > 0.0 && self.auto_tolerance <= 1.0) {
+            return bad(
+                "auto_tolerance",
+                self.auto_tolerance.to_string(),
+                "must be in (0, 1]",
+            );
+        }
+        Ok(())
+    }
+
+    fn run(&self) -> ShortRun {
+        ShortRun::new()
+            .with_steps(self.steps)
+            .with_optimizer(self.optimizer)
+    }
+}
+
+/// What the held-out batches said of a selection ([`HeldOut`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    /// How many batches were held out (the estimator saw the others).
+    pub held_out_batches: usize,
+    /// Steps of each trial run.
+    pub steps: usize,
+    /// The chosen subset's trials, one per rate (empty when nothing trains).
+    pub trials: Vec<Trial>,
+    /// The rate whose run lowered the held-out loss most: the one to train the subset at
+    /// (`None` when no run lowered it, or nothing trains).
+    pub learning_rate: Option<f64>,
+    /// The sizes [`Budget::Auto`] tried, smallest first (empty for other budgets).
+    pub auto: Vec<AutoCandidate>,
+    /// What all the trials cost (not included in [`Selection::cost`], the estimator's).
+    pub cost: Cost,
+}
+
+/// One size [`Budget::Auto`] tried.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AutoCandidate {
+    /// Trainable parameters of the subset (always-trained groups included).
+    pub params: u64,
+    /// Its best rate (`None`: no run lowered the held-out loss).
+    pub learning_rate: Option<f64>,
+    /// The held-out loss reduction of its best run (`None` when none lowered it).
+    pub reduction: Option<f64>,
+    /// Whether `Auto` took it.
+    pub taken: bool,
+}
+
+impl AdaPeftConfig {
+    /// The batches for the estimator and the held-out ones (none without [`HeldOut`]).
+    pub(super) fn split_held_out<'b, B>(
+        &self,
+        batches: &'b [B],
+    ) -> Result<(&'b [B], &'b [B]), SelectError> {
+        match &self.held_out {
+            None => Ok((batches, &[])),
+            Some(h) => {
+                h.validate(batches.len())?;
+                Ok(batches.split_at(batches.len() - h.batches))
+            }
+        }
+    }
+
+    /// The trials of `selection`'s chosen subset on `model` (adapters attached as
+    /// [`Selection::apply`] does), or `None` when nothing trains.
+    fn trials<M, B, F>(
+        &self,
+        model: &M,
+        (train, held): (&[B], &[B]),
+        selection: &Selection,
+        loss: &F,
+    ) -> Result<Option<Trials>, SelectError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let h = self
+            .held_out
+            .as_ref()
+            .expect("trials need held-out batches");
+        if selection.is_empty() {
+            return Ok(None);
+        }
+        let applied = selection.apply(model.clone());
+        let chosen: HashSet<String> = selection.chosen_paths().into_iter().collect();
+        let always: HashSet<String> = selection
+            .chosen()
+            .filter(|g| g.always)
+            .flat_map(|g| g.trained_paths())
+            .collect();
+        let mut groups: Groups = Grouping::PerTensor.group(discover(&applied))?;
+        groups.retain(|g, params| g.members.iter().all(|&m| chosen.contains(&params[m].path)));
+        let own_rate = self.always.as_ref().and_then(|a| a.learning_rate());
+        if let Some(rate) = own_rate {
+            let at_own: Vec<usize> = (0..groups.len())
+                .filter(|&g| {
+                    let members = &groups.groups()[g].members;
+                    members
+                        .iter()
+                        .all(|&m| always.contains(&groups.params()[m].path))
+                })
+                .collect();
+            groups = at_own
+                .into_iter()
+                .fold(groups, |groups, g| groups.with_learning_rate(g, rate));
+        }
+        let trials = held_out_trials(&applied, train, held, &groups, &h.run(), &h.rates, loss)?;
+        Ok(Some(trials))
+    }
+
+    /// Attaches the held-out verdict on `selection`'s subset: its trials and recommended
+    /// rate (nothing without [`HeldOut`]).
+    pub(super) fn validate_selection<M, B, F>(
+        &self,
+        model: &M,
+        data: (&[B], &[B]),
+        selection: Selection,
+        loss: &F,
+    ) -> Result<Selection, SelectError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let Some(h) = &self.held_out else {
+            return Ok(selection);
+        };
+        let trials = self.trials(model, data, &selection, loss)?;
+        Ok(selection.with_validation(validation(h, trials, Vec::new())))
+    }
+
+    /// [`Budget::Auto`]: the subsets `select_at(capacity)` chooses at each of the held-out
+    /// settings' sizes, tried on the held-out batches; the smallest within the tolerance of
+    /// the best held-out reduction, never one whose runs all raised the held-out loss.
+    pub(super) fn select_auto<M, B, F>(
+        &self,
+        model: &M,
+        data: (&[B], &[B]),
+        (total, always): (u64, u64),
+        select_at: impl Fn(u64) -> Result<Selection, SelectError>,
+        loss: &F,
+    ) -> Result<Selection, SelectError>
+    where
+        M: Module,
+        F: LossFn<M, B>,
+    {
+        let Some(h) = &self.held_out else {
+            return Err(SelectError::AutoNeedsHeldOut);
+        };
+        let mut tried: Vec<(Selection, Option<Trials>)> = Vec::new();
+        let mut caps: Vec<u64> = h
+            .auto_fractions
+            .iter()
+            .map(|f| always + (f * total as f64).floor() as u64)
+            .collect();
+        caps.sort_unstable();
+        caps.dedup();
+        for cap in caps {
+            let selection = select_at(cap)?;
+            let paths = selection.chosen_paths();
+            if tried.iter().any(|(s, _)| s.chosen_paths() == paths) {
+                continue;
+            }
+            let trials = self.trials(model, data, &selection, loss)?;
+            tried.push((selection, trials));
+        }
+        let best_of = |t: &Option<Trials>| t.as_ref().and_then(Trials::best);
+        let best = tried
+            .iter()
+            .filter_map(|(_, t)| best_of(t).and_then(|b| b.reduction()))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let taken = if best > 0.0 {
+            tried.iter().position(|(_, t)| {
+                best_of(t)
+                    .and_then(|b| b.reduction())
+                    .is_some_and(|r| r >= h.auto_tolerance * best)
+            })
+        } else {
+            None
+        };
+        let candidates: Vec<AutoCandidate> = tried
+            .iter()
+            .enumerate()
+            .map(|(i, (s, t))| AutoCandidate {
+                params: s.trainable_params(),
+                learning_rate: best_of(t).map(|b| b.learning_rate),
+                reduction: best_of(t).and_then(|b| b.reduction()),
+                taken: taken == Some(i),
+            })
+            .collect();
+        let mut cost = Cost::default();
+        for t in tried.iter().filter_map(|(_, t)| t.as_ref()) {
+            cost += t.cost;
+        }
+        let (selection, trials) = match taken {
+            Some(i) => tried.swap_remove(i),
+            // No size lowered the held-out loss: only what must train.
+            None => {
+                let selection = select_at(always)?;
+                let trials = self.trials(model, data, &selection, loss)?;
+                if let Some(t) = &trials {
+                    cost += t.cost;
+                }
+                (selection, trials)
+            }
+        };
+        let params = selection.trainable_params();
+        let mut verdict = validation(h, trials, candidates);
+        verdict.cost = cost;
+        Ok(selection
+            .with_budget(Budget::Auto, params)
+            .with_validation(verdict))
+    }
+}
+
+fn validation(h: &HeldOut, trials: Option<Trials>, auto: Vec<AutoCandidate>) -> Validation {
+    let learning_rate = trials
+        .as_ref()
+        .and_then(Trials::best)
+        .map(|b| b.learning_rate);
+    let (trials, cost) = trials.map_or((Vec::new(), Cost::default()), |t| (t.trials, t.cost));
+    Validation {
+        held_out_batches: h.batches,
+        steps: h.steps,
+        trials,
+        learning_rate,
+        auto,
+        cost,
+    }
+}
