@@ -196,6 +196,25 @@ fn json_round_trip_and_unknown_version() {
         Selection::from_json("{}"),
         Err(SelectionError::MissingVersion)
     ));
+    // A version 2 file, made with the default estimator before `ShortRun::held_out` existed,
+    // whose `Auto` was the knee of the front: it loads, its budget read as `Knee`.
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    old["version"] = 2.into();
+    old["settings"]["budget"] = "Auto".into();
+    fn drop_key(v: &mut serde_json::Value, key: &str) -> bool {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.remove(key).is_some() | map.values_mut().any(|v| drop_key(v, key))
+            }
+            serde_json::Value::Array(items) => items.iter_mut().any(|v| drop_key(v, key)),
+            _ => false,
+        }
+    }
+    assert!(drop_key(&mut old["settings"]["estimator"], "held_out"));
+    let old = Selection::from_json(&old.to_string()).unwrap();
+    assert_eq!(old.settings().budget, Budget::Knee);
+    assert_eq!(old.settings().estimator, selection.settings().estimator);
+    assert_eq!(old.chosen_paths(), selection.chosen_paths());
     // Not JSON at all: the parser's error is kept as the source.
     let err = Selection::from_json("not json").unwrap_err();
     assert!(matches!(err, SelectionError::Json(_)), "{err}");
@@ -1003,6 +1022,7 @@ fn auto_takes_the_smallest_size_that_pays_on_held_out_batches_and_never_one_that
     use adapeft::{HeldOut, ShortRun};
 
     let device = Device::flex().autodiff();
+    device.seed(3);
     let model = Stack::new(2, 8, &device);
     let total = model.num_params() as u64;
     let mut batches = task_batches(4, 40, 1.0, &device);
@@ -1025,10 +1045,17 @@ fn auto_takes_the_smallest_size_that_pays_on_held_out_batches_and_never_one_that
     let auto = config.select(&model, &batches, Budget::Auto).unwrap();
     let v = auto.validation().unwrap();
     assert!(v.auto.len() >= 2, "{:?}", v.auto);
-    // Sizes grow, each within its fraction of the model plus the head (18 parameters).
+    // Sizes grow, the smallest within the smallest fraction of the model plus the head
+    // (18 parameters), each holding the head.
     for pair in v.auto.windows(2) {
         assert!(pair[0].params <= pair[1].params);
     }
+    assert!(
+        v.auto[0].params <= 18 + (0.05 * total as f64) as u64,
+        "{:?}",
+        v.auto
+    );
+    assert!(v.auto.iter().all(|c| c.params >= 18));
     let best = v
         .auto
         .iter()
@@ -1044,7 +1071,6 @@ fn auto_takes_the_smallest_size_that_pays_on_held_out_batches_and_never_one_that
         .unwrap();
     assert_eq!(taken[0], first_good);
     assert_eq!(auto.trainable_params(), taken[0].params);
-    assert!(auto.trainable_params() <= 18 + total);
     assert_eq!(auto.settings().budget, Budget::Auto);
     assert_eq!(auto.settings().budget_params, auto.trainable_params());
     assert_eq!(auto.recommended_learning_rate(), taken[0].learning_rate);
@@ -1052,11 +1078,21 @@ fn auto_takes_the_smallest_size_that_pays_on_held_out_batches_and_never_one_that
     assert_eq!(Selection::from_json(&auto.to_json()).unwrap(), auto);
 
     // Held-out batches of the opposite task: every run raises their loss, so Auto trains only
-    // the head it must, and recommends no rate.
+    // the head it must, and recommends no rate. The head runs at its own rate: one trial, at
+    // that rate.
+    // (The same inputs as two training batches, with targets of twice the opposite sign:
+    // whatever the initial weights, fitting the task moves every prediction away from them.)
     let mut hostile = task_batches(4, 40, 1.0, &device);
-    hostile.extend(task_batches(2, 90, -1.0, &device));
-    let guarded = config.select(&model, &hostile, Budget::Auto).unwrap();
+    hostile.extend(task_batches(2, 40, -2.0, &device));
+    let guarded = config
+        .clone()
+        .with_always(AlwaysTrain::module("head").with_learning_rate(0.05))
+        .select(&model, &hostile, Budget::Auto)
+        .unwrap();
     let v = guarded.validation().unwrap();
+    assert_eq!(v.trials.len(), 1);
+    assert_eq!(v.trials[0].learning_rate, 0.05);
+    assert!(v.trials[0].after.unwrap() > v.trials[0].before);
     assert!(
         v.auto.iter().all(|c| c.reduction.is_none() && !c.taken),
         "{:?}",
@@ -1065,12 +1101,37 @@ fn auto_takes_the_smallest_size_that_pays_on_held_out_batches_and_never_one_that
     assert_eq!(guarded.trainable_params(), 18);
     assert!(guarded.groups().iter().all(|g| g.chosen == g.always));
     assert_eq!(guarded.recommended_learning_rate(), None);
-    // Without a head to keep, nothing trains.
+    // Without a head to keep: the sizes whose runs raised the held-out loss (the whole model,
+    // which fits the task) are never taken; what is taken lowered it (a lone bias can: it
+    // moves the mean prediction, which the hostile batches also reward). Nothing trains only
+    // when no size lowered it.
     let bare = AdaPeftConfig::new()
         .with_estimator(ShortRun::new().with_steps(4))
         .with_held_out(held_out)
         .select(&model, &hostile, Budget::Auto)
         .unwrap();
-    assert!(bare.is_empty());
-    assert_eq!(bare.outcome(), BudgetOutcome::Empty);
+    let v = bare.validation().unwrap();
+    let everything = v.auto.last().unwrap();
+    assert_eq!(everything.params, total, "{:?}", v.auto);
+    assert!(
+        everything.reduction.is_none() && !everything.taken,
+        "{:?}",
+        v.auto
+    );
+    assert!(
+        v.auto
+            .iter()
+            .all(|c| !c.taken || c.reduction.is_some_and(|r| r > 0.0)),
+        "{:?}",
+        v.auto
+    );
+    assert_eq!(
+        bare.is_empty(),
+        v.auto.iter().all(|c| c.reduction.is_none()),
+        "{:?}",
+        v.auto
+    );
+    if bare.is_empty() {
+        assert_eq!(bare.outcome(), BudgetOutcome::Empty);
+    }
 }

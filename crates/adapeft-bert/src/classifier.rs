@@ -85,13 +85,22 @@ impl BertClassifier {
         Ok(self.head.forward(self.bert.mean_pooled(input)?))
     }
 
-    /// Whether this classifier can take `batch`: no longer than the encoder's position table
-    /// and every label below [`BertClassifier::classes`] (reads the labels from the device).
+    /// Whether this classifier can take `batch`: what [`Bert::check`] asks of its input, one
+    /// label per sequence, and every label below [`BertClassifier::classes`] (reads the ids
+    /// and labels from the device).
     ///
     /// # Errors
-    /// [`BertError::TooLong`], or [`BertError::Input`] naming the first label out of range.
+    /// [`BertError::TooLong`], or [`BertError::Input`] naming the first id or label out of
+    /// range, or the counts that differ.
     pub fn check_batch(&self, batch: &TextBatch) -> Result<(), BertError> {
         self.bert.check(&batch.input)?;
+        let [n, _] = batch.input.dims();
+        if batch.labels.dims()[0] != n {
+            return Err(BertError::Input(format!(
+                "{} labels for {n} sequences",
+                batch.labels.dims()[0]
+            )));
+        }
         let labels = batch.labels.clone().into_data().convert::<i64>();
         let labels = labels
             .as_slice::<i64>()

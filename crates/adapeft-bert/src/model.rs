@@ -225,10 +225,13 @@ impl Bert {
         self.embeddings.position.weight.dims()[0]
     }
 
-    /// Whether this encoder can take `input`: no longer than [`Bert::max_positions`].
+    /// Whether this encoder can take `input`: no longer than [`Bert::max_positions`], every
+    /// token id within the word embedding and every segment id within the token-type
+    /// embedding (reads the ids from the device).
     ///
     /// # Errors
-    /// [`BertError::TooLong`] naming both lengths.
+    /// [`BertError::TooLong`] naming both lengths, or [`BertError::Input`] naming the first
+    /// id out of range.
     pub fn check(&self, input: &BertInput) -> Result<(), BertError> {
         let [_, l] = input.dims();
         if l > self.max_positions() {
@@ -237,6 +240,27 @@ impl Bert {
                 tokens: l,
                 positions: self.max_positions(),
             });
+        }
+        let e = &self.embeddings;
+        for (what, ids, table) in [
+            ("token", &input.token_ids, e.word.weight.dims()[0]),
+            ("segment", &input.type_ids, e.token_type.weight.dims()[0]),
+        ] {
+            let data = ids.clone().into_data().convert::<i64>();
+            let values = data
+                .as_slice::<i64>()
+                .map_err(|err| BertError::Input(format!("unreadable {what} ids: {err:?}")))?;
+            if let Some((i, &id)) = values
+                .iter()
+                .enumerate()
+                .find(|&(_, &id)| id < 0 || id as usize >= table)
+            {
+                return Err(BertError::Input(format!(
+                    "{what} id {id} at sequence {}, position {} is not below the embedding's {table} rows",
+                    i / l,
+                    i % l
+                )));
+            }
         }
         Ok(())
     }

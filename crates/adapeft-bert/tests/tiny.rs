@@ -767,12 +767,35 @@ fn a_batch_longer_than_the_positions_or_a_label_beyond_the_head_is_a_typed_error
         }
         other => panic!("expected InvalidBatch for batch 1, got {other:?}"),
     }
-    match run.estimate(&model, &[bad_label, good], &groups) {
+    match run.estimate(&model, &[bad_label, good.clone()], &groups) {
         Err(EstimateError::InvalidBatch { batch: 0, reason }) => assert!(
             reason.contains("label 3 of sequence 2") && reason.contains("3 classes"),
             "{reason}"
         ),
         other => panic!("expected InvalidBatch for batch 0, got {other:?}"),
     }
+    // A token id beyond the vocabulary, and labels that do not match the sequences.
+    let unknown = TextBatch::new(
+        BertInput::pad(&[(vec![2, 99, 3], vec![0; 3])], 0, &device).unwrap(),
+        &[0],
+    )
+    .unwrap();
+    let err = model.check_batch(&unknown).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("token id 99 at sequence 0, position 1 is not below the embedding's 20 rows"),
+        "{err}"
+    );
+    let mut miscounted = good.clone();
+    miscounted.labels = miscounted.labels.narrow(0, 0, 2);
+    let err = model.check_batch(&miscounted).unwrap_err();
+    assert!(
+        err.to_string().contains("2 labels for 4 sequences"),
+        "{err}"
+    );
+    assert!(matches!(
+        run.estimate(&model, &[unknown], &groups),
+        Err(EstimateError::InvalidBatch { batch: 0, .. })
+    ));
     assert_eq!(adapeft_testing::snapshot(&model), before);
 }

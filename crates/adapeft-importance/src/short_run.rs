@@ -108,19 +108,16 @@ pub enum ShortRunValue {
 /// assert_eq!(scores.cost.backward_passes, 5 + 1);
 /// assert!(scores.groups.iter().all(|g| g.value >= 0.0));
 /// ```
-#[derive(Config, Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ShortRun {
     /// Optimizer steps of the run (default 15: 5% of a 300-step fine-tuning run).
-    #[config(default = 15)]
     pub steps: usize,
     /// The run's learning rate (default `1e-2`): use the one the chosen subset will train at.
-    #[config(default = 1e-2)]
     pub learning_rate: f64,
     /// The optimizer (default Adam with burn's defaults).
-    #[config(default = "RunOptimizer::adam()")]
     pub optimizer: RunOptimizer,
     /// What each group is credited with (default [`ShortRunValue::Trapezoid`]).
-    #[config(default = "ShortRunValue::Trapezoid")]
     pub value: ShortRunValue,
     /// Batches held out of the run, the last of those given (default 0: none). With `n > 0`
     /// the run trains on the others, and each group is credited with the change of the mean
@@ -129,8 +126,8 @@ pub struct ShortRun {
     /// with `H` the held-out gradient; under [`ShortRunValue::Alone`], each group's own run's
     /// held-out loss drop. A group whose steps fit the training batches but not the held-out
     /// ones is credited with nothing, or less than nothing. Costs `n` more backward passes
-    /// per step; one device only. [`Scores::loss`] is then the held-out loss.
-    #[config(default = 0)]
+    /// per step (for `Alone`, `n` forward passes per group instead); one device only.
+    /// [`Scores::loss`] is then the held-out loss.
     pub held_out: usize,
 }
 
@@ -140,7 +137,60 @@ impl Default for ShortRun {
     }
 }
 
+// The `Config` shape by hand rather than by `derive(Config)`: burn's derive cannot give a
+// field a serde default, and settings saved before `held_out` existed (every selection made
+// with the default estimator) must still parse: `#[serde(default)]` fills a missing field
+// from `new()`.
+impl Config for ShortRun {}
+
+impl std::fmt::Display for ShortRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&burn::config::config_to_json(self))
+    }
+}
+
 impl ShortRun {
+    /// The default settings (see each field).
+    pub fn new() -> Self {
+        ShortRun {
+            steps: 15,
+            learning_rate: 1e-2,
+            optimizer: RunOptimizer::adam(),
+            value: ShortRunValue::Trapezoid,
+            held_out: 0,
+        }
+    }
+
+    /// Sets [`ShortRun::steps`].
+    pub fn with_steps(mut self, steps: usize) -> Self {
+        self.steps = steps;
+        self
+    }
+
+    /// Sets [`ShortRun::learning_rate`].
+    pub fn with_learning_rate(mut self, learning_rate: f64) -> Self {
+        self.learning_rate = learning_rate;
+        self
+    }
+
+    /// Sets [`ShortRun::optimizer`].
+    pub fn with_optimizer(mut self, optimizer: RunOptimizer) -> Self {
+        self.optimizer = optimizer;
+        self
+    }
+
+    /// Sets [`ShortRun::value`].
+    pub fn with_value(mut self, value: ShortRunValue) -> Self {
+        self.value = value;
+        self
+    }
+
+    /// Sets [`ShortRun::held_out`].
+    pub fn with_held_out(mut self, held_out: usize) -> Self {
+        self.held_out = held_out;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), EstimateError> {
         let invalid = |name, value: String, reason| {
             Err(EstimateError::InvalidSetting {

@@ -224,8 +224,7 @@ fn a_batch_the_model_refuses_is_a_typed_error_naming_it_before_any_pass() {
         );
     }
     assert_eq!(snapshot(&model), before);
-    // The same batches through a closure are not checked (a closure has no `check`): the
-    // good ones alone score.
+    // The good batches alone score.
     assert!(
         estimators[0]
             .estimate(&model, &[good.clone(), good], &groups)

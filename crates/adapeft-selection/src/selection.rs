@@ -9,12 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, BudgetOutcome, Candidates};
 use crate::error::SelectionError;
-use crate::select::Validation;
+use crate::select::{HeldOut, Validation};
 
-/// The version of the JSON schema written by [`Selection::to_json`]. Version 2 (this one)
-/// records the estimator and the budget as typed values and a group's reliability in one
-/// field; version 1 files are refused with [`SelectionError::UnsupportedVersion`].
-pub const SCHEMA_VERSION: u32 = 2;
+/// The version of the JSON schema written by [`Selection::to_json`]. Version 2 recorded the
+/// estimator and the budget as typed values and a group's reliability in one field; version
+/// 3 (this one) adds always-trained groups, the held-out settings and their verdict, and
+/// `Budget::Auto` means the held-out rule: a version 2 file's `Auto` was the knee of the
+/// predicted front and reads back as [`Budget::Knee`]. Version 1 files are refused with
+/// [`SelectionError::UnsupportedVersion`].
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One scored group and whether it was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +125,9 @@ pub struct SelectionSettings {
     /// The always-train rule, in words (`module head at 1e-2`; absent when there is none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub always: Option<String>,
+    /// The held-out settings (absent when no batch was held out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOut>,
 }
 
 /// The result of a selection: every scored group with its verdict, the chosen subset, the
@@ -407,13 +413,23 @@ impl Selection {
     /// Reads a selection written by [`Selection::to_json`].
     ///
     /// # Errors
-    /// [`SelectionError::UnsupportedVersion`] for another schema version,
+    /// [`SelectionError::UnsupportedVersion`] for a schema version other than 2 and 3,
     /// [`SelectionError::MissingVersion`] or [`SelectionError::Json`] for text that is not a
     /// selection.
     pub fn from_json(text: &str) -> Result<Self, SelectionError> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(SelectionError::Json)?;
+        let mut value: serde_json::Value =
+            serde_json::from_str(text).map_err(SelectionError::Json)?;
         match value.get("version").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            Some(2) => {
+                // Version 2's `Auto` was the knee of the front, which version 3 calls `Knee`.
+                if let Some(budget) = value.pointer_mut("/settings/budget")
+                    && budget.as_str() == Some("Auto")
+                {
+                    *budget = serde_json::Value::String("Knee".into());
+                }
+                value["version"] = serde_json::Value::from(SCHEMA_VERSION);
+            }
             Some(v) => {
                 return Err(SelectionError::UnsupportedVersion {
                     found: v,

@@ -53,6 +53,9 @@ impl fmt::Display for Selection {
                 .collect();
             let before = v.trials.first().map_or(f64::NAN, |t| t.before);
             match v.learning_rate {
+                _ if v.trials.is_empty() => {
+                    writeln!(f, "recommended learning rate: none (nothing trains)")?
+                }
                 Some(rate) => writeln!(
                     f,
                     "recommended learning rate: {rate:e} (held-out loss {before:.4} -> after {} steps at each rate: {})",
@@ -61,7 +64,7 @@ impl fmt::Display for Selection {
                 )?,
                 None => writeln!(
                     f,
-                    "recommended learning rate: none (no {}-step run lowered the held-out loss {before:.4}: {})",
+                    "recommended learning rate: none (held-out loss {before:.4} -> after {} steps: {}; no run lowered it, or only groups with a rate of their own train)",
                     v.steps,
                     tried.join(", ")
                 )?,

@@ -863,6 +863,37 @@ mod tests {
     }
 
     #[test]
+    fn own_learning_rates_follow_their_groups_through_subset_and_retain() {
+        let all = Grouping::PerModule
+            .group(transformer_params())
+            .unwrap()
+            .with_learning_rate(7, 0.5)
+            .with_learning_rate(4, 0.25);
+        let rates = |g: &Groups| -> Vec<(String, Option<f64>)> {
+            (0..g.len())
+                .map(|k| (g.groups()[k].name.clone(), g.learning_rate(k)))
+                .collect()
+        };
+        let some = all.subset(&[7, 0, 4]);
+        assert_eq!(
+            rates(&some),
+            [
+                ("head".to_string(), Some(0.5)),
+                ("embedding".to_string(), None),
+                ("layers.0.norm_1".to_string(), Some(0.25)),
+            ]
+        );
+        let mut kept = all.clone();
+        kept.retain(|g, _| g.name != "embedding");
+        let want: Vec<(String, Option<f64>)> = rates(&all)
+            .into_iter()
+            .filter(|(name, _)| name != "embedding")
+            .collect();
+        assert_eq!(rates(&kept), want);
+        assert_eq!(kept.len() + 1, all.len());
+    }
+
+    #[test]
     #[should_panic(expected = "given twice")]
     fn subset_refuses_a_repeated_index() {
         let all = Grouping::PerTensor.group(transformer_params()).unwrap();

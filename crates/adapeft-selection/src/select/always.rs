@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use adapeft_importance::{Groups, KindRules, ParamInfo, ParamKind};
+use adapeft_importance::{Groups, ParamInfo};
 use burn::module::ParamGroup;
 
 use super::{AdaPeftConfig, SelectError};
@@ -27,8 +27,13 @@ use super::{AdaPeftConfig, SelectError};
 ///   own rate (a new head at `1e-2` beside an encoder at `1e-4`, say).
 ///
 /// The rule works on whole groups: every member of a group must match, or none
-/// ([`SelectError::AlwaysSplitsGroup`] names a group it would cut), and it must match some
-/// group ([`SelectError::AlwaysMatchesNothing`] catches a misspelt path).
+/// ([`SelectError::AlwaysSplitsGroup`] names a group it would cut: with
+/// [`Grouping::by_kind`](adapeft_importance::Grouping::by_kind), every bias is one group, so
+/// a head's bias cannot train alone; use the default per-tensor grouping, or one that keeps
+/// the head a group of its own), and it must match some grouped parameter
+/// ([`SelectError::AlwaysMatchesNothing`] catches a misspelt path). One rule per
+/// configuration: a second [`AdaPeftConfig::with_always`] replaces the first (a
+/// [`ParamGroup`] can match several modules).
 ///
 /// ```
 /// use adapeft_importance::Objective;
@@ -76,8 +81,6 @@ enum Rule {
     Module(String),
     /// The parameters a burn `ParamGroup` matches (by id or path).
     Group(ParamGroup),
-    /// The parameters of one kind, by the default kind rules.
-    Kind(ParamKind, KindRules),
 }
 
 impl AlwaysTrain {
@@ -90,12 +93,6 @@ impl AlwaysTrain {
     /// The parameters a burn [`ParamGroup`] matches (by id or by path).
     pub fn group(group: ParamGroup) -> Self {
         Self::new(Rule::Group(group))
-    }
-
-    /// The parameters of one kind by the default [`KindRules`] (`ParamKind::Head`: paths
-    /// whose module is named `head`, `classifier`, `lm_head`, ...).
-    pub fn kind(kind: ParamKind) -> Self {
-        Self::new(Rule::Kind(kind, KindRules::default()))
     }
 
     fn new(rule: Rule) -> Self {
@@ -127,19 +124,17 @@ impl AlwaysTrain {
                         .is_some_and(|rest| rest.starts_with('.'))
             }
             Rule::Group(group) => group.matches(&param.id, Some(&param.path)),
-            Rule::Kind(kind, rules) => rules.kind_of(param) == *kind,
         }
     }
 }
 
-/// `module head`, `param group`, `kind head`, with ` at 1e-2` when it has its own rate: what
+/// `module head` or `param group`, with ` at 1e-2` when it has its own rate: what
 /// a selection records ([`SelectionSettings::always`](crate::SelectionSettings::always)).
 impl fmt::Display for AlwaysTrain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.rule {
             Rule::Module(path) => write!(f, "module {path}")?,
             Rule::Group(_) => write!(f, "param group")?,
-            Rule::Kind(kind, _) => write!(f, "kind {}", kind.name())?,
         }
         if let Some(rate) = self.learning_rate {
             write!(f, " at {rate:e}")?;

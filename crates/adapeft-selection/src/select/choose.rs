@@ -97,6 +97,7 @@ impl AdaPeftConfig {
             value_model: self.value_model,
             candidates,
             always: self.always.as_ref().map(ToString::to_string),
+            held_out: self.held_out.clone(),
         };
         let selection = Selection::new(
             choices,

@@ -56,8 +56,9 @@ pub enum SelectError {
         /// A member it does not.
         outside: String,
     },
-    /// The always-train rule takes no parameter of the model.
-    #[error("the always-train rule `{rule}` takes no parameter of the model")]
+    /// The always-train rule takes no grouped parameter of the model (a misspelt path, or
+    /// parameters the grouping leaves out).
+    #[error("the always-train rule `{rule}` takes no grouped parameter of the model")]
     AlwaysMatchesNothing {
         /// The rule, in words.
         rule: String,

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use adapeft_importance::{
-    Cost, Grouping, Groups, LossFn, RunOptimizer, ShortRun, Trial, Trials, discover,
+    Cost, EstimateError, Grouping, Groups, LossFn, RunOptimizer, ShortRun, Trial, Trials, discover,
     held_out_trials,
 };
 use burn::module::Module;
@@ -31,8 +31,10 @@ use crate::selection::Selection;
 ///   one whose runs all raised the held-out loss (then only the always-trained groups train,
 ///   or nothing). `Auto` needs held-out batches.
 ///
-/// Cost: `steps` backward passes per rate and per subset tried, a few percent of a
-/// fine-tuning run for the defaults (5 rates; `Auto` tries up to 5 sizes).
+/// Cost: `steps` backward passes per rate and per subset tried, plus a forward pass of each
+/// held-out batch per trial. For the defaults (5 rates of 15 steps) the recommended rate
+/// costs 75 training steps, a quarter of a 300-step fine-tuning run; `Auto` tries up to 5
+/// sizes, up to 375 steps. Fewer rates or steps cost proportionally less.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldOut {
     /// How many of the batches given, at the end, are held out.
@@ -95,7 +97,8 @@ impl HeldOut {
         self
     }
 
-    fn validate(&self, given: usize) -> Result<(), SelectError> {
+    /// Checks the settings against `given` batches (and, for `auto`, the sizes).
+    fn validate(&self, given: usize, auto: bool) -> Result<(), SelectError> {
         let bad = |name: &'static str, value: String, reason: &'static str| {
             Err(SelectError::HeldOut {
                 name,
@@ -121,6 +124,33 @@ impl HeldOut {
         }
         if self.steps == 0 {
             return bad("steps", "0".into(), "a trial needs at least one step");
+        }
+        if let RunOptimizer::Adam {
+            beta_1,
+            beta_2,
+            epsilon,
+        } = self.optimizer
+        {
+            if let Some(b) = [beta_1, beta_2]
+                .into_iter()
+                .find(|b| !(0.0..1.0).contains(b))
+            {
+                return bad("optimizer", b.to_string(), "Adam's betas must be in [0, 1)");
+            }
+            if !(epsilon.is_finite() && epsilon > 0.0) {
+                return bad(
+                    "optimizer",
+                    epsilon.to_string(),
+                    "Adam's epsilon must be finite and positive",
+                );
+            }
+        }
+        if auto && self.auto_fractions.is_empty() {
+            return bad(
+                "auto_fractions",
+                "[]".into(),
+                "Budget::Auto needs a size to try",
+            );
         }
         if let Some(f) = self
             .auto_fractions
@@ -182,18 +212,32 @@ pub struct AutoCandidate {
 }
 
 impl AdaPeftConfig {
-    /// The batches for the estimator and the held-out ones (none without [`HeldOut`]).
-    pub(super) fn split_held_out<'b, B>(
+    /// The batches for the estimator and the held-out ones (none without [`HeldOut`]), the
+    /// held-out ones checked by the model before anything runs ([`LossFn::check`], with
+    /// their index among all the batches given).
+    pub(super) fn split_held_out<'b, M, B, F>(
         &self,
+        model: &M,
         batches: &'b [B],
-    ) -> Result<(&'b [B], &'b [B]), SelectError> {
-        match &self.held_out {
-            None => Ok((batches, &[])),
-            Some(h) => {
-                h.validate(batches.len())?;
-                Ok(batches.split_at(batches.len() - h.batches))
-            }
+        budget: Budget,
+        loss: &F,
+    ) -> Result<(&'b [B], &'b [B]), SelectError>
+    where
+        F: LossFn<M, B>,
+    {
+        let Some(h) = &self.held_out else {
+            return Ok((batches, &[]));
+        };
+        h.validate(batches.len(), budget == Budget::Auto)?;
+        let (train, held) = batches.split_at(batches.len() - h.batches);
+        for (i, batch) in held.iter().enumerate() {
+            loss.check(model, batch)
+                .map_err(|reason| EstimateError::InvalidBatch {
+                    batch: train.len() + i,
+                    reason,
+                })?;
         }
+        Ok((train, held))
     }
 
     /// The trials of `selection`'s chosen subset on `model` (adapters attached as
@@ -204,7 +248,7 @@ impl AdaPeftConfig {
         (train, held): (&[B], &[B]),
         selection: &Selection,
         loss: &F,
-    ) -> Result<Option<Trials>, SelectError>
+    ) -> Result<Option<Tried>, SelectError>
     where
         M: Module,
         F: LossFn<M, B>,
@@ -226,6 +270,9 @@ impl AdaPeftConfig {
         let mut groups: Groups = Grouping::PerTensor.group(discover(&applied))?;
         groups.retain(|g, params| g.members.iter().all(|&m| chosen.contains(&params[m].path)));
         let own_rate = self.always.as_ref().and_then(|a| a.learning_rate());
+        let mut rates: &[f64] = &h.rates;
+        let mut rated = true;
+        let own: [f64; 1];
         if let Some(rate) = own_rate {
             let at_own: Vec<usize> = (0..groups.len())
                 .filter(|&g| {
@@ -235,12 +282,19 @@ impl AdaPeftConfig {
                         .all(|&m| always.contains(&groups.params()[m].path))
                 })
                 .collect();
+            // Only groups at their own rate: every trial would be the same run, and no rate
+            // of the grid is the one it ran at. One trial, no recommendation.
+            if at_own.len() == groups.len() {
+                own = [rate];
+                rates = &own;
+                rated = false;
+            }
             groups = at_own
                 .into_iter()
                 .fold(groups, |groups, g| groups.with_learning_rate(g, rate));
         }
-        let trials = held_out_trials(&applied, train, held, &groups, &h.run(), &h.rates, loss)?;
-        Ok(Some(trials))
+        let trials = held_out_trials(&applied, train, held, &groups, &h.run(), rates, loss)?;
+        Ok(Some(Tried { trials, rated }))
     }
 
     /// Attaches the held-out verdict on `selection`'s subset: its trials and recommended
@@ -259,8 +313,9 @@ impl AdaPeftConfig {
         let Some(h) = &self.held_out else {
             return Ok(selection);
         };
-        let trials = self.trials(model, data, &selection, loss)?;
-        Ok(selection.with_validation(validation(h, trials, Vec::new())))
+        let tried = self.trials(model, data, &selection, loss)?;
+        let cost = tried.as_ref().map(|t| t.trials.cost).unwrap_or_default();
+        Ok(selection.with_validation(validation(h, tried, Vec::new(), cost)))
     }
 
     /// [`Budget::Auto`]: the subsets `select_at(capacity)` chooses at each of the held-out
@@ -281,7 +336,14 @@ impl AdaPeftConfig {
         let Some(h) = &self.held_out else {
             return Err(SelectError::AutoNeedsHeldOut);
         };
-        let mut tried: Vec<(Selection, Option<Trials>)> = Vec::new();
+        // What trains in a selection: each chosen group with its LoRA rank, if any (the same
+        // weights at another rank are another candidate).
+        let trains = |s: &Selection| -> Vec<(String, Option<usize>)> {
+            s.chosen()
+                .map(|g| (g.score.name.clone(), g.lora.map(|o| o.rank)))
+                .collect()
+        };
+        let mut tried: Vec<(Selection, Option<Tried>)> = Vec::new();
         let mut caps: Vec<u64> = h
             .auto_fractions
             .iter()
@@ -291,24 +353,22 @@ impl AdaPeftConfig {
         caps.dedup();
         for cap in caps {
             let selection = select_at(cap)?;
-            let paths = selection.chosen_paths();
-            if tried.iter().any(|(s, _)| s.chosen_paths() == paths) {
+            let what = trains(&selection);
+            if tried.iter().any(|(s, _)| trains(s) == what) {
                 continue;
             }
-            let trials = self.trials(model, data, &selection, loss)?;
-            tried.push((selection, trials));
+            let t = self.trials(model, data, &selection, loss)?;
+            tried.push((selection, t));
         }
-        let best_of = |t: &Option<Trials>| t.as_ref().and_then(Trials::best);
+        let reduction = |t: &Option<Tried>| t.as_ref().and_then(Tried::reduction);
         let best = tried
             .iter()
-            .filter_map(|(_, t)| best_of(t).and_then(|b| b.reduction()))
+            .filter_map(|(_, t)| reduction(t))
             .fold(f64::NEG_INFINITY, f64::max);
         let taken = if best > 0.0 {
-            tried.iter().position(|(_, t)| {
-                best_of(t)
-                    .and_then(|b| b.reduction())
-                    .is_some_and(|r| r >= h.auto_tolerance * best)
-            })
+            tried
+                .iter()
+                .position(|(_, t)| reduction(t).is_some_and(|r| r >= h.auto_tolerance * best))
         } else {
             None
         };
@@ -317,46 +377,74 @@ impl AdaPeftConfig {
             .enumerate()
             .map(|(i, (s, t))| AutoCandidate {
                 params: s.trainable_params(),
-                learning_rate: best_of(t).map(|b| b.learning_rate),
-                reduction: best_of(t).and_then(|b| b.reduction()),
+                learning_rate: t.as_ref().and_then(Tried::rate),
+                reduction: reduction(t),
                 taken: taken == Some(i),
             })
             .collect();
         let mut cost = Cost::default();
         for t in tried.iter().filter_map(|(_, t)| t.as_ref()) {
-            cost += t.cost;
+            cost += t.trials.cost;
         }
-        let (selection, trials) = match taken {
+        let (selection, tried) = match taken {
             Some(i) => tried.swap_remove(i),
-            // No size lowered the held-out loss: only what must train.
+            // No size lowered the held-out loss: only what must train (tried already when
+            // it was one of the sizes).
             None => {
                 let selection = select_at(always)?;
-                let trials = self.trials(model, data, &selection, loss)?;
-                if let Some(t) = &trials {
-                    cost += t.cost;
+                let what = trains(&selection);
+                match tried.iter().position(|(s, _)| trains(s) == what) {
+                    Some(i) => tried.swap_remove(i),
+                    None => {
+                        let t = self.trials(model, data, &selection, loss)?;
+                        if let Some(t) = &t {
+                            cost += t.trials.cost;
+                        }
+                        (selection, t)
+                    }
                 }
-                (selection, trials)
             }
         };
         let params = selection.trainable_params();
-        let mut verdict = validation(h, trials, candidates);
-        verdict.cost = cost;
         Ok(selection
             .with_budget(Budget::Auto, params)
-            .with_validation(verdict))
+            .with_validation(validation(h, tried, candidates, cost)))
     }
 }
 
-fn validation(h: &HeldOut, trials: Option<Trials>, auto: Vec<AutoCandidate>) -> Validation {
-    let learning_rate = trials
-        .as_ref()
-        .and_then(Trials::best)
-        .map(|b| b.learning_rate);
-    let (trials, cost) = trials.map_or((Vec::new(), Cost::default()), |t| (t.trials, t.cost));
+/// One subset's trials, and whether their rates are the rates it ran at (not when only
+/// groups with a rate of their own train).
+struct Tried {
+    trials: Trials,
+    rated: bool,
+}
+
+impl Tried {
+    /// The best run's held-out loss reduction, if a run lowered the held-out loss.
+    fn reduction(&self) -> Option<f64> {
+        self.trials.best().and_then(|b| b.reduction())
+    }
+
+    /// The rate of the best run, when the rates are the ones the subset ran at.
+    fn rate(&self) -> Option<f64> {
+        self.trials
+            .best()
+            .filter(|_| self.rated)
+            .map(|b| b.learning_rate)
+    }
+}
+
+fn validation(
+    h: &HeldOut,
+    tried: Option<Tried>,
+    auto: Vec<AutoCandidate>,
+    cost: Cost,
+) -> Validation {
+    let learning_rate = tried.as_ref().and_then(Tried::rate);
     Validation {
         held_out_batches: h.batches,
         steps: h.steps,
-        trials,
+        trials: tried.map(|t| t.trials.trials).unwrap_or_default(),
         learning_rate,
         auto,
         cost,

@@ -78,14 +78,15 @@ impl LoraChoices {
     }
 
     /// Scores the adapters on a LoRA-applied copy of `model` per rank, with `config`'s
-    /// grouping and estimator: the options of each group, in `groups`' order. The copies'
-    /// costs are added to `scores.cost`.
+    /// grouping and estimator (the always-trained groups at their own rate, as in the main
+    /// estimate): the options of each group, in `groups`' order, none for an always-trained
+    /// group (it trains fully). The copies' costs are added to `scores.cost`.
     pub(super) fn options<M, B, F>(
         &self,
         config: &AdaPeftConfig,
         model: &M,
         batches: &[B],
-        groups: &Groups,
+        (groups, always): (&Groups, &[bool]),
         scores: &mut Scores,
         loss: &F,
     ) -> Result<Vec<Vec<LoraOption>>, SelectError>
@@ -113,6 +114,8 @@ impl LoraChoices {
             let mut adapted_groups = config.grouping.group(params)?;
             adapted_groups
                 .retain(|g, params| !g.members.iter().any(|&m| bases.contains(&params[m].path)));
+            let adapted_always = config.always_flags(&adapted_groups)?;
+            let adapted_groups = config.with_always_rates(adapted_groups, &adapted_always);
             let adapter_scores =
                 config
                     .estimator
@@ -126,6 +129,9 @@ impl LoraChoices {
                 let Some(&k) = single.get(base.as_str()) else {
                     continue;
                 };
+                if always[k] {
+                    continue;
+                }
                 options[k].push(LoraOption {
                     rank,
                     alpha,

@@ -98,8 +98,10 @@ impl AdaPeft {
     /// ```
     ///
     /// # Errors
-    /// A model without float parameters, an invalid budget, or an estimator error (a loss that
-    /// is not a scalar, or not finite).
+    /// A model without float parameters, an invalid budget, an estimator error (a batch the
+    /// model refuses, a loss that is not a scalar, or not finite), and
+    /// [`SelectError::AutoNeedsHeldOut`] for [`Budget::Auto`], which needs held-out batches
+    /// ([`AdaPeftConfig::with_held_out`]).
     pub fn select<M, B>(model: &M, batch: &B, budget: Budget) -> Result<Selection, SelectError>
     where
         M: Module + Objective<B>,
@@ -360,7 +362,9 @@ impl AdaPeftConfig {
     /// device).
     ///
     /// # Errors
-    /// As [`AdaPeft::select`], and an estimate error for an empty `batches`.
+    /// As [`AdaPeft::select`], an estimate error for an empty `batches`, the always-train
+    /// errors ([`AlwaysTrain`]) and [`SelectError::HeldOut`] for held-out settings that do
+    /// not fit the batches.
     pub fn select<M, B>(
         &self,
         model: &M,
@@ -410,9 +414,10 @@ impl AdaPeftConfig {
     /// ```
     ///
     /// # Errors
-    /// As [`AdaPeftConfig::select`], an estimate error for no shard or an empty one, and
-    /// [`LoraChoicesError::Unsupported`] when this configuration offers LoRA choices (not
-    /// yet supported across devices).
+    /// As [`AdaPeftConfig::select`], an estimate error for no shard or an empty one,
+    /// [`LoraChoicesError::Unsupported`] when this configuration offers LoRA choices, and
+    /// [`SelectError::HeldOut`] when it holds batches out (neither is supported across
+    /// devices yet).
     pub fn select_sharded<M, B>(
         &self,
         model: &M,
@@ -469,12 +474,15 @@ impl AdaPeftConfig {
         match data {
             Data::Batches(batches) => self.select_local(model, batches, budget, loss),
             Data::Sharded { shards, reduce } => {
-                if self.held_out.is_some() || budget == Budget::Auto {
+                if self.held_out.is_some() {
                     return Err(SelectError::HeldOut {
                         name: "batches",
                         value: "sharded".into(),
                         reason: "held-out trials (and so Budget::Auto) run on one device only, for now",
                     });
+                }
+                if budget == Budget::Auto {
+                    return Err(SelectError::AutoNeedsHeldOut);
                 }
                 if self.lora.is_some() {
                     return Err(LoraChoicesError::Unsupported {
@@ -533,11 +541,14 @@ impl AdaPeftConfig {
     /// ```
     ///
     /// # Errors
-    /// A model without float parameters, an invalid grouping, or an estimator error.
+    /// A model without float parameters, an invalid grouping, an estimator error, or
+    /// [`SelectError::HeldOut`] when this configuration holds batches out (held-out trials
+    /// need [`AdaPeftConfig::select`]).
     pub fn score<M, B>(&self, model: &M, batches: &[B]) -> Result<Scored, SelectError>
     where
         M: Module + Objective<B>,
     {
+        self.refuse_held_out("score")?;
         let (groups, _) = self.group(model)?;
         let scores = self.estimator.estimate(model, batches, &groups)?;
         Ok(Scored {
@@ -556,9 +567,11 @@ impl AdaPeftConfig {
     /// as given ([`AdaPeftConfig::candidates`] does not apply).
     ///
     /// # Errors
-    /// An invalid budget or front epsilon, and [`LoraChoicesError::Unsupported`] when this
+    /// An invalid budget or front epsilon, [`LoraChoicesError::Unsupported`] when this
     /// configuration offers LoRA choices (their adapters are scored inside
-    /// [`AdaPeftConfig::select`], not in the scores).
+    /// [`AdaPeftConfig::select`], not in the scores), and [`SelectError::AutoNeedsHeldOut`]
+    /// or [`SelectError::HeldOut`] for [`Budget::Auto`] or held-out batches, which need the
+    /// model ([`AdaPeftConfig::select`]).
     pub fn select_scored(&self, scored: &Scored, budget: Budget) -> Result<Selection, SelectError> {
         if self.lora.is_some() {
             return Err(LoraChoicesError::Unsupported {
@@ -567,6 +580,7 @@ impl AdaPeftConfig {
             }
             .into());
         }
+        self.refuse_held_out("select_scored")?;
         if budget == Budget::Auto {
             return Err(SelectError::AutoNeedsHeldOut);
         }
@@ -597,7 +611,7 @@ impl AdaPeftConfig {
         M: Module,
         F: LossFn<M, B>,
     {
-        let (batches, held) = self.split_held_out(batches)?;
+        let (batches, held) = self.split_held_out(model, batches, budget, loss)?;
         if budget == Budget::Auto && held.is_empty() {
             return Err(SelectError::AutoNeedsHeldOut);
         }
@@ -617,7 +631,9 @@ impl AdaPeftConfig {
                 self.estimator.estimate_with(model, batches, scored, loss)
             })?;
         let options = match &self.lora {
-            Some(choices) => choices.options(self, model, batches, &groups, &mut scores, loss)?,
+            Some(choices) => {
+                choices.options(self, model, batches, (&groups, &always), &mut scores, loss)?
+            }
             None => vec![Vec::new(); groups.len()],
         };
         let data = (batches, held);
@@ -644,6 +660,18 @@ impl AdaPeftConfig {
             batches.len(),
         )?;
         self.validate_selection(model, data, selection, loss)
+    }
+
+    /// Held-out batches judge runs of a model: the entry points that keep none refuse them.
+    fn refuse_held_out(&self, entry_point: &'static str) -> Result<(), SelectError> {
+        match self.held_out {
+            Some(_) => Err(SelectError::HeldOut {
+                name: "batches",
+                value: entry_point.into(),
+                reason: "score and select_scored keep no model to try subsets on: use select",
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Discovers and groups the parameters of `model`, and flags the always-trained groups

@@ -51,7 +51,7 @@ pub struct StudyConfig {
 }
 
 impl StudyConfig {
-    /// The full study: 3 seeds, 300 steps, budgets 0.5%, 1%, 2%, 5% and auto, LoRA ranks 1-8.
+    /// The full study: 3 seeds, 300 steps, budgets 0.5%, 1%, 2%, 5% and the knee of the front, LoRA ranks 1-8.
     pub fn full() -> Self {
         StudyConfig {
             quick: false,
@@ -65,7 +65,7 @@ impl StudyConfig {
     }
 
     /// The reduced study (`--quick`, under two minutes on two cores): one seed, 60 steps,
-    /// budgets 1% and 5% (and auto), LoRA ranks 1 and 4, every method family, every task and
+    /// budgets 1% and 5% (and the knee), LoRA ranks 1 and 4, every method family, every task and
     /// every output.
     pub fn quick() -> Self {
         StudyConfig {
