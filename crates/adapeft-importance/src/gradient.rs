@@ -179,19 +179,6 @@ impl fmt::Display for GradientProbe {
     }
 }
 
-/// `with_*` setters, one per field, as `derive(Config)` writes them.
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
-        $(
-            $(#[$doc])*
-            pub fn $name(mut self, $field: $ty) -> Self {
-                self.$field = $field;
-                self
-            }
-        )*
-    };
-}
-
 impl GradientProbe {
     /// The default settings (see each field).
     pub fn new() -> Self {

@@ -72,6 +72,21 @@
 //! assert_eq!(scores.cost.backward_passes, 1 + 2 * 2);
 //! ```
 
+// `with_*` setters for the settings that implement burn's `Config` by hand (`GradientProbe`,
+// `ShortRun`), defined before the modules so that each can use it.
+// `with_*` setters, one per field, as `derive(Config)` writes them.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $field: $ty) -> Self {
+                self.$field = $field;
+                self
+            }
+        )*
+    };
+}
+
 mod any_estimator;
 mod baseline;
 mod collective;

@@ -161,34 +161,17 @@ impl ShortRun {
         }
     }
 
-    /// Sets [`ShortRun::steps`].
-    pub fn with_steps(mut self, steps: usize) -> Self {
-        self.steps = steps;
-        self
-    }
-
-    /// Sets [`ShortRun::learning_rate`].
-    pub fn with_learning_rate(mut self, learning_rate: f64) -> Self {
-        self.learning_rate = learning_rate;
-        self
-    }
-
-    /// Sets [`ShortRun::optimizer`].
-    pub fn with_optimizer(mut self, optimizer: RunOptimizer) -> Self {
-        self.optimizer = optimizer;
-        self
-    }
-
-    /// Sets [`ShortRun::value`].
-    pub fn with_value(mut self, value: ShortRunValue) -> Self {
-        self.value = value;
-        self
-    }
-
-    /// Sets [`ShortRun::held_out`].
-    pub fn with_held_out(mut self, held_out: usize) -> Self {
-        self.held_out = held_out;
-        self
+    setters! {
+        /// Sets [`ShortRun::steps`].
+        with_steps: steps: usize;
+        /// Sets [`ShortRun::learning_rate`].
+        with_learning_rate: learning_rate: f64;
+        /// Sets [`ShortRun::optimizer`].
+        with_optimizer: optimizer: RunOptimizer;
+        /// Sets [`ShortRun::value`].
+        with_value: value: ShortRunValue;
+        /// Sets [`ShortRun::held_out`].
+        with_held_out: held_out: usize;
     }
 
     pub(crate) fn validate(&self) -> Result<(), EstimateError> {

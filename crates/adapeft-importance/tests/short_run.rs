@@ -62,6 +62,38 @@ fn host_run_at(
     (credit, w)
 }
 
+/// The host run's weights after 0, 1, ..., `config.steps` steps.
+fn host_trajectory(problem: &QuadraticProblem, config: &ShortRun) -> Vec<Vec<f64>> {
+    let all = vec![true; problem.n()];
+    (0..=config.steps)
+        .map(|t| match t {
+            0 => problem.w.clone(),
+            t => host_run(problem, &config.clone().with_steps(t), &all).1,
+        })
+        .collect()
+}
+
+/// Each group's trapezoid credit along `trajectory`,
+/// `sum_t 1/2 (G(w_t) + G(w_t+1)) . (w_t - w_t+1)`, with `gradient` the gradient `G`.
+fn trapezoid_credits(
+    sizes: &[usize],
+    trajectory: &[Vec<f64>],
+    gradient: impl Fn(&[f64]) -> Vec<f64>,
+) -> Vec<f64> {
+    let mut want = vec![0.0; sizes.len()];
+    for pair in trajectory.windows(2) {
+        let (g0, g1) = (gradient(&pair[0]), gradient(&pair[1]));
+        let mut start = 0;
+        for (k, &s) in sizes.iter().enumerate() {
+            for i in start..start + s {
+                want[k] += 0.5 * (g0[i] + g1[i]) * (pair[0][i] - pair[1][i]);
+            }
+            start += s;
+        }
+    }
+    want
+}
+
 fn check_close(got: f64, want: f64, scale: f64, what: &str) {
     assert!(
         (got - want).abs() <= 1e-3 * scale,
@@ -343,8 +375,6 @@ fn trapezoid_allocation_is_exact_on_a_quadratic() {
         let model = problem.model(&be.device);
         let batch = problem.batch(&be.device, 1.0);
         let groups = per_tensor(&model);
-        let n = problem.n();
-        let all = vec![true; n];
         // A rate large enough that some steps overshoot along steep directions.
         let config = ShortRun {
             steps: 8,
@@ -356,26 +386,8 @@ fn trapezoid_allocation_is_exact_on_a_quadratic() {
             .estimate(&model, std::slice::from_ref(&batch), &groups)
             .unwrap();
         // The host trajectory, and 1/2 (G(w_t) + G(w_t+1)) . (w_t - w_t+1) per group.
-        let trajectory: Vec<Vec<f64>> = (0..=config.steps)
-            .map(|t| {
-                if t == 0 {
-                    problem.w.clone()
-                } else {
-                    host_run(&problem, &config.clone().with_steps(t), &all).1
-                }
-            })
-            .collect();
-        let mut want = vec![0.0; problem.sizes.len()];
-        for pair in trajectory.windows(2) {
-            let (g0, g1) = (problem.gradient_at(&pair[0]), problem.gradient_at(&pair[1]));
-            let mut start = 0;
-            for (k, &s) in problem.sizes.iter().enumerate() {
-                for i in start..start + s {
-                    want[k] += 0.5 * (g0[i] + g1[i]) * (pair[0][i] - pair[1][i]);
-                }
-                start += s;
-            }
-        }
+        let trajectory = host_trajectory(&problem, &config);
+        let want = trapezoid_credits(&problem.sizes, &trajectory, |w| problem.gradient_at(w));
         let drop = problem.loss_at(&problem.w) - problem.loss_at(&trajectory[config.steps]);
         let scale = want.iter().map(|d| d.abs()).fold(drop.abs(), f64::max);
         for (k, s) in scores.groups.iter().enumerate() {
@@ -412,7 +424,6 @@ fn held_out_credits_are_the_exact_share_of_the_held_out_loss_change() {
     let groups = per_tensor(&model);
     let train = problem.batch(&device, 1.0);
     let batches = [train.clone(), other.batch(&device, 1.0)];
-    let all = vec![true; problem.n()];
     for optimizer in [RunOptimizer::Sgd, RunOptimizer::adam()] {
         let config = ShortRun {
             steps: 6,
@@ -424,23 +435,8 @@ fn held_out_credits_are_the_exact_share_of_the_held_out_loss_change() {
         let scores = config.estimate(&model, &batches, &groups).unwrap();
         // The run is the one on the training quadratic alone; the credits use the held-out
         // quadratic's gradient along it.
-        let trajectory: Vec<Vec<f64>> = (0..=config.steps)
-            .map(|t| match t {
-                0 => problem.w.clone(),
-                t => host_run(&problem, &config.clone().with_steps(t), &all).1,
-            })
-            .collect();
-        let mut want = vec![0.0; problem.sizes.len()];
-        for pair in trajectory.windows(2) {
-            let (h0, h1) = (other.gradient_at(&pair[0]), other.gradient_at(&pair[1]));
-            let mut start = 0;
-            for (k, &s) in problem.sizes.iter().enumerate() {
-                for i in start..start + s {
-                    want[k] += 0.5 * (h0[i] + h1[i]) * (pair[0][i] - pair[1][i]);
-                }
-                start += s;
-            }
-        }
+        let trajectory = host_trajectory(&problem, &config);
+        let want = trapezoid_credits(&problem.sizes, &trajectory, |w| other.gradient_at(w));
         let drop = other.loss_at(&problem.w) - other.loss_at(&trajectory[config.steps]);
         let scale = want.iter().map(|d| d.abs()).fold(drop.abs(), f64::max);
         for (k, s) in scores.groups.iter().enumerate() {
