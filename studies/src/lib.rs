@@ -1,4 +1,4 @@
-//! What the adapeft studies share: progress bars, where the studies read their data and write
+//! What the adapeft studies share: progress bars, peak memory, where the studies read their data and write
 //! their results, the statistics of their tables, and writing and checking their output files.
 //!
 //! The studies themselves are the binaries of this package, one folder each:
@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod memory;
 pub mod outputs;
 pub mod paths;
 pub mod progress;

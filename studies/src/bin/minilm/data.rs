@@ -24,32 +24,43 @@ pub struct Example {
     pub label: usize,
 }
 
-/// A task: the definitions of one part of speech, classified by lexicographer file.
+/// A task: the definitions of one part of speech, classified by lexicographer file, in three
+/// splits: training, validation (carved from the file's training rows, never from its test
+/// rows) and test.
 #[derive(Debug, Clone)]
 pub struct Task {
     /// `noun` or `verb`.
     pub name: String,
     pub classes: usize,
     pub train: Vec<Example>,
+    /// Rows of the file's training split held out to choose learning rates.
+    pub validation: Vec<Example>,
     pub test: Vec<Example>,
 }
 
 impl Task {
     /// Reads `data/wordnet/<name>.tsv`, keeping the first `train_per_class` training rows and
     /// the first `test_per_class` test rows of each class (the file's rows are in a seeded
-    /// random order within each class, so a prefix is a random subsample).
+    /// random order within each class, so a prefix is a random subsample). Of each class's
+    /// kept training rows, the last `validation_fraction` (rounded, at least one when the
+    /// fraction is positive and the class has two rows) become validation rows.
     pub fn load(
         dir: &Path,
         name: &str,
         train_per_class: usize,
+        validation_fraction: f64,
         test_per_class: usize,
     ) -> Result<Self, Error> {
+        if !(0.0..1.0).contains(&validation_fraction) {
+            return Err(
+                format!("validation fraction {validation_fraction} is not in [0, 1)").into(),
+            );
+        }
         let path = dir.join(format!("{name}.tsv"));
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut train = Vec::new();
-        let mut test = Vec::new();
-        let mut counts: Vec<[usize; 2]> = Vec::new();
+        // Per class: its kept training rows, then its kept test rows.
+        let mut by_class: Vec<[Vec<Example>; 2]> = Vec::new();
         for (n, line) in text.lines().enumerate().skip(1) {
             let fields: Vec<&str> = line.split('\t').collect();
             let [split, label, _, _, _, definition] = fields[..] else {
@@ -58,28 +69,40 @@ impl Task {
             let label: usize = label
                 .parse()
                 .map_err(|e| format!("{}:{}: label {label:?}: {e}", path.display(), n + 1))?;
-            if counts.len() <= label {
-                counts.resize(label + 1, [0, 0]);
+            if by_class.len() <= label {
+                by_class.resize_with(label + 1, Default::default);
             }
-            let (slot, keep, rows) = match split {
-                "train" => (0, train_per_class, &mut train),
-                "test" => (1, test_per_class, &mut test),
+            let (slot, keep) = match split {
+                "train" => (0, train_per_class),
+                "test" => (1, test_per_class),
                 other => {
                     return Err(format!("{}:{}: split {other:?}", path.display(), n + 1).into());
                 }
             };
-            if counts[label][slot] < keep {
-                counts[label][slot] += 1;
-                rows.push(Example {
+            if by_class[label][slot].len() < keep {
+                by_class[label][slot].push(Example {
                     text: definition.to_string(),
                     label,
                 });
             }
         }
+        let classes = by_class.len();
+        let (mut train, mut validation, mut test) = (Vec::new(), Vec::new(), Vec::new());
+        for [mut rows, tests] in by_class {
+            let n = rows.len();
+            let mut held = (n as f64 * validation_fraction).round() as usize;
+            if validation_fraction > 0.0 && n >= 2 {
+                held = held.clamp(1, n - 1);
+            }
+            validation.extend(rows.split_off(n - held));
+            train.extend(rows);
+            test.extend(tests);
+        }
         Ok(Task {
             name: name.to_string(),
-            classes: counts.len(),
+            classes,
             train,
+            validation,
             test,
         })
     }
@@ -226,9 +249,10 @@ mod tests {
 
     #[test]
     fn tasks_keep_a_balanced_prefix_of_every_class() {
-        let task = Task::load(&data_dir(), "verb", 3, 2).unwrap();
+        let task = Task::load(&data_dir(), "verb", 3, 0.0, 2).unwrap();
         assert_eq!(task.classes, 15);
         assert_eq!(task.train.len(), 45);
+        assert!(task.validation.is_empty());
         assert_eq!(task.test.len(), 30);
         for c in 0..15 {
             assert_eq!(task.train.iter().filter(|e| e.label == c).count(), 3);
@@ -236,8 +260,34 @@ mod tests {
     }
 
     #[test]
+    fn validation_rows_are_carved_from_the_training_rows_of_every_class() {
+        let all = Task::load(&data_dir(), "verb", 80, 0.0, 20).unwrap();
+        let task = Task::load(&data_dir(), "verb", 80, 0.2, 20).unwrap();
+        // The file has 1,181 training rows (14 classes of 80, verb.weather 61) and 300 test rows.
+        assert_eq!(all.train.len(), 1181);
+        assert_eq!(task.train.len() + task.validation.len(), 1181);
+        assert_eq!(task.validation.len(), 14 * 16 + 12);
+        assert_eq!(task.test.len(), 300);
+        let texts = |rows: &[Example]| -> std::collections::HashSet<String> {
+            rows.iter().map(|e| e.text.clone()).collect()
+        };
+        let (train, validation, test) = (
+            texts(&task.train),
+            texts(&task.validation),
+            texts(&task.test),
+        );
+        assert!(validation.is_subset(&texts(&all.train)));
+        assert!(validation.is_disjoint(&train));
+        assert!(validation.is_disjoint(&test));
+        for c in 0..15 {
+            assert!(task.validation.iter().any(|e| e.label == c), "class {c}");
+        }
+        assert!(Task::load(&data_dir(), "verb", 80, 1.0, 20).is_err());
+    }
+
+    #[test]
     fn tiny_bert_loads_back_and_tokenizes_every_ascii_definition_without_unknowns() {
-        let task = Task::load(&data_dir(), "noun", 2, 1).unwrap();
+        let task = Task::load(&data_dir(), "noun", 2, 0.0, 1).unwrap();
         let dir = adapeft_testing::temp_dir("minilm-tiny");
         let files = write_tiny_bert(dir.path(), std::slice::from_ref(&task), 1).unwrap();
         let bert = load_bert(&files, &Device::flex()).unwrap();

@@ -1,110 +1,162 @@
 //! The MiniLM study: AdaPEFT against the fine-tuning rules users know, on a real pretrained
 //! transformer (sentence-transformers' all-MiniLM-L6-v2, loaded from its safetensors) and
 //! real text (WordNet 3.0 definitions classified into 26 noun and 15 verb lexicographer
-//! classes, vendored in `data/wordnet/`).
+//! classes, vendored in `data/wordnet/`), measured the way the field measures PEFT.
 //!
-//! Every method trains the same classifier (mean-pooled encoder and a new linear head) for
-//! the same Adam steps on the same batches: linear probe, full fine-tuning, BitFit, LayerNorm
-//! tuning, the last k layers, LoRA on every linear layer at ranks 4 and 8, gradient-norm and
-//! Fisher selections, and AdaPEFT (the library default) at several budgets and `Knee`, with
-//! LoRA choices per linear layer, and selected on a 2-layer truncation then transferred.
+//! - **Splits**: every training row of the file (up to 80 per class), of which the last 20%
+//!   of each class are the validation split; the file's 20 test rows per class are only
+//!   used for the final numbers.
+//! - **Training**: every method trains the same classifier (mean-pooled encoder and a new
+//!   linear head, always trained, at `1e-2`) with Adam for two epochs of batches of 16 in the
+//!   same order.
+//! - **Rates**: each method's encoder rate is the best on validation (first seed) of a grid:
+//!   full fine-tuning `{1e-5, 3e-5, 1e-4}`, every other method `{3e-4, 1e-3, 3e-3}`. AdaPEFT
+//!   is also trained at the rate its own selection recommends (held-out batches of the
+//!   training split), each seed at its own.
+//! - **Seeds**: three (the head's initial weights, the batch order, the selection batches);
+//!   means with 95% Student-t intervals, and wins or losses only where the 95% interval of
+//!   the paired (same seed) difference excludes zero.
+//! - **Methods**: linear probe, full fine-tuning, BitFit, LayerNorm, LoRA r = 4 and 8 (every
+//!   linear layer), gradient norm, Fisher and AdaPEFT at 0.1%, 0.5%, 1% and 5%, AdaPEFT
+//!   `Auto`, AdaPEFT with LoRA choices at 1%, and AdaPEFT selected on 2 layers and
+//!   transferred to 6 at 1% (see `methods.rs`).
+//! - **Costs** per run: seconds per training step, the peak resident memory of training, the
+//!   selection's seconds, the saved adapter's size.
+//!
+//! Every finished training run is appended to `runs-<task>.csv` at once, and a run of the
+//! study skips the runs already there: stopped, it resumes where it was (`--fresh` starts
+//! over). `--task noun` (or `verb`) runs one task, so that two processes can share the work.
 //!
 //! ```text
-//! cargo run -p adapeft-studies --bin minilm                      # the full study on the real weights (README: time)
+//! cargo run -p adapeft-studies --bin minilm                      # the full study on the real weights (hours; docs/minilm/)
 //! cargo run -p adapeft-studies --bin minilm -- --quick           # a tiny random BERT written to disk (CI)
 //! cargo run -p adapeft-studies --bin minilm -- --check [--quick] # only validate a past run's outputs
 //! ```
 //!
 //! Outputs (in `target/adapeft/minilm-study/`, or `minilm-study-quick/`; `target/adapeft/minilm/`
-//! is the weight cache): `results.csv`, `results.md`
-//! (table, win/tie/loss summary, settings), `runs.csv` (every seed), `accuracy-<task>.svg`.
-//! A run ends by validating them and exits non-zero if anything is wrong.
+//! is the weight cache): `runs-<task>.csv` (every training run), `results.csv` and
+//! `results.md` (per method at its chosen rate: test accuracy with its interval, the costs;
+//! the wins, ties and losses; the targets), `tuning.csv` (validation accuracy per rate) and
+//! `accuracy-<task>.svg` (test accuracy against trainable parameters). A run ends by
+//! validating them and exits non-zero if anything is wrong.
 
 mod data;
 mod methods;
 mod plots;
 mod report;
+mod runs;
 mod train;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use adapeft::HeldOut;
 use adapeft_bert::{BertClassifier, BertTokenizer};
 use burn::tensor::Device;
 
+use adapeft_studies::memory;
 use adapeft_studies::paths::{data_dir, target_dir};
 use adapeft_studies::progress::Progress;
 use data::{Batches, ModelFiles, Task};
-use methods::{LR_HEAD, Method, SharedScores};
+use methods::{LR_HEAD, Method};
+use runs::{Run, RunLog};
 
-/// The study's size.
+/// The study's size and protocol.
 #[derive(Debug, Clone)]
 pub struct StudyConfig {
     pub quick: bool,
+    /// The tasks this process trains (`--task` narrows them).
     pub tasks: Vec<&'static str>,
+    /// Training rows kept per class, validation included.
     pub train_per_class: usize,
+    /// The share of each class's training rows held out as the validation split.
+    pub validation_fraction: f64,
     pub test_per_class: usize,
     pub max_len: usize,
     pub batch_size: usize,
-    pub steps: usize,
+    pub epochs: usize,
     pub seeds: Vec<u64>,
-    /// Batches the selections score on (the default short run takes one per step).
+    /// Batches (of the training split) the estimators score on; AdaPEFT's held-out batches
+    /// come after them.
     pub select_batches: usize,
+    /// AdaPEFT's held-out batches, rates and trial steps (its recommended rate and `Auto`).
+    pub held_out: HeldOut,
+    /// The encoder rates tried for full fine-tuning.
+    pub full_rates: Vec<f64>,
+    /// The encoder rates tried for every other method but the linear probe.
+    pub subset_rates: Vec<f64>,
     pub methods: Vec<Method>,
 }
 
 impl StudyConfig {
-    fn methods() -> Vec<Method> {
-        vec![
+    /// Every method, the budgeted ones at `fractions` (the rows at 1% at `one`).
+    fn methods(fractions: [f64; 4], one: f64) -> Vec<Method> {
+        let mut methods = vec![
             Method::Probe,
             Method::Full,
             Method::BitFit,
             Method::LayerNorm,
-            Method::LastLayers(1),
             Method::Lora(4),
             Method::Lora(8),
-            Method::GradientNorm(0.01),
-            Method::Fisher(0.01),
-            Method::AdaPeft(Some(0.001)),
-            Method::AdaPeft(Some(0.005)),
-            Method::AdaPeft(Some(0.01)),
-            Method::AdaPeft(Some(0.05)),
-            Method::AdaPeft(None),
-            Method::AdaPeftLora(0.01),
-            Method::AdaPeftTransfer(0.01),
-        ]
+        ];
+        for f in fractions {
+            methods.push(Method::GradientNorm(f));
+            methods.push(Method::Fisher(f));
+        }
+        for f in fractions {
+            methods.push(Method::AdaPeft(f));
+        }
+        methods.extend([
+            Method::AdaPeftAuto,
+            Method::AdaPeftLora(one),
+            Method::AdaPeftTransfer(one),
+        ]);
+        methods
     }
 
-    /// The full study on the real weights, sized to about 45 minutes on 2 cores.
+    /// The full study on the real weights.
     pub fn full() -> Self {
         StudyConfig {
             quick: false,
-            tasks: vec!["noun", "verb"],
-            train_per_class: 40,
+            tasks: vec!["verb", "noun"],
+            train_per_class: 80,
+            validation_fraction: 0.2,
             test_per_class: 20,
             max_len: 32,
             batch_size: 16,
-            steps: 25,
-            seeds: vec![1],
-            select_batches: 15,
-            methods: Self::methods(),
+            epochs: 2,
+            seeds: vec![1, 2, 3],
+            select_batches: 16,
+            held_out: HeldOut::last(4),
+            full_rates: vec![1e-5, 3e-5, 1e-4],
+            subset_rates: vec![3e-4, 1e-3, 3e-3],
+            methods: Self::methods([0.001, 0.005, 0.01, 0.05], 0.01),
         }
     }
 
-    /// `--quick`: a tiny random BERT, every method, a few steps.
+    /// `--quick`: a tiny random BERT, every method and code path (at budgets that hold its
+    /// head, about 2% of it), two rates, two seeds, one epoch of a few rows per class.
     pub fn quick() -> Self {
         StudyConfig {
             quick: true,
-            tasks: vec!["noun", "verb"],
-            train_per_class: 6,
+            tasks: vec!["verb", "noun"],
+            train_per_class: 5,
+            validation_fraction: 0.4,
             test_per_class: 2,
             max_len: 24,
             batch_size: 8,
-            steps: 8,
-            seeds: vec![1],
+            epochs: 1,
+            seeds: vec![1, 2],
             select_batches: 3,
-            methods: Self::methods(),
+            held_out: HeldOut::last(1)
+                .with_rates(&[1e-3, 1e-2])
+                .with_steps(2)
+                .with_auto_fractions(&[0.05, 0.2]),
+            full_rates: vec![1e-4, 1e-3],
+            subset_rates: vec![1e-3, 1e-2],
+            // The new head is about 2% of the tiny BERT: the budgets must hold it.
+            methods: Self::methods([0.03, 0.05, 0.1, 0.2], 0.1),
         }
     }
 
@@ -116,48 +168,40 @@ impl StudyConfig {
             "minilm-study"
         }
     }
+
+    /// The encoder rates of `method`'s grid (`[0]` for the linear probe: no encoder trains).
+    pub fn rates(&self, method: &Method) -> Vec<f64> {
+        match method {
+            Method::Probe => vec![0.0],
+            Method::Full => self.full_rates.clone(),
+            _ => self.subset_rates.clone(),
+        }
+    }
+
+    /// Training steps on `task`: `epochs` passes over its training rows in whole batches.
+    pub fn steps(&self, task: &Task) -> usize {
+        self.epochs * (task.train.len() / self.batch_size)
+    }
 }
 
-/// One trained run (one method, task and seed).
-#[derive(Debug, Clone)]
-pub struct Run {
-    pub task: String,
-    pub method: Method,
-    pub seed: u64,
-    pub accuracy: f64,
-    pub trainable: u64,
-    pub total: u64,
-    pub select_seconds: f64,
-    /// Selection seconds in units of one full fine-tuning step of the same seed.
-    pub select_steps: f64,
-    pub train_seconds: f64,
-    pub saved_bytes: u64,
-    pub checkpoint_bytes: u64,
-    /// What the selection trains, in words (selection methods).
-    pub chosen: String,
-}
+const USAGE: &str =
+    "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--check] [--task T] [--fresh]
 
-const USAGE: &str = "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--check]
-
-  --quick   a tiny random BERT written to disk, every method, a few steps (CI; < 3 minutes)
+  --quick   a tiny random BERT written to disk, every method, a few steps (CI)
   --check   only validate the outputs of a previous run (of the same mode)
-  --steps N  train every method N steps instead of the mode's default (for timing)
-  --seeds N  seeds 1..=N instead of the mode's default (outputs in <dir>-<N>seeds)
-  --seed S   seed S alone (outputs in <dir>-seed<S>)";
+  --task T  train only task T (noun or verb); the report covers every task with runs
+  --fresh   forget the runs of a previous study in the same folder and start over";
 
 fn main() -> ExitCode {
-    let (mut quick, mut check) = (false, false);
-    let mut steps = None;
-    let mut seeds = None;
-    let mut seed = None;
+    let (mut quick, mut check, mut fresh) = (false, false, false);
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--check" => check = true,
-            "--steps" => steps = args.next().and_then(|s| s.parse().ok()),
-            "--seeds" => seeds = args.next().and_then(|s| s.parse::<u64>().ok()),
-            "--seed" => seed = args.next().and_then(|s| s.parse::<u64>().ok()),
+            "--fresh" => fresh = true,
+            "--task" => only = args.next(),
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
@@ -169,22 +213,17 @@ fn main() -> ExitCode {
     } else {
         StudyConfig::full()
     };
-    if let Some(steps) = steps {
-        config.steps = steps;
+    if let Some(task) = only {
+        let Some(&t) = config.tasks.iter().find(|t| **t == task) else {
+            eprintln!("unknown task {task:?}: the tasks are {:?}", config.tasks);
+            return ExitCode::from(2);
+        };
+        config.tasks = vec![t];
     }
-    let mut dir = config.dir_name().to_string();
-    if let Some(n) = seeds {
-        config.seeds = (1..=n).collect();
-        dir = format!("{dir}-{n}seeds");
-    }
-    if let Some(s) = seed {
-        config.seeds = vec![s];
-        dir = format!("{dir}-seed{s}");
-    }
-    let out = target_dir().join("adapeft").join(dir);
+    let out = target_dir().join("adapeft").join(config.dir_name());
     if !check {
         let start = Instant::now();
-        if let Err(e) = run(&config, &out) {
+        if let Err(e) = run(&config, &out, fresh) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
@@ -205,16 +244,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+/// Loads every task of the study (all of them, for the report), with its splits.
+fn load_tasks(config: &StudyConfig) -> Result<Vec<Task>, Box<dyn std::error::Error>> {
+    let dir = data_dir("wordnet");
+    let all = if config.quick {
+        StudyConfig::quick().tasks
+    } else {
+        StudyConfig::full().tasks
+    };
+    all.iter()
+        .map(|t| {
+            Task::load(
+                &dir,
+                t,
+                config.train_per_class,
+                config.validation_fraction,
+                config.test_per_class,
+            )
+        })
+        .collect()
+}
+
+fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(out)?;
-    let data_dir = data_dir("wordnet");
-    let tasks: Vec<Task> = config
-        .tasks
-        .iter()
-        .map(|t| Task::load(&data_dir, t, config.train_per_class, config.test_per_class))
-        .collect::<Result<_, _>>()?;
+    let all_tasks = load_tasks(config)?;
     let files: ModelFiles = if config.quick {
-        data::write_tiny_bert(&out.join("tiny-bert"), &tasks, 5)?
+        data::write_tiny_bert(&out.join("tiny-bert"), &all_tasks, 5)?
     } else {
         data::minilm_files(&target_dir())?
     };
@@ -222,118 +277,156 @@ fn run(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::error::Error
     let tokenizer = BertTokenizer::from_file(&files.tokenizer, config.max_len)?;
     let device = Device::flex().autodiff();
     let progress = Progress::new();
-    let mut runs = Vec::new();
     let scratch = out.join("saved");
     std::fs::create_dir_all(&scratch)?;
-    for task in &tasks {
+    let first_seed = config.seeds[0];
+    for task in all_tasks
+        .iter()
+        .filter(|t| config.tasks.contains(&t.name.as_str()))
+    {
+        let mut log = RunLog::open(out, &task.name, fresh)?;
+        let steps = config.steps(task);
+        let batches = Batches {
+            task,
+            tokenizer: &tokenizer,
+            device: device.clone(),
+            batch_size: config.batch_size,
+        };
+        progress.log(format!(
+            "{}: {} training, {} validation, {} test rows; {steps} steps per run; {} runs already done",
+            task.name,
+            task.train.len(),
+            task.validation.len(),
+            task.test.len(),
+            log.runs().len()
+        ));
         for &seed in &config.seeds {
             let bar = progress.bar(
-                (config.steps * config.methods.len()) as u64,
+                config.methods.len() as u64,
                 &format!("{} seed {seed}", task.name),
             );
-            let batches = Batches {
-                task,
-                tokenizer: &tokenizer,
-                device: device.clone(),
-                batch_size: config.batch_size,
-            };
             // Every method starts from the same pretrained encoder and the same new head.
             device.seed(seed);
             let bert = data::load_bert(&files, &device)?;
-            let layers = bert.layers.len();
             let base = BertClassifier::new(bert, task.classes, &device);
+            let total: u64 = adapeft::importance::discover(&base)
+                .iter()
+                .map(|p| p.numel)
+                .sum();
             let select: Vec<_> = batches
                 .stream(seed + 1000)
-                .take(config.select_batches)
+                .take(config.select_batches + config.held_out.batches)
                 .collect();
-            let start = Instant::now();
-            let shared = SharedScores::new(&base, &select)?;
-            progress.log(format!(
-                "{} seed {seed}: default estimator scored {} groups in {:.1} s",
-                task.name,
-                shared.scored.groups().len(),
-                start.elapsed().as_secs_f64()
-            ));
-            let mut full_step = None;
             for method in &config.methods {
+                let done = log.of(method, seed);
+                // The grid on the first seed; the rate chosen on its validation afterwards.
+                let mut rates = if seed == first_seed {
+                    config.rates(method)
+                } else {
+                    vec![log.best_rate(method, first_seed, &config.rates(method))?]
+                };
+                let own = done.first().and_then(|r| r.recommended);
+                if let Some(own) = own.filter(|_| method.recommends_rate()) {
+                    rates.push(own);
+                }
+                rates = runs::unique(rates);
+                rates.retain(|r| !done.iter().any(|d| d.rate == *r));
+                let needs_selection = !rates.is_empty()
+                    || (method.recommends_rate() && own.is_none() && done.is_empty());
+                if !needs_selection {
+                    bar.inc(1);
+                    continue;
+                }
                 device.seed(seed + 7);
-                let prepared = methods::prepare(method, base.clone(), &select, &shared, layers)?;
+                let prepared = methods::prepare(method, base.clone(), &select, &config.held_out)?;
+                // `0` when the selection recommends no rate (no trial lowered the held-out
+                // loss, or only the head trains): its subset then stays as it is.
+                let recommended = prepared
+                    .selection
+                    .as_ref()
+                    .map(|_| prepared.recommended_rate().unwrap_or(0.0));
+                let recommended = own.or(recommended);
+                if let Some(r) = recommended.filter(|_| method.recommends_rate())
+                    && !rates.contains(&r)
+                    && !done.iter().any(|d| d.rate == r)
+                {
+                    rates.push(r);
+                }
                 let trainable: u64 = adapeft::importance::discover(&prepared.model)
                     .iter()
                     .filter(|p| p.require_grad)
                     .map(|p| p.numel)
                     .sum();
-                let total = adapeft::importance::discover(&base)
-                    .iter()
-                    .map(|p| p.numel)
-                    .sum();
-                let (model, train_seconds) = train::train(
-                    prepared.model,
-                    batches.stream(seed),
-                    config.steps,
-                    method.lr(),
-                    LR_HEAD,
-                    &bar,
-                );
-                if *method == Method::Full {
-                    full_step = Some(train_seconds / config.steps as f64);
-                }
-                let accuracy = train::accuracy(&model, task, &tokenizer, &device);
-                let file = scratch.join("trained.safetensors");
-                match &prepared.selection {
-                    Some(s) => adapeft::save_trained(&model, s, &file)?,
-                    None => adapeft::selection::save_tensors(
-                        &model,
-                        &prepared.trained_paths,
-                        &format!("{{\"method\":\"{}\"}}", method.name()),
-                        &file,
-                    )?,
-                }
-                let saved_bytes = std::fs::metadata(&file)?.len();
-                std::fs::remove_file(&file)?;
                 let chosen = prepared
                     .selection
                     .as_ref()
                     .map(report::describe)
                     .unwrap_or_default();
-                let run = Run {
-                    task: task.name.clone(),
-                    method: method.clone(),
-                    seed,
-                    accuracy,
-                    trainable,
-                    total,
-                    select_seconds: prepared.select_seconds,
-                    select_steps: match full_step {
-                        _ if prepared.select_seconds == 0.0 => 0.0,
-                        Some(s) => prepared.select_seconds / s,
-                        None => f64::NAN,
-                    },
-                    train_seconds,
-                    saved_bytes,
-                    checkpoint_bytes,
-                    chosen,
-                };
-                progress.log(format!(
-                    "{:>6} seed {seed} {:<22} acc {:.3}  trainable {:>10}  select {:>6.1} s  train {:>6.1} s",
-                    task.name,
-                    method.name(),
-                    run.accuracy,
-                    run.trainable,
-                    run.select_seconds,
-                    run.train_seconds
-                ));
-                runs.push(run);
+                for rate in rates {
+                    memory::reset_peak_rss();
+                    let (model, train_seconds) = train::train(
+                        prepared.model.clone(),
+                        batches.stream(seed),
+                        steps,
+                        rate,
+                        LR_HEAD,
+                        &indicatif::ProgressBar::hidden(),
+                    );
+                    let peak_rss = memory::peak_rss_bytes().unwrap_or(0);
+                    let validation = train::accuracy(&model, &task.validation, &tokenizer, &device);
+                    let test = train::accuracy(&model, &task.test, &tokenizer, &device);
+                    let file = scratch.join("trained.safetensors");
+                    match &prepared.selection {
+                        Some(s) => adapeft::save_trained(&model, s, &file)?,
+                        None => adapeft::selection::save_tensors(
+                            &model,
+                            &prepared.trained_paths,
+                            &format!("{{\"method\":\"{}\"}}", method.name()),
+                            &file,
+                        )?,
+                    }
+                    let saved_bytes = std::fs::metadata(&file)?.len();
+                    std::fs::remove_file(&file)?;
+                    let run = Run {
+                        task: task.name.clone(),
+                        method: method.name(),
+                        seed,
+                        rate,
+                        recommended: recommended.filter(|_| method.recommends_rate()),
+                        validation,
+                        test,
+                        trainable,
+                        total,
+                        steps,
+                        select_seconds: prepared.select_seconds,
+                        train_seconds,
+                        peak_rss,
+                        saved_bytes,
+                        checkpoint_bytes,
+                        chosen: chosen.clone(),
+                    };
+                    progress.log(format!(
+                        "{:>5} seed {seed} {:<20} rate {:<7} val {:.3} test {:.3} trainable {:>9} select {:>6.1} s  {:.2} s/step  peak {:.0} MB",
+                        task.name,
+                        run.method,
+                        rate,
+                        validation,
+                        test,
+                        trainable,
+                        run.select_seconds,
+                        train_seconds / steps.max(1) as f64,
+                        peak_rss as f64 / 1e6,
+                    ));
+                    log.push(run)?;
+                }
+                bar.inc(1);
             }
             bar.finish();
         }
     }
     std::fs::remove_dir_all(&scratch).ok();
-    let test_rows: Vec<(String, usize)> = tasks
-        .iter()
-        .map(|t| (t.name.clone(), t.test.len()))
-        .collect();
-    report::write_all(out, config, &runs, &test_rows)?;
-    plots::draw_all(out, config, &runs)?;
+    let runs = runs::read_all(out, &all_tasks)?;
+    report::write_all(out, config, &all_tasks, &runs)?;
+    plots::draw_all(out, config, &all_tasks, &runs)?;
     Ok(())
 }

@@ -1,31 +1,27 @@
 //! The fine-tuning methods the study compares, and how each prepares the pretrained
 //! classifier: after `prepare`, exactly the parameters that should train require gradients.
+//! Every method trains the new head (at [`LR_HEAD`]).
 //!
 //! - fixed rules: the linear probe (head only), full fine-tuning, BitFit (every bias and
-//!   LayerNorm `beta`), LayerNorm tuning (every `gamma` and `beta`), the last `k` encoder
-//!   layers; each also trains the new head;
+//!   LayerNorm `beta`), LayerNorm tuning (every `gamma` and `beta`);
 //! - LoRA through burn's `Module::apply_lora` on every linear layer of the encoder (query,
 //!   key, value, attention output, feed-forward in and out: Hugging Face peft's `all-linear`,
 //!   which leaves out the classifier) with `alpha = rank`, the head trained fully (peft's
 //!   `modules_to_save` for a classifier);
-//! - knapsack selections over the per-tensor groups (the head is one group among the others,
-//!   it is *not* forced): gradient norm and empirical Fisher, and AdaPEFT with the library's
-//!   default estimator (`AdaPeftConfig::new()`, whatever it is; its short run at the study's
-//!   subset learning rate) at several budgets and `Knee` (the knee of the predicted front), with and without LoRA choices per
-//!   linear layer, and selected on a 2-layer truncation then carried over with `transfer_to`.
+//! - knapsack selections over the per-tensor groups, the head always trained and counted in
+//!   the budget ([`AlwaysTrain`]): gradient norm and empirical Fisher, and AdaPEFT with the
+//!   library's default estimator and held-out batches ([`HeldOut`], which give the selection
+//!   its recommended learning rate) at several budgets and [`Budget::Auto`], with LoRA choices
+//!   per linear layer, and selected on a 2-layer truncation then carried over with
+//!   `transfer_to`.
 
 use adapeft::importance::set_require_grad;
-use adapeft::{AdaPeftConfig, AnyEstimator, Baseline, Budget, LoraChoices, Selection};
+use adapeft::{AdaPeftConfig, AlwaysTrain, Baseline, Budget, HeldOut, LoraChoices, Selection};
 use adapeft_bert::{BertClassifier, TextBatch};
 use burn::module::{Lora, Module, ParamGroup};
 
-/// Adam learning rate of the new head, whenever it trains (it starts from random weights).
+/// Adam learning rate of the new head, in every method (it starts from random weights).
 pub const LR_HEAD: f64 = 1e-2;
-/// Adam learning rate of the encoder in full fine-tuning.
-pub const LR_FULL: f64 = 1e-4;
-/// Adam learning rate of every other method's encoder parameters (subsets and adapters), and
-/// of AdaPEFT's short run.
-pub const LR_SUBSET: f64 = 1e-3;
 /// Every linear layer of the encoder (peft's `all-linear`).
 pub const LINEAR_WEIGHTS: &str = r"^bert\.layers\.[0-9]+\.(attention\.(query|key|value|output)|ffn\.(intermediate|output))\.weight$";
 
@@ -36,12 +32,13 @@ pub enum Method {
     Full,
     BitFit,
     LayerNorm,
-    LastLayers(usize),
     Lora(usize),
     GradientNorm(f64),
     Fisher(f64),
-    /// AdaPEFT at a fraction of the parameters, `None` for `Budget::Knee` (the knee of the predicted front).
-    AdaPeft(Option<f64>),
+    /// AdaPEFT at a fraction of the parameters.
+    AdaPeft(f64),
+    /// AdaPEFT at `Budget::Auto` (the size chosen on held-out batches).
+    AdaPeftAuto,
     /// AdaPEFT with LoRA ranks 4 and 8 offered per linear layer.
     AdaPeftLora(f64),
     /// AdaPEFT selected on the first two layers, transferred to the whole encoder.
@@ -57,12 +54,11 @@ impl Method {
             Method::Full => "full fine-tuning".into(),
             Method::BitFit => "BitFit".into(),
             Method::LayerNorm => "LayerNorm".into(),
-            Method::LastLayers(k) => format!("last {k} layers"),
             Method::Lora(r) => format!("LoRA r={r}"),
             Method::GradientNorm(f) => format!("gradient norm {}", pct(f)),
             Method::Fisher(f) => format!("Fisher {}", pct(f)),
-            Method::AdaPeft(Some(f)) => format!("AdaPEFT {}", pct(f)),
-            Method::AdaPeft(None) => "AdaPEFT Knee".into(),
+            Method::AdaPeft(f) => format!("AdaPEFT {}", pct(f)),
+            Method::AdaPeftAuto => "AdaPEFT Auto".into(),
             Method::AdaPeftLora(f) => format!("AdaPEFT+LoRA {}", pct(f)),
             Method::AdaPeftTransfer(f) => format!("AdaPEFT 2->6 {}", pct(f)),
         }
@@ -73,36 +69,40 @@ impl Method {
         match self {
             Method::Probe => "probe",
             Method::Full => "full",
-            Method::BitFit | Method::LayerNorm | Method::LastLayers(_) => "rule",
+            Method::BitFit | Method::LayerNorm => "rule",
             Method::Lora(_) => "lora",
             Method::GradientNorm(_) | Method::Fisher(_) => "baseline",
-            Method::AdaPeft(_) | Method::AdaPeftLora(_) | Method::AdaPeftTransfer(_) => "adapeft",
+            Method::AdaPeft(_)
+            | Method::AdaPeftAuto
+            | Method::AdaPeftLora(_)
+            | Method::AdaPeftTransfer(_) => "adapeft",
         }
     }
 
-    /// The encoder's learning rate.
-    pub fn lr(&self) -> f64 {
-        if *self == Method::Full {
-            LR_FULL
-        } else {
-            LR_SUBSET
-        }
+    /// Whether the method's selection recommends its own learning rate (AdaPEFT with
+    /// held-out batches): such a method is also trained at that rate.
+    pub fn recommends_rate(&self) -> bool {
+        self.family() == "adapeft"
     }
 
-    /// Whether this method selects with the library default's scores (shared per seed).
-    pub fn uses_default_scores(&self) -> bool {
-        matches!(self, Method::AdaPeft(_))
+    /// The budget fraction the method is held to, if any (checked on the outputs).
+    pub fn fraction(&self) -> Option<f64> {
+        match self {
+            Method::GradientNorm(f)
+            | Method::Fisher(f)
+            | Method::AdaPeft(f)
+            | Method::AdaPeftLora(f) => Some(*f),
+            _ => None,
+        }
     }
 }
 
-/// The library's default configuration, with the short run (if the default is one) at the
-/// study's learning rate.
-pub fn adapeft_config() -> AdaPeftConfig {
-    let mut config = AdaPeftConfig::new();
-    if let AnyEstimator::ShortRun(run) = config.estimator.clone() {
-        config.estimator = run.with_learning_rate(LR_SUBSET).into();
-    }
-    config
+/// The AdaPEFT configuration of the study: the library default with the head always trained
+/// at [`LR_HEAD`] and the last `held_out` of the selection batches held out.
+pub fn adapeft_config(held_out: &HeldOut) -> AdaPeftConfig {
+    AdaPeftConfig::new()
+        .with_always(AlwaysTrain::module("head").with_learning_rate(LR_HEAD))
+        .with_held_out(held_out.clone())
 }
 
 /// A model ready to train, with what was trained and how it was chosen.
@@ -112,8 +112,18 @@ pub struct Prepared {
     pub selection: Option<Selection>,
     /// Paths of the trained tensors (what `save_trained` / `save_tensors` writes).
     pub trained_paths: Vec<String>,
-    /// Seconds spent choosing (0 for fixed rules).
+    /// Seconds spent choosing (0 for fixed rules), held-out trials included.
     pub select_seconds: f64,
+}
+
+impl Prepared {
+    /// The encoder rate the selection recommends (AdaPEFT with held-out batches), if it
+    /// recommends one.
+    pub fn recommended_rate(&self) -> Option<f64> {
+        self.selection
+            .as_ref()
+            .and_then(Selection::recommended_learning_rate)
+    }
 }
 
 fn rule(model: BertClassifier, trains: impl Fn(&str) -> bool) -> Prepared {
@@ -141,50 +151,25 @@ fn selected(model: BertClassifier, selection: Selection, seconds: f64) -> Prepar
     }
 }
 
-/// Scores of the default estimator, computed once per seed and shared by the AdaPEFT budgets.
-pub struct SharedScores {
-    pub scored: adapeft::Scored,
-}
-
-impl SharedScores {
-    pub fn new(
-        model: &BertClassifier,
-        batches: &[TextBatch],
-    ) -> Result<Self, adapeft::AdaPeftError> {
-        Ok(SharedScores {
-            scored: adapeft_config().score(model, batches)?,
-        })
-    }
-}
-
-/// Prepares `model` for `method`; `batches` are the selection batches, `shared` the default
-/// estimator's scores (for `Method::AdaPeft`).
+/// Prepares `model` for `method`. `batches` are the selection batches; AdaPEFT holds out the
+/// last `held_out.batches` of them, the baselines score on the others.
 pub fn prepare(
     method: &Method,
     model: BertClassifier,
     batches: &[TextBatch],
-    shared: &SharedScores,
-    layers: usize,
+    held_out: &HeldOut,
 ) -> Result<Prepared, adapeft::AdaPeftError> {
     let start = std::time::Instant::now();
     let seconds = |start: std::time::Instant| start.elapsed().as_secs_f64();
+    let config = adapeft_config(held_out);
+    let linear = || ParamGroup::from_regex(LINEAR_WEIGHTS).expect("a valid pattern");
     Ok(match method {
         Method::Probe => rule(model, |_| false),
         Method::Full => rule(model, |_| true),
         Method::BitFit => rule(model, |p| p.ends_with(".bias") || p.ends_with(".beta")),
         Method::LayerNorm => rule(model, |p| p.contains("norm.")),
-        Method::LastLayers(k) => {
-            let first = layers.saturating_sub(*k);
-            rule(model, move |p| {
-                p.strip_prefix("bert.layers.")
-                    .and_then(|rest| rest.split('.').next())
-                    .and_then(|i| i.parse::<usize>().ok())
-                    .is_some_and(|i| i >= first)
-            })
-        }
         Method::Lora(rank) => {
-            let targets = ParamGroup::from_regex(LINEAR_WEIGHTS).expect("a valid pattern");
-            let model = model.apply_lora(Lora::new(*rank, *rank as f64).set_param_group(targets));
+            let model = model.apply_lora(Lora::new(*rank, *rank as f64).set_param_group(linear()));
             rule(model, |p| p.contains(".lora."))
         }
         Method::GradientNorm(f) | Method::Fisher(f) => {
@@ -193,23 +178,24 @@ pub fn prepare(
             } else {
                 Baseline::GradientNorm
             };
-            let selection = AdaPeftConfig::new().with_estimator(baseline).select(
-                &model,
-                batches,
-                Budget::Fraction(*f),
-            )?;
+            let scored = &batches[..batches.len() - held_out.batches];
+            let selection = AdaPeftConfig::new()
+                .with_estimator(baseline)
+                .with_always(AlwaysTrain::module("head").with_learning_rate(LR_HEAD))
+                .select(&model, scored, Budget::Fraction(*f))?;
             selected(model, selection, seconds(start))
         }
         Method::AdaPeft(f) => {
-            let budget = f.map_or(Budget::Knee, Budget::Fraction);
-            let selection = adapeft_config().select_scored(&shared.scored, budget)?;
-            // The estimate is shared by every budget: each row reports its whole cost.
-            selected(model, selection, shared.scored.scores().cost.seconds)
+            let selection = config.select(&model, batches, Budget::Fraction(*f))?;
+            selected(model, selection, seconds(start))
+        }
+        Method::AdaPeftAuto => {
+            let selection = config.select(&model, batches, Budget::Auto)?;
+            selected(model, selection, seconds(start))
         }
         Method::AdaPeftLora(f) => {
-            let targets = ParamGroup::from_regex(LINEAR_WEIGHTS).expect("a valid pattern");
-            let selection = adapeft_config()
-                .with_lora_choices(LoraChoices::new(&[4, 8]).with_targets(targets))
+            let selection = config
+                .with_lora_choices(LoraChoices::new(&[4, 8]).with_targets(linear()))
                 .select(&model, batches, Budget::Fraction(*f))?;
             selected(model, selection, seconds(start))
         }
@@ -218,7 +204,7 @@ pub fn prepare(
                 bert: model.bert.clone().truncated(2),
                 head: model.head.clone(),
             };
-            let selection = adapeft_config().select(&shallow, batches, Budget::Fraction(*f))?;
+            let selection = config.select(&shallow, batches, Budget::Fraction(*f))?;
             let selection = selection.transfer_to(&model)?;
             selected(model, selection, seconds(start))
         }
@@ -256,32 +242,6 @@ mod tests {
     fn check_counts(model: &BertClassifier, hidden: u64, inter: u64) {
         let layers = model.bert.layers.len() as u64;
         let classes = model.classes() as u64;
-        let groups = adapeft_config()
-            .grouping
-            .group(adapeft::importance::discover(model))
-            .unwrap();
-        let scores = adapeft::importance::Scores {
-            estimator: String::new(),
-            groups: groups
-                .groups()
-                .iter()
-                .map(|g| adapeft::importance::GroupScore {
-                    name: g.name.clone(),
-                    params: g.numel,
-                    b: 0.0,
-                    a: 0.0,
-                    value: 0.0,
-                    unreliable: None,
-                    quality: adapeft::importance::Quality::Exact,
-                })
-                .collect(),
-            cost: Default::default(),
-            loss: None,
-            curvature: None,
-        };
-        let shared = SharedScores {
-            scored: adapeft::Scored::new(groups, scores, 0).unwrap(),
-        };
         for method in [
             Method::Probe,
             Method::Lora(4),
@@ -289,7 +249,7 @@ mod tests {
             Method::BitFit,
             Method::LayerNorm,
         ] {
-            let p = prepare(&method, model.clone(), &[], &shared, layers as usize).unwrap();
+            let p = prepare(&method, model.clone(), &[], &HeldOut::last(1)).unwrap();
             let trainable: u64 = adapeft::importance::discover(&p.model)
                 .iter()
                 .filter(|p| p.require_grad)
@@ -307,11 +267,83 @@ mod tests {
     #[test]
     fn fixed_rules_and_lora_train_exactly_their_parameters_on_the_tiny_bert() {
         let dir = adapeft_testing::temp_dir("minilm-methods");
-        let task = Task::load(&data_dir("wordnet"), "verb", 2, 1).unwrap();
+        let task = Task::load(&data_dir("wordnet"), "verb", 2, 0.0, 1).unwrap();
         let files = data::write_tiny_bert(dir.path(), std::slice::from_ref(&task), 3).unwrap();
         let device = Device::flex().autodiff();
         let bert = data::load_bert(&files, &device).unwrap();
         check_counts(&BertClassifier::new(bert, task.classes, &device), 32, 64);
+    }
+
+    #[test]
+    fn every_selection_trains_the_new_head_within_its_budget_and_adapeft_recommends_a_rate() {
+        let dir = adapeft_testing::temp_dir("minilm-selections");
+        let task = Task::load(&data_dir("wordnet"), "verb", 4, 0.0, 1).unwrap();
+        let files = data::write_tiny_bert(dir.path(), std::slice::from_ref(&task), 3).unwrap();
+        let tokenizer = BertTokenizer::from_file(&files.tokenizer, 24).unwrap();
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let bert = data::load_bert(&files, &device).unwrap();
+        let model = BertClassifier::new(bert, task.classes, &device);
+        let batches = Batches {
+            task: &task,
+            tokenizer: &tokenizer,
+            device: device.clone(),
+            batch_size: 8,
+        };
+        let select: Vec<_> = batches.stream(5).take(4).collect();
+        let held_out = HeldOut::last(1)
+            .with_rates(&[1e-3, 1e-2])
+            .with_steps(2)
+            .with_auto_fractions(&[0.05, 0.2]);
+        let total: u64 = adapeft::importance::discover(&model)
+            .iter()
+            .map(|p| p.numel)
+            .sum();
+        for method in [
+            Method::GradientNorm(0.05),
+            Method::Fisher(0.05),
+            Method::AdaPeft(0.05),
+            Method::AdaPeftAuto,
+            Method::AdaPeftLora(0.1),
+            Method::AdaPeftTransfer(0.1),
+        ] {
+            let p = prepare(&method, model.clone(), &select, &held_out).unwrap();
+            let trains: Vec<_> = adapeft::importance::discover(&p.model)
+                .into_iter()
+                .filter(|p| p.require_grad)
+                .collect();
+            for head in ["head.weight", "head.bias"] {
+                assert!(
+                    trains.iter().any(|p| p.path == head),
+                    "{}: {head} does not train",
+                    method.name()
+                );
+            }
+            let selection = p.selection.as_ref().unwrap();
+            assert!(selection.always_params() > 0, "{}", method.name());
+            if let Some(f) = method.fraction() {
+                let trainable: u64 = trains.iter().map(|p| p.numel).sum();
+                // The transfer's size is the deep model's, not held to the fraction.
+                assert!(
+                    trainable as f64 <= f * total as f64,
+                    "{}: {trainable} of {total}",
+                    method.name()
+                );
+            }
+            // AdaPEFT's held-out trials ran: each rate, or one run when only the head (at
+            // its own rate) trains, which recommends no rate. The baselines have none.
+            let trials = selection.validation().map_or(0, |v| v.trials.len());
+            if method.recommends_rate() {
+                let head_only = selection.chosen().all(|g| g.always);
+                assert_eq!(trials, if head_only { 1 } else { 2 }, "{}", method.name());
+                if head_only {
+                    assert!(p.recommended_rate().is_none(), "{}", method.name());
+                }
+            } else {
+                assert_eq!(trials, 0, "{}", method.name());
+                assert!(p.recommended_rate().is_none());
+            }
+        }
     }
 
     #[test]
@@ -340,7 +372,7 @@ mod tests {
         let model = BertClassifier::new(bert, 26, &device);
         check_counts(&model, 384, 1536);
         // The study's loss on real definitions is finite and near ln(26) for the new head.
-        let task = Task::load(&data_dir("wordnet"), "noun", 1, 1).unwrap();
+        let task = Task::load(&data_dir("wordnet"), "noun", 1, 0.0, 1).unwrap();
         let tokenizer = BertTokenizer::from_file(&files.tokenizer, 32).unwrap();
         let batches = Batches {
             task: &task,

@@ -1,5 +1,6 @@
-//! The pictures (plotters, SVG): per task, test accuracy against trainable parameters, one
-//! colour per method family.
+//! The pictures (plotters, SVG): per task, test accuracy (mean and 95% interval over the
+//! seeds) against trainable parameters on a log scale, one colour per method family; AdaPEFT
+//! at its own recommended rate hollow.
 
 use std::error::Error;
 use std::path::Path;
@@ -7,8 +8,10 @@ use std::path::Path;
 use adapeft_studies::outputs::plot_error as err;
 use plotters::prelude::*;
 
-use crate::report::{Row, rows};
-use crate::{Run, StudyConfig};
+use crate::StudyConfig;
+use crate::data::Task;
+use crate::report::{Row, Variant, rows};
+use crate::runs::Run;
 
 const FAMILIES: [(&str, RGBColor); 6] = [
     ("probe", RGBColor(230, 159, 0)),
@@ -20,7 +23,7 @@ const FAMILIES: [(&str, RGBColor); 6] = [
 ];
 
 fn accuracy_figure(path: &Path, task: &str, rows: &[&Row]) -> Result<(), Box<dyn Error>> {
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    let root = SVGBackend::new(path, (1000, 620)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let x_max = rows.iter().map(|r| r.trainable).fold(1.0, f64::max) * 3.0;
     let x_min = rows
@@ -29,19 +32,38 @@ fn accuracy_figure(path: &Path, task: &str, rows: &[&Row]) -> Result<(), Box<dyn
         .fold(f64::INFINITY, f64::min)
         .max(1.0)
         / 3.0;
+    let half = |r: &Row| {
+        if r.test_half.is_nan() {
+            0.0
+        } else {
+            r.test_half
+        }
+    };
+    let y_min = rows
+        .iter()
+        .map(|r| r.test_mean - half(r))
+        .fold(1.0, f64::min)
+        .clamp(0.0, 1.0);
+    let y_max = rows
+        .iter()
+        .map(|r| r.test_mean + half(r))
+        .fold(0.0, f64::max)
+        .clamp(0.0, 1.0);
+    let pad = ((y_max - y_min) * 0.08).max(0.01);
+    let (y_min, y_max) = ((y_min - pad).max(0.0), (y_max + pad).min(1.0));
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("{task}: test accuracy against trainable parameters"),
+            format!("{task}: test accuracy (95% interval over seeds) against trainable parameters"),
             ("sans-serif", 18),
         )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d((x_min..x_max).log_scale(), 0.0..1.0)
+        .build_cartesian_2d((x_min..x_max).log_scale(), y_min..y_max)
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("trainable parameters (log)")
+        .x_desc("trainable parameters (log scale)")
         .y_desc("test accuracy")
         .draw()
         .map_err(err)?;
@@ -55,9 +77,25 @@ fn accuracy_figure(path: &Path, task: &str, rows: &[&Row]) -> Result<(), Box<dyn
         }
         chart
             .draw_series(of.iter().map(|r| {
-                EmptyElement::at((r.trainable, r.acc_mean))
-                    + Circle::new((0, 0), 5, color.filled())
-                    + Text::new(r.method.name(), (7, -4), ("sans-serif", 10))
+                PathElement::new(
+                    vec![
+                        (r.trainable, r.test_mean - half(r)),
+                        (r.trainable, r.test_mean + half(r)),
+                    ],
+                    color.stroke_width(1),
+                )
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(of.iter().map(|r| {
+                let style = if r.variant == Variant::Own {
+                    color.stroke_width(2)
+                } else {
+                    color.filled()
+                };
+                EmptyElement::at((r.trainable, r.test_mean))
+                    + Circle::new((0, 0), 5, style)
+                    + Text::new(r.label(), (7, -4), ("sans-serif", 10))
             }))
             .map_err(err)?
             .label(family)
@@ -74,12 +112,23 @@ fn accuracy_figure(path: &Path, task: &str, rows: &[&Row]) -> Result<(), Box<dyn
     Ok(())
 }
 
-/// `accuracy-<task>.svg` for every task.
-pub fn draw_all(out: &Path, config: &StudyConfig, runs: &[Run]) -> Result<(), Box<dyn Error>> {
-    let rows = rows(config, runs);
-    for task in &config.tasks {
-        let of: Vec<&Row> = rows.iter().filter(|r| r.task == *task).collect();
-        accuracy_figure(&out.join(format!("accuracy-{task}.svg")), task, &of)?;
+/// `accuracy-<task>.svg` for every task with runs.
+pub fn draw_all(
+    out: &Path,
+    config: &StudyConfig,
+    tasks: &[Task],
+    runs: &[Run],
+) -> Result<(), Box<dyn Error>> {
+    let rows = rows(config, tasks, runs);
+    for task in tasks {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.task == task.name).collect();
+        if !of.is_empty() {
+            accuracy_figure(
+                &out.join(format!("accuracy-{}.svg", task.name)),
+                &task.name,
+                &of,
+            )?;
+        }
     }
     Ok(())
 }

@@ -1,32 +1,107 @@
-//! The results: one row per (task, method) over the seeds, as CSV and Markdown with a plain
-//! win/tie/loss summary, and the validation a run ends with.
+//! The results: one row per (task, method) at the rate chosen on validation, and one more per
+//! AdaPEFT method at its own recommended rate, over the seeds; as CSV and Markdown with the
+//! wins, ties and losses (decided by the 95% interval of the paired difference), the
+//! issue's targets, the tuning grid and the validation a run ends with.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use adapeft::Selection;
 use adapeft_studies::outputs::{self, write_csv};
-use adapeft_studies::stats::{mean, sample_std};
+use adapeft_studies::stats::{Verdict, interval95, mean, paired};
 
+use crate::StudyConfig;
+use crate::data::Task;
 use crate::methods::Method;
-use crate::{Run, StudyConfig};
+use crate::runs::{Run, best_rate};
 
-/// One (task, method) over the seeds.
+/// At which rate a row's runs trained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Variant {
+    /// The grid's rate with the best validation accuracy (first seed), for every seed.
+    Tuned,
+    /// Each seed's selection's own recommended rate (AdaPEFT).
+    Own,
+}
+
+/// One (task, method, variant) over the seeds.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub task: String,
     pub method: Method,
-    pub seeds: usize,
-    pub acc_mean: f64,
-    pub acc_std: f64,
+    pub variant: Variant,
+    /// The rates trained at, per seed.
+    pub rates: Vec<f64>,
+    pub seeds: Vec<u64>,
+    /// Test accuracy per seed (in `seeds` order).
+    pub tests: Vec<f64>,
+    pub test_mean: f64,
+    /// Half-width of the 95% interval of the test accuracy (NaN for one seed).
+    pub test_half: f64,
+    pub validation_mean: f64,
     pub trainable: f64,
     pub total: f64,
     pub select_seconds: f64,
-    pub select_steps: f64,
     pub train_seconds: f64,
+    pub seconds_per_step: f64,
+    pub peak_rss: f64,
     pub saved_bytes: f64,
     pub checkpoint_bytes: f64,
     pub chosen: String,
+}
+
+impl Row {
+    /// The row's label: the method's, with "(own rate)" for [`Variant::Own`].
+    pub fn label(&self) -> String {
+        match self.variant {
+            Variant::Tuned => self.method.name(),
+            Variant::Own => format!("{} (own rate)", self.method.name()),
+        }
+    }
+
+    /// The rates in words: one rate, or each seed's.
+    pub fn rate_label(&self) -> String {
+        let all = crate::runs::unique(self.rates.clone());
+        let show = |r: &f64| {
+            if *r == 0.0 {
+                "-".to_string()
+            } else {
+                format!("{r:e}")
+            }
+        };
+        all.iter().map(show).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Test accuracy with its interval.
+    pub fn accuracy_label(&self) -> String {
+        if self.test_half.is_nan() {
+            format!("{:.3}", self.test_mean)
+        } else {
+            format!("{:.3} ± {:.3}", self.test_mean, self.test_half)
+        }
+    }
+
+    /// Selection time as a share of the training run's.
+    pub fn select_share(&self) -> f64 {
+        self.select_seconds / self.train_seconds
+    }
+
+    fn paired_with(&self, other: &Row) -> Option<(Vec<f64>, Vec<f64>)> {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for (i, s) in self.seeds.iter().enumerate() {
+            if let Some(j) = other.seeds.iter().position(|t| t == s) {
+                a.push(self.tests[i]);
+                b.push(other.tests[j]);
+            }
+        }
+        (!a.is_empty()).then_some((a, b))
+    }
+
+    /// `self - other` on the seeds both have: mean, 95% half-width, verdict.
+    pub fn against(&self, other: &Row) -> Option<(f64, f64, Verdict)> {
+        self.paired_with(other).map(|(a, b)| paired(&a, &b))
+    }
 }
 
 /// The trained tensors of a selection in words: kinds and counts, LoRA ranks.
@@ -46,52 +121,95 @@ pub fn describe(selection: &Selection) -> String {
     parts.join(" ")
 }
 
-pub fn rows(config: &StudyConfig, runs: &[Run]) -> Vec<Row> {
+fn row_of(task: &str, method: &Method, variant: Variant, of: Vec<&Run>) -> Option<Row> {
+    if of.is_empty() {
+        return None;
+    }
+    let m = |f: fn(&Run) -> f64| mean(&of.iter().map(|r| f(r)).collect::<Vec<_>>());
+    let tests: Vec<f64> = of.iter().map(|r| r.test).collect();
+    let (test_mean, test_half) = interval95(&tests);
+    Some(Row {
+        task: task.to_string(),
+        method: method.clone(),
+        variant,
+        rates: of.iter().map(|r| r.rate).collect(),
+        seeds: of.iter().map(|r| r.seed).collect(),
+        tests,
+        test_mean,
+        test_half,
+        validation_mean: m(|r| r.validation),
+        trainable: m(|r| r.trainable as f64),
+        total: m(|r| r.total as f64),
+        select_seconds: m(|r| r.select_seconds),
+        train_seconds: m(|r| r.train_seconds),
+        seconds_per_step: m(|r| r.train_seconds / r.steps.max(1) as f64),
+        peak_rss: m(|r| r.peak_rss as f64),
+        saved_bytes: m(|r| r.saved_bytes as f64),
+        checkpoint_bytes: m(|r| r.checkpoint_bytes as f64),
+        chosen: of[0].chosen.clone(),
+    })
+}
+
+/// The rows of `runs`: per task and method, the tuned row and (AdaPEFT) the own-rate row.
+pub fn rows(config: &StudyConfig, tasks: &[Task], runs: &[Run]) -> Vec<Row> {
     let mut rows = Vec::new();
-    for task in &config.tasks {
+    let first = config.seeds[0];
+    for task in tasks {
         for method in &config.methods {
-            let of: Vec<&Run> = runs
+            let name = method.name();
+            let mut of: Vec<&Run> = runs
                 .iter()
-                .filter(|r| r.task == *task && r.method == *method)
+                .filter(|r| r.task == task.name && r.method == name)
                 .collect();
-            if of.is_empty() {
-                continue;
+            of.sort_by_key(|r| r.seed);
+            let firsts: Vec<Run> = of
+                .iter()
+                .filter(|r| r.seed == first)
+                .map(|r| (*r).clone())
+                .collect();
+            if let Some(rate) = best_rate(&firsts, &config.rates(method)) {
+                let tuned: Vec<&Run> = config
+                    .seeds
+                    .iter()
+                    .filter_map(|s| of.iter().find(|r| r.seed == *s && r.rate == rate).copied())
+                    .collect();
+                rows.extend(row_of(&task.name, method, Variant::Tuned, tuned));
             }
-            let m = |f: fn(&Run) -> f64| mean(&of.iter().map(|r| f(r)).collect::<Vec<_>>());
-            let acc: Vec<f64> = of.iter().map(|r| r.accuracy).collect();
-            rows.push(Row {
-                task: task.to_string(),
-                method: method.clone(),
-                seeds: of.len(),
-                acc_mean: mean(&acc),
-                acc_std: sample_std(&acc),
-                trainable: m(|r| r.trainable as f64),
-                total: m(|r| r.total as f64),
-                select_seconds: m(|r| r.select_seconds),
-                select_steps: m(|r| r.select_steps),
-                train_seconds: m(|r| r.train_seconds),
-                saved_bytes: m(|r| r.saved_bytes as f64),
-                checkpoint_bytes: m(|r| r.checkpoint_bytes as f64),
-                chosen: of[0].chosen.clone(),
-            });
+            if method.recommends_rate() {
+                let own: Vec<&Run> = config
+                    .seeds
+                    .iter()
+                    .filter_map(|s| {
+                        of.iter()
+                            .find(|r| r.seed == *s && Some(r.rate) == r.recommended)
+                            .copied()
+                    })
+                    .collect();
+                rows.extend(row_of(&task.name, method, Variant::Own, own));
+            }
         }
     }
     rows
 }
 
-const HEADER: [&str; 13] = [
+const HEADER: [&str; 18] = [
     "task",
     "method",
+    "rate",
     "seeds",
-    "accuracy",
-    "accuracy_std",
+    "test_accuracy",
+    "test_ci95_half_width",
+    "validation_accuracy",
     "trainable_params",
     "trainable_pct",
+    "seconds_per_step",
+    "peak_rss_mb",
     "select_seconds",
-    "select_step_equivalents",
+    "select_pct_of_training",
     "train_seconds",
     "saved_bytes",
     "saved_pct_of_checkpoint",
+    "test_per_seed",
     "trained",
 ];
 
@@ -100,82 +218,34 @@ fn csv_rows(rows: &[Row]) -> Vec<Vec<String>> {
         .map(|r| {
             vec![
                 r.task.clone(),
-                r.method.name(),
-                r.seeds.to_string(),
-                format!("{:.4}", r.acc_mean),
-                format!("{:.4}", r.acc_std),
+                r.label(),
+                r.rate_label(),
+                r.seeds.len().to_string(),
+                format!("{:.4}", r.test_mean),
+                if r.test_half.is_nan() {
+                    String::new()
+                } else {
+                    format!("{:.4}", r.test_half)
+                },
+                format!("{:.4}", r.validation_mean),
                 format!("{:.0}", r.trainable),
                 format!("{:.4}", 100.0 * r.trainable / r.total),
+                format!("{:.3}", r.seconds_per_step),
+                format!("{:.0}", r.peak_rss / 1e6),
                 format!("{:.2}", r.select_seconds),
-                format!("{:.1}", r.select_steps),
+                format!("{:.1}", 100.0 * r.select_share()),
                 format!("{:.1}", r.train_seconds),
                 format!("{:.0}", r.saved_bytes),
                 format!("{:.3}", 100.0 * r.saved_bytes / r.checkpoint_bytes),
+                r.tests
+                    .iter()
+                    .map(|t| format!("{t:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 r.chosen.clone(),
             ]
         })
         .collect()
-}
-
-/// The two-sided 95% tie band of a difference of two accuracies on `n` test rows each (1
-/// seed: binomial standard errors; more seeds: also the seeds' spread).
-fn tie_band(a: &Row, b: &Row, n: usize) -> f64 {
-    let var =
-        |r: &Row| r.acc_mean * (1.0 - r.acc_mean) / n as f64 + r.acc_std.powi(2) / r.seeds as f64;
-    1.96 * (var(a) + var(b)).sqrt()
-}
-
-fn verdict(ours: &Row, theirs: &Row, n: usize) -> &'static str {
-    let d = ours.acc_mean - theirs.acc_mean;
-    let band = tie_band(ours, theirs, n);
-    if d > band {
-        "wins"
-    } else if d < -band {
-        "loses"
-    } else {
-        "ties"
-    }
-}
-
-/// Where AdaPEFT wins, ties and loses against LoRA, BitFit and the linear probe, per task.
-pub fn summary(config: &StudyConfig, rows: &[Row], test_rows: &[(String, usize)]) -> String {
-    let mut s = String::new();
-    for task in &config.tasks {
-        let n = test_rows.iter().find(|(t, _)| t == task).map_or(1, |t| t.1);
-        let of: Vec<&Row> = rows.iter().filter(|r| r.task == *task).collect();
-        let find = |m: &Method| of.iter().find(|r| r.method == *m).copied();
-        let _ = writeln!(
-            s,
-            "\n**{task}** ({n} test rows; a difference inside the 95% band of the two accuracies' standard errors is a tie):\n"
-        );
-        for ours in of.iter().filter(|r| r.method.family() == "adapeft") {
-            let mut parts = Vec::new();
-            for theirs in [
-                Method::Lora(4),
-                Method::Lora(8),
-                Method::BitFit,
-                Method::Probe,
-            ] {
-                if let Some(t) = find(&theirs) {
-                    parts.push(format!(
-                        "{} {} ({:+.1} points)",
-                        verdict(ours, t, n),
-                        theirs.name(),
-                        100.0 * (ours.acc_mean - t.acc_mean)
-                    ));
-                }
-            }
-            let _ = writeln!(
-                s,
-                "- {} ({:.3}% trainable, accuracy {:.3}): {}",
-                ours.method.name(),
-                100.0 * ours.trainable / ours.total,
-                ours.acc_mean,
-                parts.join("; ")
-            );
-        }
-    }
-    s
 }
 
 fn fmt_params(x: f64) -> String {
@@ -188,103 +258,367 @@ fn fmt_params(x: f64) -> String {
     }
 }
 
-fn markdown_table(rows: &[Row], task: &str) -> String {
+fn markdown_table(rows: &[&Row]) -> String {
     let mut s = String::from(
-        "| method | accuracy | trainable | % | selection s | selection (steps) | training s | saved | % of checkpoint |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| method | rate | test accuracy | validation | trainable | % | s / step | peak RSS | selection s | selection / training | saved |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for r in rows.iter().filter(|r| r.task == task) {
-        let acc = if r.seeds > 1 {
-            format!("{:.3} ± {:.3}", r.acc_mean, r.acc_std)
-        } else {
-            format!("{:.3}", r.acc_mean)
-        };
+    for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.3} | {:.1} | {:.1} | {:.1} | {} | {:.2} |",
-            r.method.name(),
-            acc,
+            "| {} | {} | {} | {:.3} | {} | {:.3} | {:.2} | {:.0} MB | {:.1} | {:.0}% | {}B |",
+            r.label(),
+            r.rate_label(),
+            r.accuracy_label(),
+            r.validation_mean,
             fmt_params(r.trainable),
             100.0 * r.trainable / r.total,
+            r.seconds_per_step,
+            r.peak_rss / 1e6,
             r.select_seconds,
-            r.select_steps,
-            r.train_seconds,
-            fmt_params(r.saved_bytes) + "B",
-            100.0 * r.saved_bytes / r.checkpoint_bytes,
+            100.0 * r.select_share(),
+            fmt_params(r.saved_bytes),
         );
     }
     s
 }
 
-/// Writes `results.csv`, `runs.csv` and `results.md`.
-pub fn write_all(
-    out: &Path,
-    config: &StudyConfig,
-    runs: &[Run],
-    test_rows: &[(String, usize)],
-) -> Result<(), Box<dyn std::error::Error>> {
-    let rows = rows(config, runs);
-    write_csv(&out.join("results.csv"), HEADER, csv_rows(&rows))?;
-    let run_rows: Vec<Vec<String>> = runs
+fn find<'a>(rows: &[&'a Row], method: &Method, variant: Variant) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.method == *method && r.variant == variant)
+        .copied()
+}
+
+fn versus(ours: &Row, theirs: &Row) -> String {
+    match ours.against(theirs) {
+        Some((d, h, v)) if h.is_nan() => {
+            format!("{} {} ({:+.1} points)", v.verb(), theirs.label(), 100.0 * d)
+        }
+        Some((d, h, v)) => format!(
+            "{} {} ({:+.1} ± {:.1} points)",
+            v.verb(),
+            theirs.label(),
+            100.0 * d,
+            100.0 * h
+        ),
+        None => format!("no common seed with {}", theirs.label()),
+    }
+}
+
+/// The references AdaPEFT is compared with.
+fn references() -> Vec<Method> {
+    vec![
+        Method::Lora(4),
+        Method::Lora(8),
+        Method::BitFit,
+        Method::LayerNorm,
+        Method::Probe,
+        Method::Full,
+    ]
+}
+
+/// Where AdaPEFT wins, ties and loses, per task.
+pub fn summary(rows: &[Row], tasks: &[Task]) -> String {
+    let mut s = String::new();
+    for task in tasks {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.task == task.name).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n**{}** ({} test rows):\n", task.name, task.test.len());
+        for ours in of.iter().filter(|r| r.method.family() == "adapeft") {
+            let parts: Vec<String> = references()
+                .iter()
+                .filter_map(|m| find(&of, m, Variant::Tuned))
+                .map(|t| versus(ours, t))
+                .collect();
+            let _ = writeln!(
+                s,
+                "- {} ({:.3}% trainable, {}): {}",
+                ours.label(),
+                100.0 * ours.trainable / ours.total,
+                ours.accuracy_label(),
+                parts.join("; ")
+            );
+        }
+    }
+    s
+}
+
+/// The targets, each with what the study shows.
+pub fn targets(rows: &[Row], tasks: &[Task], runs: &[Run]) -> String {
+    let mut s = String::new();
+    let met = |ok: bool| if ok { "met" } else { "**missed**" };
+    for task in tasks {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.task == task.name).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n**{}**\n", task.name);
+        // Full fine-tuning above the probe: the encoder matters.
+        if let (Some(full), Some(probe)) = (
+            find(&of, &Method::Full, Variant::Tuned),
+            find(&of, &Method::Probe, Variant::Tuned),
+        ) {
+            let _ = writeln!(
+                s,
+                "- The encoder matters (full fine-tuning above the linear probe by more than the interval): full fine-tuning {}",
+                versus(full, probe)
+            );
+        }
+        // AdaPEFT at <= 1%: no loss to the best reference, one win.
+        let refs: Vec<&Row> = [
+            Method::Lora(4),
+            Method::Lora(8),
+            Method::BitFit,
+            Method::LayerNorm,
+            Method::Probe,
+        ]
         .iter()
+        .filter_map(|m| find(&of, m, Variant::Tuned))
+        .collect();
+        let best_ref = refs
+            .iter()
+            .max_by(|a, b| a.test_mean.total_cmp(&b.test_mean))
+            .copied();
+        let small: Vec<&Row> = of
+            .iter()
+            .filter(
+                |r| matches!(r.method, Method::AdaPeft(f) | Method::AdaPeftLora(f) if f <= 0.01),
+            )
+            .copied()
+            .collect();
+        if let Some(best) = best_ref {
+            let verdicts: Vec<(String, Verdict)> = small
+                .iter()
+                .filter_map(|r| r.against(best).map(|(_, _, v)| (r.label(), v)))
+                .collect();
+            let losses: Vec<&String> = verdicts
+                .iter()
+                .filter(|(_, v)| *v == Verdict::Loss)
+                .map(|(l, _)| l)
+                .collect();
+            let wins = refs
+                .iter()
+                .flat_map(|t| small.iter().filter_map(move |r| r.against(t)))
+                .filter(|(_, _, v)| *v == Verdict::Win)
+                .count();
+            let _ = writeln!(
+                s,
+                "- AdaPEFT at <= 1% against the best of LoRA r=4/8, BitFit, LayerNorm and the probe ({}, {}): {} ({} of {} rows lose to it{}); wins over any of them: {wins}",
+                best.label(),
+                best.accuracy_label(),
+                met(losses.is_empty() && wins > 0),
+                losses.len(),
+                verdicts.len(),
+                if losses.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {}",
+                        losses
+                            .iter()
+                            .map(|l| l.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+        }
+        // Auto: never below the probe on any seed; within the interval of the best method
+        // whose size is within 2x of its own.
+        for variant in [Variant::Tuned, Variant::Own] {
+            let Some(auto) = find(&of, &Method::AdaPeftAuto, variant) else {
+                continue;
+            };
+            if let Some(probe) = find(&of, &Method::Probe, Variant::Tuned) {
+                let below: Vec<u64> = auto
+                    .paired_with(probe)
+                    .map(|(a, b)| {
+                        a.iter()
+                            .zip(&b)
+                            .zip(&auto.seeds)
+                            .filter(|((x, y), _)| x < y)
+                            .map(|(_, s)| *s)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "- {} never below the linear probe on a seed: {}{}",
+                    auto.label(),
+                    met(below.is_empty()),
+                    if below.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (below on seeds {below:?})")
+                    }
+                );
+            }
+            let near = of
+                .iter()
+                .filter(|r| {
+                    r.method != Method::AdaPeftAuto
+                        && r.trainable <= 2.0 * auto.trainable
+                        && r.trainable >= auto.trainable / 2.0
+                })
+                .max_by(|a, b| a.test_mean.total_cmp(&b.test_mean));
+            if let Some(near) = near {
+                let v = auto.against(near).map(|(_, _, v)| v);
+                let _ = writeln!(
+                    s,
+                    "- {} ({} trainable) against the best method within 2x of its size: {}: {}",
+                    auto.label(),
+                    fmt_params(auto.trainable),
+                    met(v != Some(Verdict::Loss)),
+                    versus(auto, near)
+                );
+            }
+        }
+        // Own rate against the grid's best.
+        for ours in of.iter().filter(|r| r.variant == Variant::Own) {
+            if let Some(tuned) = find(&of, &ours.method, Variant::Tuned) {
+                let v = ours.against(tuned).map(|(_, _, v)| v);
+                let _ = writeln!(
+                    s,
+                    "- {} within the interval of the grid's best: {}: {}",
+                    ours.label(),
+                    met(v != Some(Verdict::Loss)),
+                    versus(ours, tuned)
+                );
+            }
+        }
+        // Selection time.
+        let shares: Vec<(String, f64)> = of
+            .iter()
+            .filter(|r| r.method.family() == "adapeft" && r.variant == Variant::Tuned)
+            .map(|r| (r.label(), r.select_share()))
+            .collect();
+        if !shares.is_empty() {
+            let worst = shares.iter().map(|(_, x)| *x).fold(0.0, f64::max);
+            let _ = writeln!(
+                s,
+                "- AdaPEFT's selection time at most 5% of its training run's: {} (from {:.0}% to {:.0}%: {})",
+                met(worst <= 0.05),
+                100.0 * shares.iter().map(|(_, x)| *x).fold(f64::INFINITY, f64::min),
+                100.0 * worst,
+                shares
+                    .iter()
+                    .map(|(l, x)| format!("{l} {:.0}%", 100.0 * x))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let _ = runs;
+    }
+    s
+}
+
+fn tuning_rows(runs: &[Run], first_seed: u64) -> Vec<Vec<String>> {
+    runs.iter()
+        .filter(|r| r.seed == first_seed)
         .map(|r| {
             vec![
                 r.task.clone(),
-                r.method.name(),
+                r.method.clone(),
+                format!("{:e}", r.rate),
                 r.seed.to_string(),
-                format!("{:.4}", r.accuracy),
-                r.trainable.to_string(),
-                format!("{:.2}", r.select_seconds),
-                format!("{:.1}", r.train_seconds),
-                r.saved_bytes.to_string(),
-                r.chosen.clone(),
+                format!("{:.4}", r.validation),
+                r.recommended.map_or(String::new(), |x| format!("{x:e}")),
             ]
         })
-        .collect();
+        .collect()
+}
+
+/// The current commit, for the record (`unknown` outside a git checkout).
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Writes `results.csv`, `tuning.csv` and `results.md` from every recorded run.
+pub fn write_all(
+    out: &Path,
+    config: &StudyConfig,
+    tasks: &[Task],
+    runs: &[Run],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rows = rows(config, tasks, runs);
+    write_csv(&out.join("results.csv"), HEADER, csv_rows(&rows))?;
     write_csv(
-        &out.join("runs.csv"),
-        &[
+        &out.join("tuning.csv"),
+        [
             "task",
             "method",
+            "rate",
             "seed",
-            "accuracy",
-            "trainable_params",
-            "select_seconds",
-            "train_seconds",
-            "saved_bytes",
-            "trained",
+            "validation_accuracy",
+            "recommended_rate",
         ],
-        run_rows,
+        tuning_rows(runs, config.seeds[0]),
     )?;
     let mut md = String::from("# MiniLM study results\n\n");
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let mut command = "cargo run -p adapeft-studies --bin minilm".to_string();
-    if !args.is_empty() {
-        command = format!("{command} -- {}", args.join(" "));
+    if config.quick {
+        command.push_str(" -- --quick");
     }
-    let _ = writeln!(md, "Command: `{command}`.\n");
+    let train_seconds: f64 = runs.iter().map(|r| r.train_seconds).sum();
     let _ = writeln!(
         md,
-        "Settings: {} training rows and {} test rows per class, max {} tokens, batch {}, {} Adam steps, seeds {:?}, {} selection batches; learning rates: head {}, full fine-tuning {}, every other method {} (LoRA alpha = rank).\n",
-        config.train_per_class,
-        config.test_per_class,
-        config.max_len,
-        config.batch_size,
-        config.steps,
-        config.seeds,
-        config.select_batches,
-        crate::methods::LR_HEAD,
-        crate::methods::LR_FULL,
-        crate::methods::LR_SUBSET,
+        "Command: `{command}` (at commit {}; {} training runs, {:.1} hours of training in all).\n",
+        commit(),
+        runs.len(),
+        train_seconds / 3600.0
     );
-    md.push_str("\"selection (steps)\": the selection's wall time in units of one full fine-tuning step of the same run; the AdaPEFT budgets and Knee share one estimate and each shows its whole cost. \"saved\": the file `save_trained` (or, for the fixed rules, `save_tensors`) writes of the trained tensors, against the checkpoint's `model.safetensors`.\n");
-    for task in &config.tasks {
-        let _ = writeln!(md, "\n## {task}\n\n{}", markdown_table(&rows, task));
+    let _ = writeln!(
+        md,
+        "Protocol: every training row of the file up to {} per class, the last {:.0}% of each class held out as validation; {} test rows per class, used only for these numbers. Batches of {}, at most {} tokens, {} epochs of Adam; the new head always trained at {}. Encoder rates chosen on validation with seed {}: full fine-tuning from {:?}, every other method from {:?}; AdaPEFT also at its own recommended rate (its selection's held-out trials: the last {} of {} selection batches, rates {:?}, {} steps each). Seeds {:?}: mean test accuracy ± the half-width of its 95% Student-t interval; a win or loss only where the 95% interval of the paired (same-seed) difference excludes zero.\n",
+        config.train_per_class,
+        100.0 * config.validation_fraction,
+        config.test_per_class,
+        config.batch_size,
+        config.max_len,
+        config.epochs,
+        crate::methods::LR_HEAD,
+        config.seeds[0],
+        config.full_rates,
+        config.subset_rates,
+        config.held_out.batches,
+        config.select_batches + config.held_out.batches,
+        config.held_out.rates,
+        config.held_out.steps,
+        config.seeds,
+    );
+    md.push_str("\"rate\": the encoder's Adam rate (`-`: the encoder does not train); \"peak RSS\": the process's peak resident memory during training (the model, its copies and the data included); \"selection / training\": the selection's seconds (held-out trials included) against the training run's.\n");
+    for task in tasks {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.task == task.name).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "\n## {} ({} training, {} validation, {} test rows)\n\n{}",
+            task.name,
+            task.train.len(),
+            task.validation.len(),
+            task.test.len(),
+            markdown_table(&of)
+        );
     }
     md.push_str("\n## Where AdaPEFT wins, ties and loses\n");
-    md.push_str(&summary(config, &rows, test_rows));
+    md.push_str(&summary(&rows, tasks));
+    md.push_str("\n## The targets\n");
+    md.push_str(&targets(&rows, tasks, runs));
     md.push_str("\n## What the selections trained (first seed)\n\n");
-    for r in rows.iter().filter(|r| !r.chosen.is_empty()) {
-        let _ = writeln!(md, "- {} / {}: {}", r.task, r.method.name(), r.chosen);
+    for r in rows
+        .iter()
+        .filter(|r| !r.chosen.is_empty() && r.variant == Variant::Tuned)
+    {
+        let _ = writeln!(md, "- {} / {}: {}", r.task, r.label(), r.chosen);
     }
     std::fs::write(out.join("results.md"), md)?;
     Ok(())
@@ -294,53 +628,79 @@ pub fn write_all(
 pub fn expected_files(config: &StudyConfig) -> Vec<String> {
     let mut files = vec![
         "results.csv".to_string(),
-        "runs.csv".into(),
+        "tuning.csv".into(),
         "results.md".into(),
     ];
-    files.extend(config.tasks.iter().map(|t| format!("accuracy-{t}.svg")));
+    for t in &config.tasks {
+        files.push(format!("runs-{t}.csv"));
+        files.push(format!("accuracy-{t}.svg"));
+    }
     files
 }
 
-/// Every problem with a run's outputs: missing files, wrong row count, numbers that are not
-/// finite, accuracies outside `[0, 1]`, selections over their budget.
+/// Every problem with a run's outputs: missing files, rows missing for a task this run
+/// trained, numbers that are not finite, accuracies outside `[0, 1]`, selections over their
+/// budget.
 pub fn validate(dir: &Path, config: &StudyConfig) -> Vec<String> {
     let mut problems = outputs::check_files(dir, &expected_files(config));
     let path = dir.join("results.csv");
     let Ok(mut reader) = csv::Reader::from_path(&path) else {
         return problems;
     };
-    let mut n = 0;
+    let mut per_task = std::collections::HashMap::<String, usize>::new();
     for (i, record) in reader.records().enumerate() {
         let Ok(record) = record else {
             problems.push(format!("{}: row {} unreadable", path.display(), i + 1));
             continue;
         };
-        n += 1;
-        for (j, field) in record.iter().enumerate().skip(2).take(10) {
+        *per_task.entry(record[0].to_string()).or_default() += 1;
+        if config.tasks.contains(&&record[0]) && record[3] != config.seeds.len().to_string() {
+            problems.push(format!(
+                "row {}: {} on {} seeds, expected {}",
+                i + 1,
+                &record[1],
+                &record[3],
+                config.seeds.len()
+            ));
+        }
+        for j in [4, 6, 7, 8, 9, 11, 12, 13, 14] {
+            let field = &record[j];
             match field.parse::<f64>() {
                 Ok(v) if v.is_finite() => {
-                    if j == 3 && !(0.0..=1.0).contains(&v) {
-                        problems.push(format!("row {}: accuracy {v}", i + 1));
+                    if (j == 4 || j == 6) && !(0.0..=1.0).contains(&v) {
+                        problems.push(format!("row {}: {} {v}", i + 1, HEADER[j]));
                     }
                 }
                 _ => problems.push(format!("row {}: {} = {field:?}", i + 1, HEADER[j])),
             }
         }
         let method = &record[1];
-        if let Some(pct) = method
-            .strip_prefix("AdaPEFT ")
-            .and_then(|m| m.strip_suffix('%'))
-            .and_then(|p| p.parse::<f64>().ok())
-        {
-            let trainable: f64 = record[6].parse().unwrap_or(f64::NAN);
-            if trainable > pct * 1.0001 {
-                problems.push(format!("row {}: {method} trains {trainable}%", i + 1));
+        let fraction = config
+            .methods
+            .iter()
+            .find(|m| method.strip_suffix(" (own rate)").unwrap_or(method) == m.name())
+            .and_then(Method::fraction);
+        if let Some(f) = fraction {
+            let pct: f64 = record[8].parse().unwrap_or(f64::NAN);
+            if pct.is_nan() || pct > 100.0 * f * 1.0001 {
+                problems.push(format!("row {}: {method} trains {pct}%", i + 1));
             }
         }
     }
-    let expected = config.tasks.len() * config.methods.len();
-    if n != expected {
-        problems.push(format!("{}: {n} rows, expected {expected}", path.display()));
+    let own = config
+        .methods
+        .iter()
+        .filter(|m| m.recommends_rate())
+        .count();
+    let expected = config.methods.len() + own;
+    for task in &config.tasks {
+        let n = per_task.get(*task).copied().unwrap_or(0);
+        if n != expected {
+            problems.push(format!(
+                "{}: {n} rows of {task}, expected {expected}",
+                path.display()
+            ));
+        }
     }
     problems
 }

@@ -1,5 +1,5 @@
 //! The training loop every method shares (Adam, the same batches and steps; the new head at
-//! its own learning rate) and test accuracy.
+//! its own learning rate) and the accuracy on a split (validation or test).
 
 use std::time::Instant;
 
@@ -10,10 +10,11 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::Device;
 use indicatif::ProgressBar;
 
-use crate::data::Task;
+use crate::data::Example;
 
 /// Trains the parameters of `model` that require gradients for `steps` Adam steps on `batches`:
-/// the head at `lr_head`, everything else at `lr`. Returns the model and the seconds taken.
+/// the head at `lr_head`, everything else at `lr` (`0`: the rest stays as it is). Returns the
+/// model and the seconds taken.
 pub fn train(
     mut model: BertClassifier,
     batches: impl Iterator<Item = TextBatch>,
@@ -34,7 +35,7 @@ pub fn train(
         if !head.is_empty() {
             model = head_optim.step(lr_head, model, head);
         }
-        if !rest.is_empty() {
+        if !rest.is_empty() && lr > 0.0 {
             model = optim.step(lr, model, rest);
         }
         bar.inc(1);
@@ -42,17 +43,18 @@ pub fn train(
     (model, start.elapsed().as_secs_f64())
 }
 
-/// Accuracy on the task's test rows, in batches of 64 on the plain device.
+/// Accuracy on `rows` (a task's validation or test rows), in batches of 64 on the plain
+/// device.
 pub fn accuracy(
     model: &BertClassifier,
-    task: &Task,
+    rows: &[Example],
     tokenizer: &BertTokenizer,
     device: &Device,
 ) -> f64 {
     let model = model.valid();
     let device = device.clone().inner();
     let mut correct = 0;
-    for chunk in task.test.chunks(64) {
+    for chunk in rows.chunks(64) {
         let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
         let input = tokenizer
             .batch(&texts, &device)
@@ -68,5 +70,5 @@ pub fn accuracy(
             .filter(|&(p, e)| p == e.label as i64)
             .count();
     }
-    correct as f64 / task.test.len() as f64
+    correct as f64 / rows.len() as f64
 }
