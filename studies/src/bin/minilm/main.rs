@@ -25,7 +25,8 @@
 //!
 //! Every finished training run is appended to `runs-<task>.csv` at once, and a run of the
 //! study skips the runs already there: stopped, it resumes where it was (`--fresh` starts
-//! over). `--task noun` (or `verb`) runs one task, so that two processes can share the work.
+//! over). `--task noun` (or `verb`) runs one task, so that two processes can share the work, and
+//! `--methods` some of the methods (a partial run: its outputs are not validated).
 //!
 //! ```text
 //! cargo run -p adapeft-studies --bin minilm                      # the full study on the real weights (hours; docs/minilm/)
@@ -68,6 +69,9 @@ pub struct StudyConfig {
     pub quick: bool,
     /// The tasks this process trains (`--task` narrows them).
     pub tasks: Vec<&'static str>,
+    /// The methods this process trains, by name (`--methods`; `None`: all of them). The
+    /// report always covers every method with runs.
+    pub only_methods: Option<Vec<String>>,
     /// Training rows kept per class, validation included.
     pub train_per_class: usize,
     /// The share of each class's training rows held out as the validation split.
@@ -120,6 +124,7 @@ impl StudyConfig {
         StudyConfig {
             quick: false,
             tasks: vec!["verb", "noun"],
+            only_methods: None,
             train_per_class: 80,
             validation_fraction: 0.2,
             test_per_class: 20,
@@ -141,6 +146,7 @@ impl StudyConfig {
         StudyConfig {
             quick: true,
             tasks: vec!["verb", "noun"],
+            only_methods: None,
             train_per_class: 5,
             validation_fraction: 0.4,
             test_per_class: 2,
@@ -190,11 +196,14 @@ const USAGE: &str =
   --quick   a tiny random BERT written to disk, every method, a few steps (CI)
   --check   only validate the outputs of a previous run (of the same mode)
   --task T  train only task T (noun or verb); the report covers every task with runs
+  --methods A,B  train only the methods named (as in the tables: \"linear probe,full fine-tuning\");
+            the outputs are then partial and not validated
   --fresh   forget the runs of a previous study in the same folder and start over";
 
 fn main() -> ExitCode {
     let (mut quick, mut check, mut fresh) = (false, false, false);
     let mut only = None;
+    let mut methods = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -202,6 +211,7 @@ fn main() -> ExitCode {
             "--check" => check = true,
             "--fresh" => fresh = true,
             "--task" => only = args.next(),
+            "--methods" => methods = args.next(),
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
@@ -220,6 +230,15 @@ fn main() -> ExitCode {
         };
         config.tasks = vec![t];
     }
+    if let Some(methods) = methods {
+        let names: Vec<String> = methods.split(',').map(|m| m.trim().to_string()).collect();
+        let known: Vec<String> = config.methods.iter().map(Method::name).collect();
+        if let Some(bad) = names.iter().find(|n| !known.contains(n)) {
+            eprintln!("unknown method {bad:?}: the methods are {known:?}");
+            return ExitCode::from(2);
+        }
+        config.only_methods = Some(names);
+    }
     let out = target_dir().join("adapeft").join(config.dir_name());
     if !check {
         let start = Instant::now();
@@ -231,6 +250,13 @@ fn main() -> ExitCode {
             "study finished in {:.1} min",
             start.elapsed().as_secs_f64() / 60.0
         );
+    }
+    if config.only_methods.is_some() {
+        println!(
+            "outputs in {} are partial (--methods): not validated",
+            out.display()
+        );
+        return ExitCode::SUCCESS;
     }
     let problems = report::validate(&out, &config);
     if problems.is_empty() {
@@ -317,23 +343,18 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                 .stream(seed + 1000)
                 .take(config.select_batches + config.held_out.batches)
                 .collect();
-            for method in &config.methods {
-                let done = log.of(method, seed);
-                // The grid on the first seed; the rate chosen on its validation afterwards.
-                let mut rates = if seed == first_seed {
-                    config.rates(method)
-                } else {
-                    vec![log.best_rate(method, first_seed, &config.rates(method))?]
-                };
-                let own = done.first().and_then(|r| r.recommended);
-                if let Some(own) = own.filter(|_| method.recommends_rate()) {
-                    rates.push(own);
-                }
-                rates = runs::unique(rates);
-                rates.retain(|r| !done.iter().any(|d| d.rate == *r));
-                let needs_selection = !rates.is_empty()
-                    || (method.recommends_rate() && own.is_none() && done.is_empty());
-                if !needs_selection {
+            let methods = config.methods.iter().filter(|m| {
+                config
+                    .only_methods
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&m.name()))
+            });
+            for method in methods {
+                let grid = config.rates(method);
+                // The selection's own rate, once a run has recorded it.
+                let own = log.of(method, seed).first().and_then(|r| r.recommended);
+                let rates = log.to_run(method, seed, first_seed, &grid, own)?;
+                if rates.is_empty() {
                     bar.inc(1);
                     continue;
                 }
@@ -341,17 +362,11 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                 let prepared = methods::prepare(method, base.clone(), &select, &config.held_out)?;
                 // `0` when the selection recommends no rate (no trial lowered the held-out
                 // loss, or only the head trains): its subset then stays as it is.
-                let recommended = prepared
+                let recommended = own.or(prepared
                     .selection
                     .as_ref()
-                    .map(|_| prepared.recommended_rate().unwrap_or(0.0));
-                let recommended = own.or(recommended);
-                if let Some(r) = recommended.filter(|_| method.recommends_rate())
-                    && !rates.contains(&r)
-                    && !done.iter().any(|d| d.rate == r)
-                {
-                    rates.push(r);
-                }
+                    .map(|_| prepared.recommended_rate().unwrap_or(0.0)));
+                let rates = log.to_run(method, seed, first_seed, &grid, recommended)?;
                 let trainable: u64 = adapeft::importance::discover(&prepared.model)
                     .iter()
                     .filter(|p| p.require_grad)

@@ -224,6 +224,30 @@ impl RunLog {
         })
     }
 
+    /// The encoder rates still to train for `method` with `seed`: on `first_seed` the whole
+    /// `grid`, on the other seeds the grid's rate that was best on `first_seed`'s validation;
+    /// and, for a method whose selection recommends a rate, that rate (`own`, once known);
+    /// less the rates already recorded.
+    pub fn to_run(
+        &self,
+        method: &Method,
+        seed: u64,
+        first_seed: u64,
+        grid: &[f64],
+        own: Option<f64>,
+    ) -> Result<Vec<f64>, Error> {
+        let mut rates = if seed == first_seed {
+            grid.to_vec()
+        } else {
+            vec![self.best_rate(method, first_seed, grid)?]
+        };
+        rates.extend(own.filter(|_| method.recommends_rate()));
+        let done = self.of(method, seed);
+        let mut rates = unique(rates);
+        rates.retain(|r| !done.iter().any(|d| d.rate == *r));
+        Ok(rates)
+    }
+
     /// Appends `run` to the file (creating it with its header) and to the record.
     pub fn push(&mut self, run: Run) -> Result<(), Error> {
         let new = !self.path.exists();
@@ -317,6 +341,41 @@ mod tests {
                 .is_empty()
         );
         assert!(!path(dir.path(), "verb").exists());
+    }
+
+    #[test]
+    fn the_first_seed_runs_the_grid_the_others_its_best_rate_and_adapeft_also_its_own() {
+        let dir = adapeft_testing::temp_dir("minilm-to-run");
+        let (ada, lora) = (Method::AdaPeft(0.01), Method::Lora(4));
+        let grid = [3e-4, 1e-3, 3e-3];
+        let mut log = RunLog::open(dir.path(), "verb", false).unwrap();
+        // Nothing yet: the grid (the own rate is not known before the selection).
+        assert_eq!(log.to_run(&ada, 1, 1, &grid, None).unwrap(), grid);
+        // Known: appended once, even when it is a grid rate; other methods have none.
+        assert_eq!(
+            log.to_run(&ada, 1, 1, &grid, Some(1e-2)).unwrap(),
+            [3e-4, 1e-3, 3e-3, 1e-2]
+        );
+        assert_eq!(log.to_run(&ada, 1, 1, &grid, Some(1e-3)).unwrap(), grid);
+        assert_eq!(log.to_run(&lora, 1, 1, &grid, Some(1e-2)).unwrap(), grid);
+        // The second seed needs the first seed's validation.
+        assert!(log.to_run(&ada, 2, 1, &grid, None).is_err());
+        for (rate, acc) in [(3e-4, 0.5), (1e-3, 0.6), (3e-3, 0.55), (1e-2, 0.58)] {
+            log.push(run(&ada, 1, rate, acc)).unwrap();
+        }
+        assert!(
+            log.to_run(&ada, 1, 1, &grid, Some(1e-2))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(log.to_run(&ada, 2, 1, &grid, None).unwrap(), [1e-3]);
+        assert_eq!(
+            log.to_run(&ada, 2, 1, &grid, Some(3e-4)).unwrap(),
+            [1e-3, 3e-4]
+        );
+        // A run recorded on the second seed is not repeated; the own rate's neither.
+        log.push(run(&ada, 2, 3e-4, 0.5)).unwrap();
+        assert_eq!(log.to_run(&ada, 2, 1, &grid, Some(3e-4)).unwrap(), [1e-3]);
     }
 
     #[test]
