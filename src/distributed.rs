@@ -2,8 +2,9 @@
 //! for data-parallel selection on several CUDA GPUs ([`AdaPeftConfig::select_with`] with [`Data::Sharded`]).
 //!
 //! Compiled only with the `cuda` feature: burn implements its collectives on CUDA (NCCL)
-//! alone, and `all_reduce` panics on flex and wgpu. Its build downloads LLVM, so it is not
-//! built by this repository's CI; it is meant to be tested on a machine with at least two
+//! alone, and `all_reduce` panics on flex and wgpu. Its build needs LLVM 23, which
+//! `scripts/cuda-llvm.sh` installs from pip (it has compiled and passed clippy that way; CI does
+//! not build it yet, and it has never run on a GPU); it is meant to be tested on a machine with at least two
 //! CUDA GPUs by running `tests/multi_device.rs`'s comparisons with
 //! `Shard`s on `Device::cuda(0)` and `Device::cuda(1)` and a `DeviceReduce` in place of the
 //! `HostReduce` (see the README's "Several devices" section). On one machine without NCCL,
