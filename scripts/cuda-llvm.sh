@@ -11,8 +11,11 @@
 # the X86 backend in the first, NVPTX among the others in the second; 58 + 31 MB, about 400
 # MB unpacked), then prints the `XDG_DATA_HOME` to build with:
 #
-#     eval "$(scripts/cuda-llvm.sh)"        # idempotent: seconds once done
-#     cargo check --workspace --all-targets --features adapeft-testing/cuda
+#     env=$(scripts/cuda-llvm.sh) && eval "$env"   # idempotent: a fraction of a second once done
+#     cargo clippy --workspace --all-targets --features adapeft/cuda,adapeft-testing/cuda
+#
+# (Not `eval "$(scripts/cuda-llvm.sh)"` alone: a failure would then go unnoticed, and the
+# build would try the bundler's download.)
 #
 # Everything lives under `target/cuda-llvm/` (or `$ADAPEFT_CUDA_LLVM_DIR`). Linux x86_64 only
 # (the wheels' platform). The CUDA toolkit is not needed to build: cudarc opens the driver's
@@ -20,7 +23,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-dir=${ADAPEFT_CUDA_LLVM_DIR:-$root/target/cuda-llvm}
+# Absolute: the links below and XDG_DATA_HOME (which must be absolute) point into it.
+dir=$(realpath -m "${ADAPEFT_CUDA_LLVM_DIR:-$root/target/cuda-llvm}")
 # tracel-llvm-bundler 23.1.0-4's folder name (its `TRACEL_LLVM_FULL_VERSION`).
 bundler_dir=tracel/tracel-llvm-23.1.0-4
 wheels=(
@@ -34,7 +38,10 @@ fail() {
 }
 
 install="$dir/data/$bundler_dir"
-if [ -f "$install/.tracel-llvm-installed" ] && "$install/bin/llvm-config" --version 2>/dev/null | grep -q '^23\.'; then
+# The pins the install was made from: another pin installs again.
+pins=$(printf '%s\n' "${wheels[@]}")
+if [ -f "$install/.tracel-llvm-installed" ] && [ "$(cat "$dir/pins" 2>/dev/null)" = "$pins" ] &&
+  "$install/bin/llvm-config" --version 2>/dev/null | grep -q '^23\.'; then
   echo "export XDG_DATA_HOME='$dir/data'"
   exit 0
 fi
@@ -54,7 +61,7 @@ for wheel in "${wheels[@]}"; do
     echo "cuda-llvm: fetching $name $version with pip" >&2
     python3 -m pip download --quiet --no-deps --only-binary=:all: \
       --dest "$dir/wheels" "$name==$version" >&2 ||
-      fail "pip could not fetch $name==$version (is the package index reachable?)"
+      fail "pip could not fetch $name==$version (is the package index reachable? the wheel needs glibc 2.28 or newer)"
     [ -f "$path" ] || fail "pip fetched $name==$version, but not as $file"
   fi
   got=$(sha256sum "$path" | cut -d' ' -f1)
@@ -80,6 +87,9 @@ for part in bin include lib share; do
   [ -e "$static/$part" ] || fail "the wheels have no $part/ folder"
   ln -s "$static/$part" "$install/$part"
 done
+"$install/bin/llvm-config" --version | grep -q '^23\.' ||
+  fail "$install/bin/llvm-config does not run"
 touch "$install/.tracel-llvm-installed"
+printf '%s\n' "$pins" >"$dir/pins"
 echo "cuda-llvm: LLVM $("$install/bin/llvm-config" --version) ready in $install" >&2
 echo "export XDG_DATA_HOME='$dir/data'"

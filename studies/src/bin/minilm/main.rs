@@ -191,7 +191,7 @@ impl StudyConfig {
 }
 
 const USAGE: &str =
-    "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--check] [--task T] [--fresh]
+    "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--check] [--task T] [--methods A,B] [--fresh]
 
   --quick   a tiny random BERT written to disk, every method, a few steps (CI)
   --check   only validate the outputs of a previous run (of the same mode)
@@ -210,8 +210,17 @@ fn main() -> ExitCode {
             "--quick" => quick = true,
             "--check" => check = true,
             "--fresh" => fresh = true,
-            "--task" => only = args.next(),
-            "--methods" => methods = args.next(),
+            "--task" | "--methods" => {
+                let Some(value) = args.next() else {
+                    eprintln!("{arg} needs a value\n\n{USAGE}");
+                    return ExitCode::from(2);
+                };
+                if arg == "--task" {
+                    only = Some(value);
+                } else {
+                    methods = Some(value);
+                }
+            }
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
@@ -251,7 +260,7 @@ fn main() -> ExitCode {
             start.elapsed().as_secs_f64() / 60.0
         );
     }
-    if config.only_methods.is_some() {
+    if config.only_methods.is_some() && !check {
         println!(
             "outputs in {} are partial (--methods): not validated",
             out.display()
@@ -303,8 +312,6 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
     let tokenizer = BertTokenizer::from_file(&files.tokenizer, config.max_len)?;
     let device = Device::flex().autodiff();
     let progress = Progress::new();
-    let scratch = out.join("saved");
-    std::fs::create_dir_all(&scratch)?;
     let first_seed = config.seeds[0];
     for task in all_tasks
         .iter()
@@ -312,6 +319,18 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
     {
         let mut log = RunLog::open(out, &task.name, fresh)?;
         let steps = config.steps(task);
+        if let Some(r) = log.runs().iter().find(|r| r.steps != steps) {
+            return Err(format!(
+                "{}: a run of {} with {} steps, this study trains {steps}: its settings changed (run with --fresh)",
+                runs::path(out, &task.name).display(),
+                r.method,
+                r.steps
+            )
+            .into());
+        }
+        // Each task's own scratch folder: two `--task` processes can run side by side.
+        let scratch = out.join(format!("saved-{}", task.name));
+        std::fs::create_dir_all(&scratch)?;
         let batches = Batches {
             task,
             tokenizer: &tokenizer,
@@ -378,7 +397,8 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                     .map(report::describe)
                     .unwrap_or_default();
                 for rate in rates {
-                    memory::reset_peak_rss();
+                    // Without a reset the peak would be the process's: record none.
+                    let measured = memory::reset_peak_rss();
                     let (model, train_seconds) = train::train(
                         prepared.model.clone(),
                         batches.stream(seed),
@@ -387,7 +407,7 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                         LR_HEAD,
                         &indicatif::ProgressBar::hidden(),
                     );
-                    let peak_rss = memory::peak_rss_bytes().unwrap_or(0);
+                    let peak_rss = memory::peak_rss_bytes().filter(|_| measured).unwrap_or(0);
                     let validation = train::accuracy(&model, &task.validation, &tokenizer, &device);
                     let test = train::accuracy(&model, &task.test, &tokenizer, &device);
                     let file = scratch.join("trained.safetensors");
@@ -438,8 +458,8 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
             }
             bar.finish();
         }
+        std::fs::remove_dir_all(&scratch).ok();
     }
-    std::fs::remove_dir_all(&scratch).ok();
     let runs = runs::read_all(out, &all_tasks)?;
     report::write_all(out, config, &all_tasks, &runs)?;
     plots::draw_all(out, config, &all_tasks, &runs)?;

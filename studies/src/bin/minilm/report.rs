@@ -86,21 +86,22 @@ impl Row {
         self.select_seconds / self.train_seconds
     }
 
-    fn paired_with(&self, other: &Row) -> Option<(Vec<f64>, Vec<f64>)> {
-        let mut a = Vec::new();
-        let mut b = Vec::new();
+    /// The test accuracies of `self` and `other` on the seeds both have, and those seeds.
+    fn paired_with(&self, other: &Row) -> Option<(Vec<f64>, Vec<f64>, Vec<u64>)> {
+        let (mut a, mut b, mut seeds) = (Vec::new(), Vec::new(), Vec::new());
         for (i, s) in self.seeds.iter().enumerate() {
             if let Some(j) = other.seeds.iter().position(|t| t == s) {
                 a.push(self.tests[i]);
                 b.push(other.tests[j]);
+                seeds.push(*s);
             }
         }
-        (!a.is_empty()).then_some((a, b))
+        (!a.is_empty()).then_some((a, b, seeds))
     }
 
     /// `self - other` on the seeds both have: mean, 95% half-width, verdict.
     pub fn against(&self, other: &Row) -> Option<(f64, f64, Verdict)> {
-        self.paired_with(other).map(|(a, b)| paired(&a, &b))
+        self.paired_with(other).map(|(a, b, _)| paired(&a, &b))
     }
 }
 
@@ -260,14 +261,15 @@ fn fmt_params(x: f64) -> String {
 
 fn markdown_table(rows: &[&Row]) -> String {
     let mut s = String::from(
-        "| method | rate | test accuracy | validation | trainable | % | s / step | peak RSS | selection s | selection / training | saved |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| method | rate | seeds | test accuracy | validation | trainable | % | s / step | peak RSS | selection s | selection / training | saved |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.3} | {} | {:.3} | {:.2} | {:.0} MB | {:.1} | {:.0}% | {}B |",
+            "| {} | {} | {} | {} | {:.3} | {} | {:.3} | {:.2} | {:.0} MB | {:.1} | {:.0}% | {}B |",
             r.label(),
             r.rate_label(),
+            r.seeds.len(),
             r.accuracy_label(),
             r.validation_mean,
             fmt_params(r.trainable),
@@ -433,10 +435,10 @@ pub fn targets(rows: &[Row], tasks: &[Task], runs: &[Run]) -> String {
             if let Some(probe) = find(&of, &Method::Probe, Variant::Tuned) {
                 let below: Vec<u64> = auto
                     .paired_with(probe)
-                    .map(|(a, b)| {
+                    .map(|(a, b, seeds)| {
                         a.iter()
                             .zip(&b)
-                            .zip(&auto.seeds)
+                            .zip(&seeds)
                             .filter(|((x, y), _)| x < y)
                             .map(|(_, s)| *s)
                             .collect()
@@ -593,7 +595,7 @@ pub fn write_all(
         config.held_out.steps,
         config.seeds,
     );
-    md.push_str("\"rate\": the encoder's Adam rate (`-`: the encoder does not train); \"peak RSS\": the process's peak resident memory during training (the model, its copies and the data included); \"selection / training\": the selection's seconds (held-out trials included) against the training run's.\n");
+    md.push_str("\"rate\": the encoder's Adam rate (`-`: the encoder does not train); \"seeds\": how many seeds the row has (fewer than the study's while it runs); \"peak RSS\": the process's peak resident memory during training (the model, its copies and the data included, and memory the allocator kept from earlier runs; 0: not measured); \"selection / training\": the selection's seconds (held-out trials included) against the training run's.\n");
     for task in tasks {
         let of: Vec<&Row> = rows.iter().filter(|r| r.task == task.name).collect();
         if of.is_empty() {
@@ -613,7 +615,7 @@ pub fn write_all(
     md.push_str(&summary(&rows, tasks));
     md.push_str("\n## The targets\n");
     md.push_str(&targets(&rows, tasks, runs));
-    md.push_str("\n## What the selections trained (first seed)\n\n");
+    md.push_str("\n## What the selections trained (each row's first seed)\n\n");
     for r in rows
         .iter()
         .filter(|r| !r.chosen.is_empty() && r.variant == Variant::Tuned)

@@ -260,9 +260,14 @@ impl RunLog {
         if new {
             w.write_record(HEADER)?;
         }
-        w.write_record(run.record())?;
+        let record = run.record();
+        w.write_record(&record)?;
         w.flush()?;
-        self.runs.push(run);
+        // What the file holds (accuracies to 6 digits), so that a resumed study, which reads
+        // the file, chooses the same rates as this one.
+        let stored = Run::parse(&csv::StringRecord::from(record))
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.runs.push(stored);
         Ok(())
     }
 }
