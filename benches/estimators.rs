@@ -1,7 +1,8 @@
 //! Each estimator's wall time against one training step (forward, backward, Adam step) of the
 //! same transformer-shaped model on the same batch, measured side by side in one run.
 //!
-//! Run: `cargo bench --bench estimators`. After criterion's own report it prints the ratios
+//! Run: `cargo bench --bench estimators` (on flex; `ADAPEFT_TEST_BACKENDS=wgpu` for wgpu,
+//! `cuda` in a build with the `cuda` features: `scripts/gpu-run.sh`). After criterion's own report it prints the ratios
 //! (estimator median / training-step median), read from criterion's `estimates.json` files.
 
 mod common;
@@ -12,12 +13,11 @@ use adapeft::importance::{
     Baseline, Estimator, ForwardProbe, GradientProbe, Grouping, Objective, ProbeMode, discover,
 };
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::Device;
 use common::RowTransformer;
 use criterion::{Criterion, criterion_group};
 
 fn bench(c: &mut Criterion) {
-    let device = Device::flex().autodiff();
+    let device = common::device();
     let model = RowTransformer::new(&device);
     let batch = common::batch(64, &device);
     let groups = Grouping::PerTensor.group(discover(&model)).unwrap();

@@ -16,7 +16,6 @@ use adapeft::importance::Objective;
 use adapeft::optim::{Gen, GenConfig, Masked};
 use adapeft::{AdaPeft, Budget};
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::Device;
 use common::{Batch, RowTransformer};
 use criterion::{BatchSize, Criterion, criterion_group};
 
@@ -25,7 +24,7 @@ fn grads(model: &RowTransformer, batch: &Batch) -> GradientsParams {
 }
 
 fn bench(c: &mut Criterion) {
-    let device = Device::flex().autodiff();
+    let device = common::device();
     let model = RowTransformer::new(&device);
     let batch = common::batch(64, &device);
     let selection = AdaPeft::select(&model, &batch, Budget::Fraction(0.01)).unwrap();

@@ -13,6 +13,19 @@ use burn::nn::transformer::{
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 
+/// The device the benches run on, with autodiff: the first backend named in
+/// `ADAPEFT_TEST_BACKENDS` (flex when it is unset; `wgpu`; `cuda` in a build with
+/// `--features adapeft/cuda,adapeft-testing/cuda`). Printed, so that a report says where it
+/// was measured.
+pub fn device() -> Device {
+    let backend = adapeft_testing::backends()
+        .into_iter()
+        .next()
+        .expect("at least one backend");
+    println!("benches on {}", backend.name);
+    backend.device.autodiff()
+}
+
 /// 8 tokens of 8 features (an 8x8 image read row by row), a 4-layer encoder, a 10-way head:
 /// 68 parameter tensors.
 #[derive(Module, Debug)]
