@@ -67,8 +67,11 @@ use runs::{Run, RunLog};
 #[derive(Debug, Clone)]
 pub struct StudyConfig {
     pub quick: bool,
-    /// The tasks this process trains (`--task` narrows them).
+    /// The study's tasks.
     pub tasks: Vec<&'static str>,
+    /// The one task this process trains (`--task`; `None`: all of them). The report always
+    /// covers every task with runs.
+    pub only_task: Option<&'static str>,
     /// The methods this process trains, by name (`--methods`; `None`: all of them). The
     /// report always covers every method with runs.
     pub only_methods: Option<Vec<String>>,
@@ -124,6 +127,7 @@ impl StudyConfig {
         StudyConfig {
             quick: false,
             tasks: vec!["verb", "noun"],
+            only_task: None,
             only_methods: None,
             train_per_class: 80,
             validation_fraction: 0.2,
@@ -146,6 +150,7 @@ impl StudyConfig {
         StudyConfig {
             quick: true,
             tasks: vec!["verb", "noun"],
+            only_task: None,
             only_methods: None,
             train_per_class: 5,
             validation_fraction: 0.4,
@@ -182,6 +187,21 @@ impl StudyConfig {
             Method::Full => self.full_rates.clone(),
             _ => self.subset_rates.clone(),
         }
+    }
+
+    /// The tasks this process trains.
+    pub fn trained_tasks(&self) -> Vec<&'static str> {
+        match self.only_task {
+            Some(t) => vec![t],
+            None => self.tasks.clone(),
+        }
+    }
+
+    /// Whether this process trains `method`.
+    pub fn trains_method(&self, method: &Method) -> bool {
+        self.only_methods
+            .as_ref()
+            .is_none_or(|only| only.contains(&method.name()))
     }
 
     /// Training steps on `task`: `epochs` passes over its training rows in whole batches.
@@ -237,7 +257,7 @@ fn main() -> ExitCode {
             eprintln!("unknown task {task:?}: the tasks are {:?}", config.tasks);
             return ExitCode::from(2);
         };
-        config.tasks = vec![t];
+        config.only_task = Some(t);
     }
     if let Some(methods) = methods {
         let names: Vec<String> = methods.split(',').map(|m| m.trim().to_string()).collect();
@@ -282,12 +302,9 @@ fn main() -> ExitCode {
 /// Loads every task of the study (all of them, for the report), with its splits.
 fn load_tasks(config: &StudyConfig) -> Result<Vec<Task>, Box<dyn std::error::Error>> {
     let dir = data_dir("wordnet");
-    let all = if config.quick {
-        StudyConfig::quick().tasks
-    } else {
-        StudyConfig::full().tasks
-    };
-    all.iter()
+    config
+        .tasks
+        .iter()
         .map(|t| {
             Task::load(
                 &dir,
@@ -313,9 +330,10 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
     let device = Device::flex().autodiff();
     let progress = Progress::new();
     let first_seed = config.seeds[0];
+    let trained = config.trained_tasks();
     for task in all_tasks
         .iter()
-        .filter(|t| config.tasks.contains(&t.name.as_str()))
+        .filter(|t| trained.contains(&t.name.as_str()))
     {
         let mut log = RunLog::open(out, &task.name, fresh)?;
         let steps = config.steps(task);
@@ -362,13 +380,7 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                 .stream(seed + 1000)
                 .take(config.select_batches + config.held_out.batches)
                 .collect();
-            let methods = config.methods.iter().filter(|m| {
-                config
-                    .only_methods
-                    .as_ref()
-                    .is_none_or(|only| only.contains(&m.name()))
-            });
-            for method in methods {
+            for method in config.methods.iter().filter(|m| config.trains_method(m)) {
                 let grid = config.rates(method);
                 // The selection's own rate, once a run has recorded it.
                 let own = log.of(method, seed).first().and_then(|r| r.recommended);

@@ -97,11 +97,16 @@ impl Method {
     }
 }
 
+/// The new head, trained by every selection at [`LR_HEAD`] and counted in its budget.
+fn head() -> AlwaysTrain {
+    AlwaysTrain::module("head").with_learning_rate(LR_HEAD)
+}
+
 /// The AdaPEFT configuration of the study: the library default with the head always trained
 /// at [`LR_HEAD`] and the last `held_out` of the selection batches held out.
 pub fn adapeft_config(held_out: &HeldOut) -> AdaPeftConfig {
     AdaPeftConfig::new()
-        .with_always(AlwaysTrain::module("head").with_learning_rate(LR_HEAD))
+        .with_always(head())
         .with_held_out(held_out.clone())
 }
 
@@ -181,7 +186,7 @@ pub fn prepare(
             let scored = &batches[..batches.len() - held_out.batches];
             let selection = AdaPeftConfig::new()
                 .with_estimator(baseline)
-                .with_always(AlwaysTrain::module("head").with_learning_rate(LR_HEAD))
+                .with_always(head())
                 .select(&model, scored, Budget::Fraction(*f))?;
             selected(model, selection, seconds(start))
         }

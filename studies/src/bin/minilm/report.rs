@@ -347,7 +347,7 @@ pub fn summary(rows: &[Row], tasks: &[Task]) -> String {
 }
 
 /// The targets, each with what the study shows.
-pub fn targets(rows: &[Row], tasks: &[Task], runs: &[Run]) -> String {
+pub fn targets(rows: &[Row], tasks: &[Task]) -> String {
     let mut s = String::new();
     let met = |ok: bool| if ok { "met" } else { "**missed**" };
     for task in tasks {
@@ -510,7 +510,6 @@ pub fn targets(rows: &[Row], tasks: &[Task], runs: &[Run]) -> String {
                     .join(", ")
             );
         }
-        let _ = runs;
     }
     s
 }
@@ -614,7 +613,7 @@ pub fn write_all(
     md.push_str("\n## Where AdaPEFT wins, ties and loses\n");
     md.push_str(&summary(&rows, tasks));
     md.push_str("\n## The targets\n");
-    md.push_str(&targets(&rows, tasks, runs));
+    md.push_str(&targets(&rows, tasks));
     md.push_str("\n## What the selections trained (each row's first seed)\n\n");
     for r in rows
         .iter()
@@ -633,7 +632,7 @@ pub fn expected_files(config: &StudyConfig) -> Vec<String> {
         "tuning.csv".into(),
         "results.md".into(),
     ];
-    for t in &config.tasks {
+    for t in config.trained_tasks() {
         files.push(format!("runs-{t}.csv"));
         files.push(format!("accuracy-{t}.svg"));
     }
@@ -649,6 +648,7 @@ pub fn validate(dir: &Path, config: &StudyConfig) -> Vec<String> {
     let Ok(mut reader) = csv::Reader::from_path(&path) else {
         return problems;
     };
+    let trained = config.trained_tasks();
     let mut per_task = std::collections::HashMap::<String, usize>::new();
     for (i, record) in reader.records().enumerate() {
         let Ok(record) = record else {
@@ -656,7 +656,7 @@ pub fn validate(dir: &Path, config: &StudyConfig) -> Vec<String> {
             continue;
         };
         *per_task.entry(record[0].to_string()).or_default() += 1;
-        if config.tasks.contains(&&record[0]) && record[3] != config.seeds.len().to_string() {
+        if trained.contains(&&record[0]) && record[3] != config.seeds.len().to_string() {
             problems.push(format!(
                 "row {}: {} on {} seeds, expected {}",
                 i + 1,
@@ -695,8 +695,8 @@ pub fn validate(dir: &Path, config: &StudyConfig) -> Vec<String> {
         .filter(|m| m.recommends_rate())
         .count();
     let expected = config.methods.len() + own;
-    for task in &config.tasks {
-        let n = per_task.get(*task).copied().unwrap_or(0);
+    for task in trained {
+        let n = per_task.get(task).copied().unwrap_or(0);
         if n != expected {
             problems.push(format!(
                 "{}: {n} rows of {task}, expected {expected}",
