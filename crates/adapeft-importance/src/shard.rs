@@ -83,7 +83,7 @@ impl Drop for AbortGuard<'_> {
 
 impl AnyEstimator {
     /// Scores `groups` of `model` on batches spread over `shards`, one thread per shard,
-    /// reduced through `reduce` (a [`HostReduce`] of `shards.len()` workers, or a device
+    /// reduced through `reduce` (a [`HostReduce`](crate::HostReduce) of `shards.len()` workers, or a device
     /// collective). Each worker forks a clone of the model to its shard's device; the user's
     /// model is not touched. The loss is averaged over every batch of every shard.
     ///

@@ -165,7 +165,7 @@ pub enum StoreError {
 /// Writes the tensors of `model` named by `paths`, and only those, to the SafeTensors file
 /// `file`, with `manifest_json` stored verbatim in the header metadata under [`MANIFEST_KEY`].
 ///
-/// Tensors are identified by their dotted module path, exactly as a [`ModuleVisitor`] sees them
+/// Tensors are identified by their dotted module path, exactly as a [`ModuleVisitor`](burn::module::ModuleVisitor) sees them
 /// when it joins the names given to `enter_module` (`layers.0.mha.query.weight`); these are the
 /// paths `adapeft_importance::discover` reports. The factors of a LoRA adapter attached with
 /// [`Module::apply_lora`] live under the adapted weight's path (`fc.weight.lora.a`,

@@ -3,7 +3,7 @@
 //! [`save_checkpoint`] writes, into a folder:
 //!
 //! - `trained-<token>.safetensors`: the trained tensors only, as
-//!   [`save_tensors`](adapeft_selection::save_tensors) writes them (with per-tensor
+//!   [`save_tensors`] writes them (with per-tensor
 //!   checksums): the parameters inside the mask, plus those that trained once and left it at a
 //!   re-selection;
 //! - `optimizer-<token>.bpk`: burn's own record of the optimizer state (burnpack), which
