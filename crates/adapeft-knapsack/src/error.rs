@@ -64,6 +64,13 @@ pub enum KnapsackError {
         /// The rejected epsilon.
         epsilon: f64,
     },
+    /// The relative optimality gap of [`SolveOptions`](crate::SolveOptions) is outside
+    /// `[0, 1)` or not finite.
+    #[error("gap must be finite and in [0, 1), got {gap}")]
+    InvalidGap {
+        /// The rejected gap.
+        gap: f64,
+    },
     /// The instance has more items or options than the solver can index (`u32::MAX - 1`),
     /// or a front outgrew its `u32`-indexed subset storage.
     #[error("instance too large: {what}")]

@@ -10,7 +10,9 @@
 //!
 //! # What is here
 //!
-//! - [`solve()`] / [`solve_classes`]: the exact optimum for one capacity.
+//! - [`solve()`] / [`solve_classes`]: the exact optimum for one capacity; [`solve_with`] /
+//!   [`solve_classes_with`] within a relative optimality gap ([`SolveOptions`]), for a
+//!   million items.
 //! - [`greedy()`]: ratio greedy with the standard fix, at least half the optimum, in `O(n log n)`.
 //! - [`pareto_front`] / [`pareto_front_classes`] (and the `_with` variants taking
 //!   [`FrontOptions`]): every non-dominated (total weight, total value) point with a selection
@@ -31,7 +33,10 @@
 //! extra prunings, which makes it a dynamic program with the pruning power of branch and bound:
 //! points heavier than the capacity are dropped, and so are points whose value plus the LP
 //! (Dantzig) bound of the classes still to come cannot beat the best value reached so far.
-//! The order of the merges changes no result, only the work: the solvers merge the heaviest
+//! Before merging, the exact solvers fix every group that Lagrangian reduction decides (a
+//! choice whose bound at the LP's price of capacity falls below the greedy fill is never
+//! optimal), so only a core of groups near the LP's break is merged: a few thousand of a
+//! million units. The order of the merges changes no result, only the work: the solvers merge the heaviest
 //! classes first (the bound over the light ones left is then nearly integral and prunes almost
 //! everything; 10,000 items take milliseconds), the fronts the lightest first. Approximate
 //! fronts trim the lists in value, relative to each point's value or to a lower bound on the
@@ -88,6 +93,7 @@ mod item;
 mod lower;
 mod merge;
 mod pareto;
+mod reduce;
 mod solution;
 mod solve;
 mod split;
@@ -103,5 +109,5 @@ pub use pareto::{
     pareto_front_classes, pareto_front_classes_with, pareto_front_with,
 };
 pub use solution::Solution;
-pub use solve::{solve, solve_classes};
+pub use solve::{SolveOptions, solve, solve_classes, solve_classes_with, solve_with};
 pub use subset::{EXACT_SUBSET_LIMIT, SubsetSolution, greedy_subset_front, maximize_subset};

@@ -33,6 +33,12 @@ pub(crate) struct MergeOptions {
     pub epsilon: f64,
     /// Prune with the LP bound (requires a capacity and `epsilon == 0`).
     pub bound: bool,
+    /// With `bound`: also prune every point whose bound is below the greedy fill's value
+    /// divided by `1 - gap` (the greedy fill is the one selection the caller keeps beside the
+    /// list). The pruning against the incumbent alone keeps an optimal point; if this one
+    /// drops it, the greedy fill is within the gap. So the better of the list's best point
+    /// and the greedy fill is worth at least `(1 - gap)` times the optimum. 0: exact.
+    pub gap: f64,
 }
 
 /// How an approximate merge run trims (see [`crate::trim`]): against which lower bound, and
@@ -100,12 +106,32 @@ pub(crate) fn merge_all_with(
     let (mut next_w, mut next_v, mut next_node) = (Vec::new(), Vec::new(), Vec::new());
 
     let mut lp = opts.bound.then(|| LpBound::new(inst));
-    let mut prune = lp.as_ref().map(|lp| Prune {
+    let price = lp
+        .as_ref()
+        .map_or(0.0, |lp| lp.break_slope(opts.capacity.unwrap_or(0)));
+    let greedy = lp.as_ref().map_or(0.0, |lp| {
+        inst.base_value + greedy_value(inst, lp, opts.capacity.unwrap_or(0))
+    });
+    let mut prune = lp.as_ref().map(|_| Prune {
         capacity: opts.capacity.unwrap_or(0),
-        incumbent: inst.base_value + greedy_value(inst, lp, opts.capacity.unwrap_or(0)),
+        incumbent: greedy,
+        greedy,
         slack: 1e-9 * (inst.base_value + total_value(inst)),
+        price,
+        rest: 0.0,
+        gap: opts.gap,
     });
     let order = merge_order(inst, lp.is_some());
+    // The Lagrangian bound's share of the groups after each step (see `Prune::rest`).
+    let rest: Vec<f64> = if lp.is_some() {
+        let mut rest = vec![0.0; order.len() + 1];
+        for (i, &g) in order.iter().enumerate().rev() {
+            rest[i] = rest[i + 1] + best_contribution(&inst.groups[g], price).max(0.0);
+        }
+        rest
+    } else {
+        Vec::new()
+    };
     let mut schedule = match trim.final_share {
         Some(share) => Schedule::with_final_share(opts.epsilon, inst.groups.len(), share),
         None => Schedule::new(opts.epsilon, inst.groups.len()),
@@ -123,6 +149,9 @@ pub(crate) fn merge_all_with(
         let group = &inst.groups[g];
         if let Some(lp) = lp.as_mut() {
             lp.remove(g);
+        }
+        if let Some(prune) = prune.as_mut() {
+            prune.rest = rest[step + 1];
         }
         next_w.clear();
         next_v.clear();
@@ -225,6 +254,17 @@ struct Prune {
     incumbent: f64,
     /// Absorbs rounding in the bound, so that ties with the incumbent are never pruned.
     slack: f64,
+    /// The price of capacity of the cheap bound: the LP's break slope at the start.
+    price: f64,
+    /// Sum over the groups not merged yet of their best contribution at `price`,
+    /// `max(0, max_o v_o - price w_o)`. For any price, a point `(w, v)` completed within the
+    /// capacity is worth at most `v + price (capacity - w) + rest` (Lagrangian relaxation; see
+    /// [`crate::reduce`]): a bound in `O(1)`, looser than the LP's, consulted first.
+    rest: f64,
+    /// `MergeOptions::gap`.
+    gap: f64,
+    /// The greedy fill's value, which the caller keeps (see `MergeOptions::gap`).
+    greedy: f64,
 }
 
 /// Receives merged points in order of weight and keeps the ones that survive pruning.
@@ -254,8 +294,16 @@ impl Sink<'_> {
             return Ok(());
         }
         if let Some((lp, prune)) = self.bound.as_mut() {
-            let (lower, upper) = lp.bounds(prune.capacity - w);
-            if v + upper < prune.incumbent - prune.slack {
+            let residual = prune.capacity - w;
+            let floor = prune.incumbent.max(prune.greedy / (1.0 - prune.gap)) - prune.slack;
+            if v + prune.price * residual as f64 + prune.rest < floor {
+                // Hopeless by the cheap bound, and so is everything it dominates (heavier,
+                // no more valuable: a bound no larger).
+                self.last_v = v;
+                return Ok(());
+            }
+            let (lower, upper) = lp.bounds(residual);
+            if v + upper < floor {
                 // Hopeless, and so is everything it dominates.
                 self.last_v = v;
                 return Ok(());
@@ -596,7 +644,22 @@ fn merge_order(inst: &Instance, bounded: bool) -> Vec<usize> {
     order
 }
 
-fn total_value(inst: &Instance) -> f64 {
+/// The best contribution `max_o v_o - price w_o` of a group's options, and 0 when it may take
+/// nothing.
+pub(crate) fn best_contribution(group: &crate::instance::Group, price: f64) -> f64 {
+    let none = if group.none_allowed {
+        0.0
+    } else {
+        f64::NEG_INFINITY
+    };
+    group
+        .options
+        .iter()
+        .map(|o| o.v - price * o.w as f64)
+        .fold(none, f64::max)
+}
+
+pub(crate) fn total_value(inst: &Instance) -> f64 {
     inst.groups
         .iter()
         .filter_map(|g| g.options.last())
@@ -605,7 +668,7 @@ fn total_value(inst: &Instance) -> f64 {
 }
 
 /// Value of the LP-greedy selection (a feasible lower bound on the optimum), base excluded.
-fn greedy_value(inst: &Instance, lp: &LpBound, capacity: u64) -> f64 {
+pub(crate) fn greedy_value(inst: &Instance, lp: &LpBound, capacity: u64) -> f64 {
     let picks = lp.greedy(inst, capacity);
     inst.groups
         .iter()

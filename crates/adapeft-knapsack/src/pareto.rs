@@ -164,15 +164,15 @@ pub fn pareto_front(items: &[Item]) -> Result<ParetoFront, KnapsackError> {
 ///
 /// With many items (200 or more, after weightless and valueless ones are set aside) the
 /// merging costs about (items) x (list length), so approximate fronts then merge fewer
-/// items: the capacities are cut into ranges `[lo, 8 lo - 1]`, and for each range only the
+/// items: the capacities are cut into ranges `[lo, 3 lo - 1]`, and for each range only the
 /// items worth more than a small share of `LB(lo)` are merged (with a weight limit at the
 /// range's end); the others, each worth too little to matter at any capacity of the range,
 /// are added as the prefixes of the ratio-greedy order that fit beside each merged point. The
 /// best combinations of all ranges are pooled and trimmed once with half the budget, so the
 /// guarantee and the size bound of [`FrontOptions::epsilon`] are unchanged (the proof is in
-/// the source, `split.rs`). This is used only when the items are large in few ranges (at
-/// most 2 ranges per item on average), which is what makes it faster: 10,000 model-shaped
-/// items at `epsilon = 0.01` take a quarter of the time. Fronts built this way report
+/// the source, `split.rs`). Below 20,000 items it is used only when the items are large in
+/// few ranges (at most 2 ranges per item on average), which is what makes it faster; from
+/// 20,000 on always (`docs/performance.md` has the times). Fronts built this way report
 /// [`ParetoFront::is_exact`] as `false`.
 ///
 /// # Errors
@@ -229,7 +229,8 @@ pub fn pareto_front_classes(classes: &[Class]) -> Result<ParetoFront<Pick>, Knap
 /// its guarantee are as in [`pareto_front_with`].
 ///
 /// Approximate fronts of 1,000 classes or more are built by capacity ranges as described
-/// there: a class is merged only if one of its options within the range is worth more than
+/// there, with ranges `[lo, 8 lo - 1]` (wider than for plain items, since a class's merge
+/// costs several times more): a class is merged only if one of its options within the range is worth more than
 /// a small share of `LB(lo)`, and the others are added as prefixes of the LP's greedy path
 /// (hull segments of all their options in order of decreasing slope). 10,000 model-shaped
 /// classes of four options at `epsilon = 0.01` take about a tenth of the time of the merging
@@ -272,6 +273,7 @@ impl<C> ParetoFront<C> {
                     capacity: opts.max_weight,
                     epsilon: opts.epsilon,
                     bound: false,
+                    gap: 0.0,
                 },
             )?
         };

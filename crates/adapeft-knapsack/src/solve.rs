@@ -1,11 +1,13 @@
 //! Exact solutions for one capacity: list merging pruned by capacity and by the LP bound.
 
+use crate::bound::LpBound;
 use crate::class::{Class, Pick};
 use crate::error::KnapsackError;
 use crate::instance::Instance;
 use crate::item::Item;
 use crate::merge::{MergeOptions, Merged, merge_all};
 use crate::pareto::pick_table;
+use crate::reduce::{greedy_fill, reduce};
 use crate::solution::Solution;
 
 /// The exact optimum of the 0-1 knapsack: the most valuable subset of `items` whose total
@@ -48,10 +50,116 @@ use crate::solution::Solution;
 /// # Ok::<(), adapeft_knapsack::KnapsackError>(())
 /// ```
 pub fn solve(items: &[Item], capacity: u64) -> Result<Solution, KnapsackError> {
+    solve_with(items, capacity, SolveOptions::default())
+}
+
+/// Options of [`solve_with`] and [`solve_classes_with`].
+///
+/// ```
+/// use adapeft_knapsack::SolveOptions;
+///
+/// let opts = SolveOptions::new().with_gap(1e-6);
+/// assert_eq!(opts.gap, 1e-6);
+/// assert_eq!(SolveOptions::default().gap, 0.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SolveOptions {
+    /// Relative optimality gap in `[0, 1)`; `0` (the default) solves exactly.
+    ///
+    /// With `gap > 0` the solution is worth at least `(1 - gap)` times the optimum: the
+    /// greedy fill is kept as the incumbent, and everything that cannot beat it by more than
+    /// the gap is pruned. The values adapeft solves over are estimates whose noise is far
+    /// above `1e-6` of their sum, and on a million model-shaped items that gap is what makes
+    /// a selection take a second instead of minutes (`docs/performance.md` has the times).
+    pub gap: f64,
+}
+
+impl SolveOptions {
+    /// The default options: exact.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`SolveOptions::gap`].
+    pub fn with_gap(mut self, gap: f64) -> Self {
+        self.gap = gap;
+        self
+    }
+
+    fn check(&self) -> Result<(), KnapsackError> {
+        if (0.0..1.0).contains(&self.gap) {
+            Ok(())
+        } else {
+            Err(KnapsackError::InvalidGap { gap: self.gap })
+        }
+    }
+}
+
+/// [`solve`] with a relative optimality gap (see [`SolveOptions`]): a subset of `items`
+/// within `capacity` worth at least `(1 - gap)` times the optimum.
+///
+/// # Errors
+///
+/// As [`solve`], plus [`KnapsackError::InvalidGap`].
+///
+/// ```
+/// use adapeft_knapsack::{solve, solve_with, Item, SolveOptions};
+///
+/// let items: Vec<Item> = (1..=300u64).map(|i| Item::new(i % 17 + 1, (i % 7) as f64 + 1.0)).collect();
+/// let exact = solve(&items, 400)?;
+/// let near = solve_with(&items, 400, SolveOptions::new().with_gap(0.01))?;
+/// assert!(near.weight <= 400 && near.value >= 0.99 * exact.value);
+/// # Ok::<(), adapeft_knapsack::KnapsackError>(())
+/// ```
+pub fn solve_with(
+    items: &[Item],
+    capacity: u64,
+    opts: SolveOptions,
+) -> Result<Solution, KnapsackError> {
+    opts.check()?;
     let inst = Instance::from_items(items, Some(capacity))?;
-    let merged = merge_all(&inst, bounded(capacity))?;
-    let chosen = best_picks(&merged).map(|flat| flat as usize).collect();
-    Ok(Solution::of_items(items, chosen))
+    let chosen = solve_instance(&inst, capacity, opts.gap)?;
+    Ok(Solution::of_items(
+        items,
+        chosen.into_iter().map(|flat| flat as usize).collect(),
+    ))
+}
+
+/// The picks (flat ids) of the best selection found for `inst` at `capacity`: exact with
+/// `gap == 0`, else within the gap.
+///
+/// The Lagrangian reduction ([`crate::reduce`]) fixes the groups far from the LP's break, and
+/// the bounded merge solves the rest. With a gap, the merge also prunes against the greedy
+/// fill of the reduced instance over `1 - gap`, so the answer is the best of the merge's best
+/// point and the greedy fills of the reduced and of the whole instance (see
+/// `MergeOptions::gap`).
+fn solve_instance(inst: &Instance, capacity: u64, gap: f64) -> Result<Vec<u32>, KnapsackError> {
+    let reduced = reduce(inst, capacity, gap);
+    if reduced.certified {
+        return Ok(reduced.greedy.0);
+    }
+    let opts = MergeOptions {
+        capacity: Some(reduced.capacity),
+        epsilon: 0.0,
+        bound: true,
+        gap,
+    };
+    let merged = merge_all(&reduced.inst, opts)?;
+    let best_value = merged.v.last().copied().unwrap_or(reduced.inst.base_value);
+    let best: Vec<u32> = best_picks(&merged).collect();
+    if gap == 0.0 {
+        return Ok(best);
+    }
+    let lp = LpBound::new(&reduced.inst);
+    let local = greedy_fill(&reduced.inst, &lp, reduced.capacity);
+    let mut out = (best, best_value);
+    for candidate in [local, reduced.greedy] {
+        if candidate.1 > out.1 {
+            out = candidate;
+        }
+    }
+    Ok(out.0)
 }
 
 /// The exact optimum of the multiple-choice knapsack: at most one option from each class,
@@ -82,21 +190,27 @@ pub fn solve(items: &[Item], capacity: u64) -> Result<Solution, KnapsackError> {
 /// # Ok::<(), adapeft_knapsack::KnapsackError>(())
 /// ```
 pub fn solve_classes(classes: &[Class], capacity: u64) -> Result<Solution<Pick>, KnapsackError> {
+    solve_classes_with(classes, capacity, SolveOptions::default())
+}
+
+/// [`solve_classes`] with a relative optimality gap (see [`SolveOptions`]).
+///
+/// # Errors
+///
+/// As [`solve_classes`], plus [`KnapsackError::InvalidGap`].
+pub fn solve_classes_with(
+    classes: &[Class],
+    capacity: u64,
+    opts: SolveOptions,
+) -> Result<Solution<Pick>, KnapsackError> {
+    opts.check()?;
     let inst = Instance::from_classes(classes, Some(capacity))?;
-    let merged = merge_all(&inst, bounded(capacity))?;
     let table = pick_table(classes);
-    let chosen = best_picks(&merged)
+    let chosen = solve_instance(&inst, capacity, opts.gap)?
+        .into_iter()
         .map(|flat| table[flat as usize])
         .collect();
     Ok(Solution::of_picks(classes, chosen))
-}
-
-fn bounded(capacity: u64) -> MergeOptions {
-    MergeOptions {
-        capacity: Some(capacity),
-        epsilon: 0.0,
-        bound: true,
-    }
 }
 
 /// The picks of the heaviest (so most valuable) state; the list always has the base state.

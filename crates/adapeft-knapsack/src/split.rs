@@ -9,10 +9,11 @@
 //!
 //! # The construction
 //!
-//! The budget `epsilon` is split as `e1 + e2 + t + e3 + e4` (the `*_SHARE` constants). Let
+//! The budget `epsilon` is split as `e1 + e2 + t + e3 + e4` (a [`Tuning`] and
+//! [`FINAL_SHARE`]). Let
 //! `LB` be the lower bound of [`crate::lower`] (feasible, so `LB(w) <= OPT(w)`, and
 //! non-decreasing). The capacities `[1, top]` (`top`: the total weight, or `max_weight`) are
-//! cut into ranges `[lo, hi]` with `hi + 1 = RANGE_FACTOR * lo`. For each range:
+//! cut into ranges `[lo, hi]` with `hi + 1 = range_factor * lo`. For each range:
 //!
 //! 1. each group loses its options heavier than `hi` (they fit no capacity of the range; a
 //!    group left without options is dropped). It is **small** if it may be left out (no
@@ -71,12 +72,12 @@
 //!
 //! Each range runs the engine over its large groups only, with lists cut at `hi`; the pairs
 //! of step 4 are cheap next to that. On the bench's model-shaped instances (10,000 items,
-//! `epsilon = 0.01`) an item is large in about 1.5 of the 11 ranges on average, against the
-//! full engine's single run over all 10,000 items with lists of tens of thousands of points.
-//! At small `epsilon` the smallness limit `e1 LB(lo)` shrinks, items are large in more and
-//! more ranges, and the repeated runs cost more than the single one; for plain items
-//! [`front`] then declines (more than [`MAX_LARGE_PER_ITEM`] large ranges per item) and the
-//! engine runs alone. Classes, whose merges cost several times more, are left to the engine
+//! `epsilon = 0.01`) an item is large in about 1.5 of the 21 ranges on average (0.6 at
+//! 100,000 items), against the full engine's single run over all items with lists of tens
+//! of thousands of points. At small `epsilon` the smallness limit `e1 LB(lo)` shrinks, items
+//! are large in more and more ranges, and the repeated runs cost more than the single one;
+//! for plain items [`front`] then declines (more than [`MAX_LARGE_PER_ITEM`] large ranges
+//! per item) and the engine runs alone, below [`ALWAYS_SPLIT_GROUPS`] items only. Classes, whose merges cost several times more, are left to the engine
 //! only below [`MIN_CLASS_GROUPS`] groups: 10,000 bench classes take about 4 s instead of 44.
 
 use crate::arena::{Arena, ROOT};
@@ -86,11 +87,44 @@ use crate::instance::{Group, Instance};
 use crate::lower::LowerBound;
 use crate::merge::{MergeOptions, Merged, TrimOptions, merge_all_with};
 
-/// Shares of `epsilon` (they sum to 1).
-const SMALL_SHARE: f64 = 0.2;
-const LARGE_SHARE: f64 = 0.2;
-const CHAIN_SHARE: f64 = 0.05;
-const BUCKET_SHARE: f64 = 0.05;
+/// How a construction spends its budget and cuts its capacities: the shares of `epsilon`
+/// for smallness (`e1`), the large groups' engine (`e2`), the chain trim (`t`) and the
+/// buckets (`e3`), which sum to `1 - FINAL_SHARE`, and the range factor (ranges of
+/// capacities `[lo, range_factor * lo - 1]`).
+#[derive(Debug, Clone, Copy)]
+struct Tuning {
+    small: f64,
+    large: f64,
+    chain: f64,
+    bucket: f64,
+    range_factor: u64,
+}
+
+/// Plain items. The smallness share buys the most (every item it moves out of the large
+/// groups leaves a list merge), and narrower ranges make fewer items large in each (`LB(lo)`
+/// is closer to the optimum across the range) at the price of more ranges. Measured on the
+/// bench's instances at `epsilon = 0.01` (seeds 1 to 3, 10,000 and 100,000 items, while the
+/// machine was otherwise loaded): with the shares and factor of [`CLASSES`], 100,000 items
+/// took 9.8 s; these shares at factor 8, 3.9 s; at factor 3, 2.1 s, the fastest of 2, 3, 4,
+/// 8 and 16 (and 0.53 s against 0.99 s at 10,000).
+const ITEMS: Tuning = Tuning {
+    small: 0.36,
+    large: 0.1,
+    chain: 0.02,
+    bucket: 0.02,
+    range_factor: 3,
+};
+
+/// Classes of several options, whose engine merges cost several times more: the earlier
+/// tuning, which the same change made 1.3 to 1.7 times slower on the bench's classes.
+const CLASSES: Tuning = Tuning {
+    small: 0.2,
+    large: 0.2,
+    chain: 0.05,
+    bucket: 0.05,
+    range_factor: 8,
+};
+
 /// Share of the final trim; it sets the size bound `ln(V / v_1) / (FINAL_SHARE epsilon) + 2`.
 pub(crate) const FINAL_SHARE: f64 = 0.5;
 
@@ -98,14 +132,16 @@ pub(crate) const FINAL_SHARE: f64 = 0.5;
 /// bucketed anyway (its final trim only makes the list, and so the pairs, shorter).
 const ENGINE_FINAL_SHARE: f64 = 0.05;
 
-/// Ranges of capacities `[lo, RANGE_FACTOR * lo - 1]`.
-const RANGE_FACTOR: u64 = 8;
-
 /// The construction is used only when the items are large, summed over the ranges, at most
 /// this many times per item (see [`front`]). Measured on the bench's instances (500 to 10,000
 /// items, `epsilon` from 0.003 to 0.03), it is then faster than the engine alone; the
 /// break-even lies between 2 (1,000 items) and 2.5 (3,000 and more).
 const MAX_LARGE_PER_ITEM: f64 = 2.0;
+
+/// From this many groups on the construction is always used: the engine alone merges every
+/// item into lists of thousands of points (100,000 bench items had not finished after 10
+/// minutes).
+const ALWAYS_SPLIT_GROUPS: usize = 20_000;
 
 /// Instances of plain items with fewer groups than this use the engine alone.
 const MIN_GROUPS: usize = 200;
@@ -180,10 +216,15 @@ fn construct(
     always: bool,
 ) -> Result<Option<Merged>, KnapsackError> {
     let lower = LowerBound::new(inst);
-    let (e1, e2) = (SMALL_SHARE * epsilon, LARGE_SHARE * epsilon);
+    let plain = inst
+        .groups
+        .iter()
+        .all(|g| g.none_allowed && g.options.len() == 1);
+    let tuning = if plain { ITEMS } else { CLASSES };
+    let (e1, e2) = (tuning.small * epsilon, tuning.large * epsilon);
     let (t, e3, e4) = (
-        CHAIN_SHARE * epsilon,
-        BUCKET_SHARE * epsilon,
+        tuning.chain * epsilon,
+        tuning.bucket * epsilon,
         FINAL_SHARE * epsilon,
     );
     let total = inst.groups.iter().fold(0u64, |acc, g| {
@@ -195,7 +236,10 @@ fn construct(
     let mut bounds: Vec<(u64, f64, f64)> = Vec::new();
     let mut lo = 1u64;
     loop {
-        let hi = lo.saturating_mul(RANGE_FACTOR).saturating_sub(1).min(top);
+        let hi = lo
+            .saturating_mul(tuning.range_factor)
+            .saturating_sub(1)
+            .min(top);
         let lb = lower.value_at(lo);
         bounds.push((hi, lb, e1 * lb));
         if hi >= top {
@@ -207,10 +251,6 @@ fn construct(
     // many ranges, the repeated engine runs cost more than one run over everything.
     // (Plain items only: for classes, whose merges cost several times more, the construction
     // was measured faster even with items large in 2.2 ranges each.)
-    let plain = inst
-        .groups
-        .iter()
-        .all(|g| g.none_allowed && g.options.len() == 1);
     let large_total: usize = bounds
         .iter()
         .map(|&(hi, _, limit)| {
@@ -220,7 +260,11 @@ fn construct(
                 .count()
         })
         .sum();
-    if !always && plain && large_total as f64 > MAX_LARGE_PER_ITEM * inst.groups.len() as f64 {
+    if !always
+        && plain
+        && inst.groups.len() < ALWAYS_SPLIT_GROUPS
+        && large_total as f64 > MAX_LARGE_PER_ITEM * inst.groups.len() as f64
+    {
         return Ok(None);
     }
 
@@ -250,6 +294,7 @@ fn construct(
                 capacity: Some(hi),
                 epsilon: e2,
                 bound: false,
+                gap: 0.0,
             },
             TrimOptions {
                 lower: Some(&lower),
@@ -422,6 +467,15 @@ mod tests {
             1 => prop::sample::select(vec![0.5, 1.0, 2.0]),
         ];
         (weight, value).prop_map(|(w, v)| Item::new(w, v))
+    }
+
+    #[test]
+    fn each_tuning_spends_exactly_the_budget() {
+        for t in [ITEMS, CLASSES] {
+            let sum = t.small + t.large + t.chain + t.bucket + FINAL_SHARE;
+            assert!((sum - 1.0).abs() < 1e-12, "{t:?}: {sum}");
+            assert!(t.range_factor >= 2, "{t:?}");
+        }
     }
 
     proptest! {

@@ -1,8 +1,9 @@
 //! Every solver against brute force over all subsets, on random small instances.
 
 use adapeft_knapsack::{
-    Class, FrontOptions, Item, ParetoFront, Pick, greedy, pareto_front, pareto_front_classes,
-    pareto_front_classes_with, pareto_front_with, solve, solve_classes,
+    Class, FrontOptions, Item, KnapsackError, ParetoFront, Pick, SolveOptions, greedy,
+    pareto_front, pareto_front_classes, pareto_front_classes_with, pareto_front_with, solve,
+    solve_classes, solve_classes_with, solve_with,
 };
 use proptest::prelude::*;
 
@@ -253,6 +254,7 @@ proptest! {
         items in prop::collection::vec(item(), 0..=18),
         fractions in prop::collection::vec(0.0f64..1.0, 4),
         epsilon in 0.001f64..0.5,
+        gap in prop_oneof![Just(1e-6), 0.0f64..0.5],
     ) {
         let classes: Vec<Vec<Item>> = items.iter().map(|&it| vec![it]).collect();
         let brute = Brute::new(&classes);
@@ -266,6 +268,15 @@ proptest! {
             prop_assert_eq!(total(&sol.chosen).0, sol.weight);
             prop_assert!(close(total(&sol.chosen).1, sol.value));
             prop_assert!(close(sol.value, opt) || sol.value == opt, "solve {} vs {}", sol.value, opt);
+
+            // Within the gap: feasible, consistent, at least (1 - gap) times the optimum.
+            let near = solve_with(&items, c, SolveOptions::new().with_gap(gap)).unwrap();
+            prop_assert!(near.weight <= c);
+            prop_assert!(near.chosen.windows(2).all(|w| w[0] < w[1]));
+            prop_assert_eq!(total(&near.chosen).0, near.weight);
+            prop_assert!(close(total(&near.chosen).1, near.value));
+            prop_assert!(at_least(opt, near.value));
+            prop_assert!(at_least(near.value, (1.0 - gap) * opt), "gap {}: {} vs {}", gap, near.value, opt);
 
             let g = greedy(&items, c).unwrap();
             prop_assert!(g.weight <= c);
@@ -286,6 +297,7 @@ proptest! {
         raw in prop::collection::vec(prop::collection::vec(item(), 1..=3), 0..=6),
         fractions in prop::collection::vec(0.0f64..1.0, 4),
         epsilon in 0.001f64..0.5,
+        gap in prop_oneof![Just(1e-6), 0.0f64..0.5],
     ) {
         let classes: Vec<Class> = raw.iter().map(|o| Class::new(o.clone())).collect();
         let brute = Brute::new(&raw);
@@ -298,6 +310,13 @@ proptest! {
             prop_assert_eq!(total(&sol.chosen).0, sol.weight);
             prop_assert!(close(total(&sol.chosen).1, sol.value));
             prop_assert!(close(sol.value, opt) || sol.value == opt, "solve {} vs {}", sol.value, opt);
+
+            let near = solve_classes_with(&classes, c, SolveOptions::new().with_gap(gap)).unwrap();
+            prop_assert!(near.weight <= c);
+            prop_assert_eq!(total(&near.chosen).0, near.weight);
+            prop_assert!(close(total(&near.chosen).1, near.value));
+            prop_assert!(at_least(opt, near.value));
+            prop_assert!(at_least(near.value, (1.0 - gap) * opt), "gap {}: {} vs {}", gap, near.value, opt);
         }
 
         check_front(&pareto_front_classes(&classes).unwrap(), &brute, 0.0, total);
@@ -625,4 +644,20 @@ fn untied_prefix<C>(front: &ParetoFront<C>, k: usize) -> Vec<(u64, f64)> {
         }
     }
     kept
+}
+
+#[test]
+fn a_gap_outside_zero_to_one_is_refused_by_name() {
+    let items = [Item::new(1, 1.0)];
+    for gap in [-0.1, 1.0, f64::NAN, f64::INFINITY] {
+        let err = solve_with(&items, 1, SolveOptions::new().with_gap(gap)).unwrap_err();
+        assert!(
+            matches!(err, KnapsackError::InvalidGap { .. }),
+            "{gap}: {err:?}"
+        );
+        assert!(err.to_string().contains("gap"), "{err}");
+        let classes = [Class::new(vec![Item::new(1, 1.0)])];
+        let err = solve_classes_with(&classes, 1, SolveOptions::new().with_gap(gap)).unwrap_err();
+        assert!(matches!(err, KnapsackError::InvalidGap { .. }));
+    }
 }
