@@ -1,7 +1,7 @@
 //! The selector end to end: `AdaPeft::select`, `Selection::apply`, JSON, saving the trained
 //! subset, transfer across depths, and bad input.
 
-use adapeft::importance::{Estimator, Grouping, discover};
+use adapeft::importance::{Estimator, Grouping, Unit, UnitRules, discover};
 use adapeft::knapsack::Item;
 use adapeft::selection::SelectionError;
 use adapeft::{
@@ -320,8 +320,21 @@ fn scored_selections_match_direct_ones_and_foreign_scores_are_refused() {
     );
     let mut renamed = scored.scores().clone();
     renamed.groups[1].name = "elsewhere".into();
-    let err = Scored::new(groups, renamed, 1).unwrap_err();
+    let err = Scored::new(groups.clone(), renamed, 1).unwrap_err();
     assert!(err.to_string().contains("`elsewhere`"), "{err}");
+
+    // Units below the tensor are scored, but not selected (no sub-tensor masks yet).
+    let units = groups
+        .split(&UnitRules::new().with("^head$", Unit::Outputs).unwrap())
+        .unwrap();
+    let scores = Baseline::GradientNorm
+        .estimate(&model, batches, &units)
+        .unwrap();
+    let err = Scored::new(units, scores, 1).unwrap_err();
+    assert!(
+        matches!(&err, SelectError::UnitsUnsupported { group } if group == "head.out[0]"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -14,7 +14,8 @@
 
 #![warn(missing_docs)]
 
-pub mod memory;
+/// The peak resident set size (shared with the benches, so it lives in the test-support crate).
+pub use adapeft_testing::memory;
 pub mod outputs;
 pub mod paths;
 pub mod progress;

@@ -121,6 +121,17 @@ impl EstimateIn for AnyEstimator {
         }
     }
 
+    fn supports_units(&self) -> bool {
+        match self {
+            AnyEstimator::Forward(e) => e.supports_units(),
+            AnyEstimator::Gradient(e) => e.supports_units(),
+            AnyEstimator::Baseline(e) => e.supports_units(),
+            AnyEstimator::ShortRun(e) => e.supports_units(),
+            AnyEstimator::Newton(e) => e.supports_units(),
+            AnyEstimator::ProbeRun(e) => e.supports_units(),
+        }
+    }
+
     fn estimate_in<M, B, F>(&self, passes: Passes<'_, M, B, F>) -> Result<Scores, EstimateError>
     where
         M: Module,

@@ -9,8 +9,9 @@ use rand::{Rng, SeedableRng};
 use crate::error::EstimateError;
 use crate::estimator::{EstimateIn, Estimator, label};
 use crate::objective::LossFn;
+use crate::params::grouping::Groups;
 use crate::passes::Passes;
-use crate::passes::vector::{ParamVec, dots, per_group};
+use crate::passes::vector::{ParamVec, group_dots, group_sums};
 use crate::score::{GroupScore, Quality, Scores};
 
 /// A first-order or data-free score per group. Each puts its score in
@@ -45,17 +46,14 @@ impl Baseline {
     }
 }
 
-/// `sum |x_i|` per parameter, read back in one transfer.
-fn l1_norms(x: &ParamVec) -> Vec<f64> {
-    let ones: ParamVec = x
+/// `sum |x_i|` per group (over whole members and the cells of parts), read back in one
+/// transfer.
+fn l1_norms(groups: &Groups, x: &ParamVec) -> Vec<f64> {
+    let abs: ParamVec = x
         .iter()
         .map(|t| t.as_ref().map(|t| t.clone().abs()))
         .collect();
-    let signs: ParamVec = x
-        .iter()
-        .map(|t| t.as_ref().map(|t| t.ones_like()))
-        .collect();
-    dots(&ones, &signs)
+    group_sums(groups, &abs)
 }
 
 impl Estimator for Baseline {}
@@ -63,6 +61,11 @@ impl Estimator for Baseline {}
 impl EstimateIn for Baseline {
     fn name(&self) -> &'static str {
         "Baseline"
+    }
+
+    /// Every baseline is a sum over coordinates (or, for `Random`, a draw per group).
+    fn supports_units(&self) -> bool {
+        true
     }
 
     fn estimate_in<M, B, F>(&self, mut passes: Passes<'_, M, B, F>) -> Result<Scores, EstimateError>
@@ -81,7 +84,7 @@ impl EstimateIn for Baseline {
                 Baseline::Fisher => {
                     let mut total = vec![0.0; k];
                     for (_, g) in &per_batch {
-                        for (t, x) in total.iter_mut().zip(per_group(groups, &dots(g, g))) {
+                        for (t, x) in total.iter_mut().zip(group_dots(groups, g, g)) {
                             *t += x;
                         }
                     }
@@ -92,13 +95,13 @@ impl EstimateIn for Baseline {
             };
             let count = passes.total_batches();
             let (mean_loss, grad) = passes.reduce_mean(&per_batch, None, |_| true, count)?;
-            let b = per_group(groups, &dots(&grad, &grad));
+            let b = group_dots(groups, &grad, &grad);
             let values = match self {
                 Baseline::GradientNorm => b.clone(),
                 Baseline::Fisher => fisher.expect("computed above"),
                 Baseline::Taylor => {
                     let w = passes.weights();
-                    per_group(groups, &dots(&w, &grad))
+                    group_dots(groups, &w, &grad)
                         .into_iter()
                         .map(f64::abs)
                         .collect()
@@ -108,7 +111,7 @@ impl EstimateIn for Baseline {
             (Some(mean_loss), b, values)
         } else {
             let values = match self {
-                Baseline::Magnitude => per_group(groups, &l1_norms(&passes.weights())),
+                Baseline::Magnitude => l1_norms(groups, &passes.weights()),
                 Baseline::Random { seed } => {
                     let mut rng = StdRng::seed_from_u64(*seed);
                     (0..k).map(|_| rng.random::<f64>()).collect()

@@ -66,6 +66,23 @@ pub enum GroupingError {
         /// The sum of its members' `numel`.
         actual: u64,
     },
+    /// A part given to [`Groups::new_tiled`](crate::Groups::new_tiled) is not a cell of a
+    /// tiled parameter, or the tilings do not fit the parameters.
+    #[error("group `{group}`: invalid part: {reason}")]
+    InvalidPart {
+        /// The group's name (empty when the tilings themselves are at fault).
+        group: String,
+        /// What is wrong, naming the tensor and the cell.
+        reason: String,
+    },
+    /// A [`UnitRules`](crate::UnitRules) rule cannot cut the modules it matches.
+    #[error("unit rule `{pattern}`: {reason}")]
+    InvalidUnit {
+        /// The rule's pattern as given.
+        pattern: String,
+        /// What is wrong, naming the module.
+        reason: String,
+    },
 }
 
 /// An estimator could not score the groups. The model is never changed, error or not.
@@ -164,6 +181,18 @@ pub enum EstimateError {
         value: String,
         /// The accepted range.
         reason: &'static str,
+    },
+    /// The groups hold parts of tensors ([`Groups::split`](crate::Groups::split)), which this
+    /// estimator cannot score: only the run-based allocations and the baselines credit any
+    /// partition of the coordinates.
+    #[error(
+        "{estimator} cannot score group `{group}`, a part of a tensor: use ShortRun (Trapezoid or Allocation) or a Baseline for units below the tensor"
+    )]
+    UnitsUnsupported {
+        /// The estimator.
+        estimator: &'static str,
+        /// The first group made of parts.
+        group: String,
     },
 }
 

@@ -46,6 +46,7 @@ pub trait Estimator: fmt::Display + EstimateIn {
         M: Module,
         F: LossFn<M, B>,
     {
+        check_units(self, groups)?;
         self.estimate_in(Passes::new(model, batches, loss, groups)?)
     }
 
@@ -84,6 +85,14 @@ pub(crate) mod sealed {
         /// [`Scores::estimator`] records.
         fn name(&self) -> &'static str;
 
+        /// Whether it can score groups made of parts of tensors ([`Groups::split`]): only
+        /// estimators whose values are sums over coordinates can (default `false`).
+        ///
+        /// [`Groups::split`]: crate::Groups::split
+        fn supports_units(&self) -> bool {
+            false
+        }
+
         /// Scores every group of `passes.groups`.
         fn estimate_in<M, B, F>(
             &self,
@@ -96,6 +105,24 @@ pub(crate) mod sealed {
 }
 
 pub(crate) use sealed::EstimateIn;
+
+/// [`EstimateError::UnitsUnsupported`] when `groups` hold parts of tensors and `estimator`
+/// cannot score them.
+pub(crate) fn check_units<E: EstimateIn + ?Sized>(
+    estimator: &E,
+    groups: &Groups,
+) -> Result<(), EstimateError> {
+    if estimator.supports_units() {
+        return Ok(());
+    }
+    match groups.groups().iter().find(|g| !g.parts.is_empty()) {
+        Some(g) => Err(EstimateError::UnitsUnsupported {
+            estimator: estimator.name(),
+            group: g.name.clone(),
+        }),
+        None => Ok(()),
+    }
+}
 
 /// What [`Scores::estimator`] records of `estimator`: its name and its settings
 /// (`GradientProbe {"probes":..}`), the text of [`AnyEstimator`](crate::AnyEstimator)'s

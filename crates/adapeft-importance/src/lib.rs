@@ -9,6 +9,9 @@
 //!    module, by kind (bias, norm, embedding, head, attention, feed-forward, LoRA), by regular
 //!    expression or from burn [`ParamGroup`](burn::module::ParamGroup)s. LoRA adapters attached
 //!    with `Module::apply_lora` are groups of their own;
+//!    [`Groups::split`] then cuts chosen modules into units below the tensor ([`Unit`]: output
+//!    neurons, input rows such as an embedding's token rows, blocks, attention heads), by
+//!    [`UnitRules`], mixed with whole tensors in one set of groups;
 //! 3. an [`Estimator`] scores each group on one or more batches of an [`Objective`]:
 //!    `b_k = G_k . g_k`, `a_k = g_k^T H_kk g_k` and the predicted loss reduction
 //!    `v_k = b_k^2 / (2 a_k)`, with a reliability verdict, a quality figure and the cost.
@@ -26,6 +29,11 @@
 //!   gradients;
 //! - [`ProbeRun`] (the paper's probe run): exact one-step values at checkpoints of one run;
 //! - the literature's [`Baseline`]s (gradient norm, Fisher, Taylor, magnitude, random).
+//!
+//! Units below the tensor are scored by the estimators whose values are sums over
+//! coordinates: [`ShortRun`]'s allocations (one run values every unit at once) and the
+//! [`Baseline`]s. The probes' curvature per unit is not offered (`docs/algorithm.md`, section
+//! 8) and they refuse such groups with [`EstimateError::UnitsUnsupported`].
 //!
 //! [`held_out_trials`] measures what a short run of some groups does to the loss on batches
 //! it never saw, at a few learning rates: the selector's recommended rate and its
@@ -125,6 +133,7 @@ pub use newton::NewtonProbe;
 pub use objective::{LossFn, ModelObjective, Objective};
 pub use params::discover::{ParamInfo, ParamSlot, discover, layout};
 pub use params::grouping::{Group, Grouping, Groups, KindRules, ParamKind, Unmatched};
+pub use params::units::{Part, Tiling, Unit, UnitRules};
 pub use params::walk::{ParamMapper, ParamVisitor, map_params, set_require_grad, visit_params};
 pub use probe_run::ProbeRun;
 pub use score::{Cost, GroupScore, Quality, Scores, Unreliable};

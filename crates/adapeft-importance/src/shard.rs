@@ -236,6 +236,7 @@ impl AnyEstimator {
         M: Module,
         F: LossFn<M, B>,
     {
+        crate::estimator::check_units(self, groups)?;
         let worker = Worker {
             reduce,
             rank: place.rank,

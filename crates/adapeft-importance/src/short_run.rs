@@ -10,7 +10,7 @@ use crate::error::EstimateError;
 use crate::estimator::{EstimateIn, Estimator, label};
 use crate::objective::LossFn;
 use crate::passes::Passes;
-use crate::passes::vector::{ParamVec, dots, per_group};
+use crate::passes::vector::{ParamVec, group_dots};
 use crate::score::{GroupScore, Quality, Scores};
 
 /// The optimizer a [`ShortRun`] imitates.
@@ -368,12 +368,16 @@ where
 {
     let groups = passes.groups;
     let mut state = RunState::new(groups.params().len());
-    // Each parameter's rate: its group's own (`Groups::with_learning_rate`) or the run's.
+    // Each parameter's rate: its group's own (`Groups::with_learning_rate`) or the run's; a
+    // tensor cut into parts runs at the rate of the group of its first part.
+    let first_part = groups.first_part_owner();
     let rates: Vec<f64> = groups
         .group_of_params()
         .iter()
-        .map(|g| {
-            g.and_then(|g| groups.learning_rate(g))
+        .zip(&first_part)
+        .map(|(g, p)| {
+            g.or(*p)
+                .and_then(|g| groups.learning_rate(g))
                 .unwrap_or(config.learning_rate)
         })
         .collect();
@@ -381,7 +385,7 @@ where
     let trapezoid = config.value == ShortRunValue::Trapezoid;
     let weight = if trapezoid { 0.5 } else { 1.0 };
     let mut add = |grad: &ParamVec, s: &ParamVec| {
-        for (c, x) in credit.iter_mut().zip(per_group(groups, &dots(grad, s))) {
+        for (c, x) in credit.iter_mut().zip(group_dots(groups, grad, s)) {
             *c += weight * x;
         }
     };
@@ -418,6 +422,12 @@ impl Estimator for ShortRun {}
 impl EstimateIn for ShortRun {
     fn name(&self) -> &'static str {
         "ShortRun"
+    }
+
+    /// The allocations credit any partition of the coordinates; [`ShortRunValue::Alone`]
+    /// trains whole groups and cannot.
+    fn supports_units(&self) -> bool {
+        self.value != ShortRunValue::Alone
     }
 
     fn estimate_in<M, B, F>(&self, mut passes: Passes<'_, M, B, F>) -> Result<Scores, EstimateError>

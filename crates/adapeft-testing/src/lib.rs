@@ -9,12 +9,15 @@
 //!   the test panics;
 //! - [`damage`]: seeded damage to a file's bytes, for the integrity tests of adapter files
 //!   and checkpoints;
+//! - [`memory`]: the peak resident set size of the process, for the studies' and benches'
+//!   memory figures;
 //! - [`learner`]: the small regression model with a gradient mask that the tests of
 //!   burn-train's `Learner` train (one device and several).
 
 pub mod damage;
 pub mod host;
 pub mod learner;
+pub mod memory;
 pub mod problems;
 
 pub use host::{

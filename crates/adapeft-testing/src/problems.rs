@@ -270,6 +270,13 @@ impl LogisticProblem {
         (gw, gb)
     }
 
+    /// The gradients `G_W` (`[d, c]` row-major) and `G_b` at weights `w` (`[d, c]` row-major)
+    /// and `bias`, in f64: the closed form, for runs computed on the host.
+    pub fn gradients_at(&self, w: &[f64], bias: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (_, gw, gb) = self.probabilities_and_gradients_at(w, bias);
+        (gw, gb)
+    }
+
     /// The model with its bias moved by gradient descent on the bias alone (in f64, the
     /// weight kept) until the bias gradient's norm is at most `norm`: a bias group of small
     /// value `v = ||G_b||^4 / 2a`, whose optimum the loss-change step overshoots.

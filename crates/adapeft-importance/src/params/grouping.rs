@@ -9,16 +9,22 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::discover::ParamInfo;
+use super::units::{Part, Tiling, view};
 use crate::error::GroupingError;
 
 /// A named, disjoint set of parameters: the unit AdaPEFT trains or freezes as a whole.
+///
+/// It holds whole tensors ([`Group::members`]) and cells of tiled ones ([`Group::parts`]: an
+/// output neuron, an attention head, a block; see [`Groups::split`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
-    /// Name of the group (a tensor path, a module path, a kind, ...).
+    /// Name of the group (a tensor path, a module path, a kind, `hidden.out[3]`, ...).
     pub name: String,
-    /// Indices into [`Groups::params`].
+    /// Whole tensors: indices into [`Groups::params`].
     pub members: Vec<usize>,
-    /// Total number of elements of the members.
+    /// Cells of tiled tensors (empty unless the groups were [`Groups::split`]).
+    pub parts: Vec<Part>,
+    /// Total number of elements of the members and parts.
     pub numel: u64,
 }
 
@@ -49,6 +55,9 @@ pub struct Groups {
     pub(crate) params: Vec<ParamInfo>,
     /// The groups, in order of first appearance in the model.
     pub(crate) groups: Vec<Group>,
+    /// Each parameter's tiling when it is cut into cells ([`Group::parts`] index them), one
+    /// entry per parameter.
+    tilings: Vec<Option<Tiling>>,
     /// Each group's own learning rate in the runs of run-based estimators (`None`: the
     /// estimator's), one entry per group.
     learning_rates: Vec<Option<f64>>,
@@ -64,9 +73,48 @@ impl Groups {
     /// [`GroupingError::RepeatedMember`], [`GroupingError::EmptyGroup`] or
     /// [`GroupingError::Numel`], each naming the first group at fault.
     pub fn new(params: Vec<ParamInfo>, groups: Vec<Group>) -> Result<Self, GroupingError> {
+        let tilings = vec![None; params.len()];
+        Groups::new_tiled(params, tilings, groups)
+    }
+
+    /// [`Groups::new`] for groups that may hold cells of tiled tensors: `tilings` has one
+    /// entry per parameter. Also checked: each part is a cell of a tiled parameter, no cell is
+    /// in two groups (or twice in one), no tiled parameter is also a whole member, and the
+    /// `numel` counts each part's cell.
+    ///
+    /// # Errors
+    /// As [`Groups::new`]; a part outside its tensor's cells, or of an untiled tensor, is
+    /// [`GroupingError::InvalidPart`]; a cell in two groups [`GroupingError::Overlap`] (or
+    /// [`GroupingError::RepeatedMember`]), naming the tensor and the cell; `tilings` of the
+    /// wrong length [`GroupingError::InvalidPart`].
+    pub fn new_tiled(
+        params: Vec<ParamInfo>,
+        tilings: Vec<Option<Tiling>>,
+        groups: Vec<Group>,
+    ) -> Result<Self, GroupingError> {
+        if tilings.len() != params.len() {
+            return Err(GroupingError::InvalidPart {
+                group: String::new(),
+                reason: format!("{} tilings for {} parameters", tilings.len(), params.len()),
+            });
+        }
+        for (p, t) in params.iter().zip(&tilings) {
+            if let Some(t) = t
+                && view(&p.shape) != (t.rows, t.cols)
+            {
+                return Err(GroupingError::InvalidPart {
+                    group: String::new(),
+                    reason: format!(
+                        "tensor `{}` of shape {:?} has a tiling of a [{}, {}] view",
+                        p.path, p.shape, t.rows, t.cols
+                    ),
+                });
+            }
+        }
         let mut owner: Vec<Option<usize>> = vec![None; params.len()];
+        let mut cell_owner: BTreeMap<Part, usize> = BTreeMap::new();
         for (g, group) in groups.iter().enumerate() {
-            if group.members.is_empty() {
+            if group.members.is_empty() && group.parts.is_empty() {
                 return Err(GroupingError::EmptyGroup {
                     group: group.name.clone(),
                 });
@@ -80,6 +128,15 @@ impl Groups {
                         params: params.len(),
                     });
                 };
+                if tilings[m].is_some() {
+                    return Err(GroupingError::InvalidPart {
+                        group: group.name.clone(),
+                        reason: format!(
+                            "tensor `{}` is tiled, so it can only be in groups by its cells",
+                            params[m].path
+                        ),
+                    });
+                }
                 match *slot {
                     Some(first) if first == g => {
                         return Err(GroupingError::RepeatedMember {
@@ -98,6 +155,43 @@ impl Groups {
                 }
                 actual += params[m].numel;
             }
+            for &part in &group.parts {
+                let tiling = tilings.get(part.param as usize).copied().flatten();
+                let Some(tiling) = tiling.filter(|t| (part.cell as usize) < t.cells()) else {
+                    return Err(GroupingError::InvalidPart {
+                        group: group.name.clone(),
+                        reason: match params.get(part.param as usize) {
+                            None => format!(
+                                "parameter {} out of range: there are {}",
+                                part.param,
+                                params.len()
+                            ),
+                            Some(p) => format!(
+                                "cell {} of tensor `{}`, which is not tiled or has fewer cells",
+                                part.cell, p.path
+                            ),
+                        },
+                    });
+                };
+                let cell = || format!("{}[cell {}]", params[part.param as usize].path, part.cell);
+                match cell_owner.insert(part, g) {
+                    Some(first) if first == g => {
+                        return Err(GroupingError::RepeatedMember {
+                            group: group.name.clone(),
+                            param: cell(),
+                        });
+                    }
+                    Some(first) => {
+                        return Err(GroupingError::Overlap {
+                            param: cell(),
+                            first: groups[first].name.clone(),
+                            second: group.name.clone(),
+                        });
+                    }
+                    None => {}
+                }
+                actual += tiling.cell_numel(part.cell as usize);
+            }
             if actual != group.numel {
                 return Err(GroupingError::Numel {
                     group: group.name.clone(),
@@ -110,6 +204,7 @@ impl Groups {
         Ok(Groups {
             params,
             groups,
+            tilings,
             learning_rates,
         })
     }
@@ -176,6 +271,7 @@ impl Groups {
         Groups {
             params: self.params.clone(),
             groups,
+            tilings: self.tilings.clone(),
             learning_rates,
         }
     }
@@ -208,7 +304,46 @@ impl Groups {
         self.params.iter().map(|p| p.numel).sum()
     }
 
-    /// The group index of every parameter (`None` when the parameter is in no group).
+    /// Each parameter's tiling, if it is cut into cells (one entry per parameter).
+    pub fn tilings(&self) -> &[Option<Tiling>] {
+        &self.tilings
+    }
+
+    /// True when some parameter is cut into cells (the groups were [`Groups::split`]).
+    pub fn has_parts(&self) -> bool {
+        self.groups.iter().any(|g| !g.parts.is_empty())
+    }
+
+    /// The number of elements of one part.
+    pub fn part_numel(&self, part: Part) -> u64 {
+        self.tilings[part.param as usize]
+            .expect("a part of a tiled parameter")
+            .cell_numel(part.cell as usize)
+    }
+
+    /// Whether each parameter takes part in some group, whole or by some of its cells.
+    pub fn grouped_params(&self) -> Vec<bool> {
+        let mut grouped: Vec<bool> = self.group_of_params().iter().map(Option::is_some).collect();
+        for part in self.groups.iter().flat_map(|g| &g.parts) {
+            grouped[part.param as usize] = true;
+        }
+        grouped
+    }
+
+    /// The group of each parameter's first cell in group order, for a tiled one (`None` when
+    /// untiled or in no group).
+    pub(crate) fn first_part_owner(&self) -> Vec<Option<usize>> {
+        let mut of = vec![None; self.params.len()];
+        for (g, group) in self.groups.iter().enumerate() {
+            for part in &group.parts {
+                of[part.param as usize].get_or_insert(g);
+            }
+        }
+        of
+    }
+
+    /// The group index of every parameter that is a whole member of one (`None` when the
+    /// parameter is in no group, or tiled: see [`Groups::grouped_params`]).
     pub fn group_of_params(&self) -> Vec<Option<usize>> {
         let mut of = vec![None; self.params.len()];
         for (g, group) in self.groups.iter().enumerate() {
@@ -219,15 +354,18 @@ impl Groups {
         of
     }
 
-    /// The parameters of group `g` as a burn [`ParamGroup`] (matched by [`burn::module::ParamId`]).
+    /// The parameters of group `g` as a burn [`ParamGroup`] (matched by [`burn::module::ParamId`]):
+    /// its members, and the tensors its parts are cells of.
     pub fn param_group(&self, g: usize) -> ParamGroup {
-        ParamGroup::from_ids(
-            self.groups[g]
-                .members
-                .iter()
-                .map(|&m| self.params[m].id)
-                .collect(),
-        )
+        let group = &self.groups[g];
+        let mut ids: Vec<_> = group.members.iter().map(|&m| self.params[m].id).collect();
+        for part in &group.parts {
+            let id = self.params[part.param as usize].id;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ParamGroup::from_ids(ids)
     }
 
     /// Builds groups from `(name, member indices)` pairs, in the given order, dropping empty ones.
@@ -240,6 +378,7 @@ impl Groups {
                 groups.push(Group {
                     name,
                     members: Vec::new(),
+                    parts: Vec::new(),
                     numel: 0,
                 });
                 groups.len() - 1
@@ -248,9 +387,11 @@ impl Groups {
             groups[g].numel += params[i].numel;
         }
         let learning_rates = vec![None; groups.len()];
+        let tilings = vec![None; params.len()];
         Groups {
             params,
             groups,
+            tilings,
             learning_rates,
         }
     }
@@ -772,6 +913,7 @@ mod tests {
         Group {
             name: name.to_string(),
             members: members.to_vec(),
+            parts: Vec::new(),
             numel,
         }
     }

@@ -102,11 +102,7 @@ where
             .enumerate()
             .map(|(i, p)| (p.id, i))
             .collect();
-        let grouped = groups
-            .group_of_params()
-            .iter()
-            .map(Option::is_some)
-            .collect();
+        let grouped = groups.grouped_params();
         Ok(Passes {
             model,
             batches,

@@ -5,6 +5,7 @@
 use burn::tensor::Tensor;
 
 use crate::params::grouping::Groups;
+use crate::params::units::Tiling;
 
 /// One flattened tensor per parameter of [`Groups::params`]; `None` where a parameter takes no
 /// part (not grouped, or not perturbed).
@@ -77,6 +78,112 @@ pub(crate) fn per_group(groups: &Groups, per_param: &[f64]) -> Vec<f64> {
         .iter()
         .map(|g| g.members.iter().map(|&m| per_param[m]).sum())
         .collect()
+}
+
+/// `sum(x_i * y_i)` per group, over its whole members and over the cells of its parts, read
+/// back in one transfer (`docs/algorithm.md`, section 8: a sum over coordinates credits any
+/// partition of them). Where either side is `None` a parameter adds `0`. A group of whole
+/// tensors gets exactly [`per_group`] of [`dots`], bit for bit.
+pub(crate) fn group_dots(groups: &Groups, x: &ParamVec, y: &ParamVec) -> Vec<f64> {
+    let products: ParamVec = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| match (a, b) {
+            (Some(a), Some(b)) => Some(a.clone() * b.clone()),
+            _ => None,
+        })
+        .collect();
+    group_sums(groups, &products)
+}
+
+/// The sum of `x` per group, over its whole members and over the cells of its parts, read
+/// back in one transfer; a parameter that is `None` adds `0`.
+pub(crate) fn group_sums(groups: &Groups, x: &ParamVec) -> Vec<f64> {
+    let tilings = groups.tilings();
+    // Per parameter: where its sums start in the readback (one value, or one per cell).
+    let mut start: Vec<Option<usize>> = vec![None; x.len()];
+    let mut sums = Vec::new();
+    let mut len = 0;
+    for (i, t) in x.iter().enumerate() {
+        let Some(t) = t else { continue };
+        start[i] = Some(len);
+        match tilings[i] {
+            None => {
+                sums.push(t.clone().sum());
+                len += 1;
+            }
+            Some(tiling) => {
+                sums.push(cell_sums(t.clone(), &tiling));
+                len += tiling.cells();
+            }
+        }
+    }
+    let values: Vec<f64> = if sums.is_empty() {
+        Vec::new()
+    } else {
+        Tensor::cat(sums, 0).into_data().iter::<f64>().collect()
+    };
+    let at = |param: usize, offset: usize| start[param].map_or(0.0, |s| values[s + offset]);
+    groups
+        .groups()
+        .iter()
+        .map(|g| {
+            let whole: f64 = g.members.iter().map(|&m| at(m, 0)).sum();
+            if g.parts.is_empty() {
+                whole
+            } else {
+                whole
+                    + g.parts
+                        .iter()
+                        .map(|p| at(p.param as usize, p.cell as usize))
+                        .sum::<f64>()
+            }
+        })
+        .collect()
+}
+
+/// The sums of a flattened tensor over the cells of `tiling`, row-major over its grid, on the
+/// device: each region of equal bands (the full bands, then the shorter last row or column of
+/// them) is reshaped to `[bands, band_rows, bands, band_cols]` and summed over the bands' rows
+/// and columns.
+pub(crate) fn cell_sums(x: Tensor<1>, tiling: &Tiling) -> Tensor<1> {
+    let Tiling {
+        rows,
+        cols,
+        band_rows,
+        band_cols,
+    } = *tiling;
+    // The segments of one axis: `(start, end, band)`, the full bands and then the remainder.
+    let segments = |len: usize, band: usize| {
+        let full = len / band * band;
+        let mut out = Vec::with_capacity(2);
+        if full > 0 {
+            out.push((0, full, band));
+        }
+        if full < len {
+            out.push((full, len, len - full));
+        }
+        out
+    };
+    let matrix: Tensor<2> = x.reshape([rows, cols]);
+    let col_segments = segments(cols, band_cols);
+    let mut row_blocks = Vec::with_capacity(2);
+    for (r0, r1, rb) in segments(rows, band_rows) {
+        let nr = (r1 - r0) / rb;
+        let mut pieces = Vec::with_capacity(2);
+        for &(c0, c1, cb) in &col_segments {
+            let nc = (c1 - c0) / cb;
+            let region = matrix.clone().slice([r0..r1, c0..c1]);
+            let summed = region
+                .reshape([nr, rb, nc, cb])
+                .sum_dim(1)
+                .sum_dim(3)
+                .reshape([nr, nc]);
+            pieces.push(summed);
+        }
+        row_blocks.push(Tensor::cat(pieces, 1));
+    }
+    Tensor::cat(row_blocks, 0).reshape([tiling.cells()])
 }
 
 /// `coef * x` restricted to the members of one group (other entries `None`).

@@ -10,10 +10,19 @@ pub fn reset_peak_rss() -> bool {
 /// The peak resident set size in bytes since the process started or since the last
 /// successful [`reset_peak_rss`]; `None` where the system does not report it.
 pub fn peak_rss_bytes() -> Option<u64> {
+    status_kib("VmHWM:").map(|kib| kib * 1024)
+}
+
+/// The current resident set size in bytes (`VmRSS`); `None` where the system does not report
+/// it.
+pub fn rss_bytes() -> Option<u64> {
+    status_kib("VmRSS:").map(|kib| kib * 1024)
+}
+
+fn status_kib(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -43,6 +52,11 @@ mod tests {
         );
         let during = peak_rss_bytes().unwrap();
         assert!(during >= before + size as u64 / 2, "{before} -> {during}");
+        let now = rss_bytes().unwrap();
+        assert!(
+            now >= before + size as u64 / 2 && now <= during,
+            "{before} -> {now}"
+        );
         drop(block);
         assert!(reset_peak_rss());
         let after = peak_rss_bytes().unwrap();
