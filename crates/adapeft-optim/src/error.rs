@@ -52,6 +52,15 @@ pub enum OptimError {
         /// Its rank.
         rank: usize,
     },
+    /// The cells of a partially trained parameter ([`CellMask`](crate::CellMask)) do not fit
+    /// it.
+    #[error("invalid cells for parameter `{path}`: {reason}")]
+    InvalidCells {
+        /// The parameter's dotted path (empty when the cells were checked on their own).
+        path: String,
+        /// What does not fit.
+        reason: String,
+    },
     /// The loss closure returned a tensor with more than one element.
     #[error("the loss must be a scalar tensor of shape [1], got shape {shape:?}")]
     NotScalar {

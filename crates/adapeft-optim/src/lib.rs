@@ -58,6 +58,6 @@ pub use gen_lr::{
     Gen, GenConfig, GenProbe, GroupRates, ProbePoints, Rejection, group_learning_rates,
     joint_learning_rates,
 };
-pub use mask::{GradientMask, MAX_TRAINABLE_RANK};
+pub use mask::{CellMask, GradientMask, MAX_TRAINABLE_RANK};
 pub use masked::{MaskChange, Masked, StepOptimizer};
 pub use reselect::{HistoryEntry, Reselect, SelectionHistory};

@@ -1,12 +1,12 @@
 //! [`GradientMask`]: which parameters train, as a filter on gradients.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use adapeft_importance::{ParamSlot, ParamVisitor, layout, visit_params};
+use adapeft_importance::{Groups, ParamSlot, ParamVisitor, Tiling, layout, visit_params};
 use adapeft_selection::Selection;
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{GradientsParams, MultiGradientsParams};
-use burn::tensor::Tensor;
+use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use crate::error::OptimError;
 
@@ -57,19 +57,144 @@ pub const MAX_TRAINABLE_RANK: usize = 8;
 #[derive(Clone, Debug)]
 pub struct GradientMask {
     group: ParamGroup,
+    /// Partially trained tensors, by path: only these cells train.
+    cells: BTreeMap<String, CellMask>,
+}
+
+/// Which entries of one partially trained tensor train: some cells of its [`Tiling`] (the
+/// units of [`Groups::split`](adapeft_importance::Groups::split): output neurons, rows,
+/// blocks, heads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CellMask {
+    tiling: Tiling,
+    /// Sorted, without repeats.
+    cells: Vec<u32>,
+}
+
+impl CellMask {
+    /// The cells `cells` of `tiling`.
+    ///
+    /// # Errors
+    /// [`OptimError::InvalidCells`] for a cell beyond the tiling's, or no cell at all.
+    pub fn new(
+        tiling: Tiling,
+        cells: impl IntoIterator<Item = u32>,
+    ) -> Result<CellMask, OptimError> {
+        let mut cells: Vec<u32> = cells.into_iter().collect();
+        cells.sort_unstable();
+        cells.dedup();
+        let invalid = |reason: String| OptimError::InvalidCells {
+            path: String::new(),
+            reason,
+        };
+        match cells.last() {
+            None => Err(invalid(
+                "no cell: a partially trained tensor trains at least one".into(),
+            )),
+            Some(&last) if last as usize >= tiling.cells() => Err(invalid(format!(
+                "cell {last} of a tiling with {} cells",
+                tiling.cells()
+            ))),
+            Some(_) => Ok(CellMask { tiling, cells }),
+        }
+    }
+
+    /// The tiling the cells are numbered in.
+    pub fn tiling(&self) -> Tiling {
+        self.tiling
+    }
+
+    /// The trained cells, ascending.
+    pub fn cells(&self) -> &[u32] {
+        &self.cells
+    }
+
+    /// The number of trained entries.
+    pub fn numel(&self) -> u64 {
+        self.cells
+            .iter()
+            .map(|&c| self.tiling.cell_numel(c as usize))
+            .sum()
+    }
+
+    /// `true` at every entry that does **not** train, flattened row-major, on `device`:
+    /// the cell grid, broadcast over each cell's rows and columns and cut to the tensor's
+    /// 2-D view (the last bands may be shorter).
+    pub(crate) fn frozen(&self, device: &Device) -> Tensor<1, Bool> {
+        let t = self.tiling;
+        let (nr, nc) = t.grid();
+        let mut grid = vec![true; nr * nc];
+        for &c in &self.cells {
+            grid[c as usize] = false;
+        }
+        Tensor::<2, Bool>::from_data(TensorData::new(grid, [nr, nc]), device)
+            .reshape([nr, 1, nc, 1])
+            .expand([nr, t.band_rows, nc, t.band_cols])
+            .reshape([nr * t.band_rows, nc * t.band_cols])
+            .slice([0..t.rows, 0..t.cols])
+            .reshape([t.rows * t.cols])
+    }
 }
 
 impl GradientMask {
     /// A mask of the parameters in `group`.
     pub fn new(group: ParamGroup) -> Self {
-        GradientMask { group }
+        GradientMask {
+            group,
+            cells: BTreeMap::new(),
+        }
     }
 
     /// A mask that lets every parameter train.
     pub fn all() -> Self {
-        GradientMask {
-            group: ParamGroup::all(),
+        GradientMask::new(ParamGroup::all())
+    }
+
+    /// This mask with only the cells `cells` of the parameter at `path` training (whether or
+    /// not the group already held it). Its gradient is zeroed outside them, and
+    /// [`Masked`](crate::Masked) puts every other entry back to its value before the step,
+    /// so they stay bit-identical whatever the optimizer does (weight decay included).
+    pub fn with_cells(mut self, path: impl Into<String>, cells: CellMask) -> Self {
+        self.cells.insert(path.into(), cells);
+        self
+    }
+
+    /// The mask of the groups at `chosen` of `groups`: their whole tensors, and the cells of
+    /// their parts (units below the tensor, [`Groups::split`](adapeft_importance::Groups::split)).
+    ///
+    /// # Panics
+    /// If an index of `chosen` is not a group of `groups`.
+    pub fn from_groups(groups: &Groups, chosen: &[usize]) -> Self {
+        let params = groups.params();
+        let mut whole = Vec::new();
+        let mut parts: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+        for &g in chosen {
+            let group = &groups.groups()[g];
+            whole.extend(group.members.iter().map(|&m| params[m].path.clone()));
+            for part in &group.parts {
+                parts
+                    .entry(part.param as usize)
+                    .or_default()
+                    .push(part.cell);
+            }
         }
+        let mut mask = GradientMask::new(ParamGroup::from_paths(whole));
+        for (p, cells) in parts {
+            let tiling = groups.tilings()[p].expect("a part's tensor is tiled");
+            let cells = CellMask::new(tiling, cells).expect("the groups' own cells");
+            mask = mask.with_cells(params[p].path.clone(), cells);
+        }
+        mask
+    }
+
+    /// The trained cells of the parameter at `path`, if only some of it trains.
+    pub fn cells(&self, path: &str) -> Option<&CellMask> {
+        self.cells.get(path)
+    }
+
+    /// Whether some parameter trains only in part.
+    pub fn has_cells(&self) -> bool {
+        !self.cells.is_empty()
     }
 
     /// The underlying burn group.
@@ -77,15 +202,22 @@ impl GradientMask {
         &self.group
     }
 
-    /// Whether the parameter `id` at `path` trains.
+    /// Whether the parameter `id` at `path` trains (wholly or in part).
     pub fn matches(&self, id: &ParamId, path: &str) -> bool {
-        self.group.matches(id, Some(path))
+        self.group.matches(id, Some(path)) || self.cells.contains_key(path)
     }
 
-    /// Removes from `grads` the gradient of every parameter of `module` outside the mask, and
-    /// returns the rest. Gradients of ids that are not parameters of `module` are kept.
-    /// Parameters of any rank are filtered (see [`GradientMask::check`] for the ranks burn's
-    /// optimizers can step).
+    /// Removes from `grads` the gradient of every parameter of `module` outside the mask,
+    /// zeroes the gradient of a partially trained one outside its cells, and returns the
+    /// rest. Gradients of ids that are not parameters of `module` are kept. Parameters of any
+    /// rank are filtered (see [`GradientMask::check`] for the ranks burn's optimizers can
+    /// step).
+    ///
+    /// A zero gradient keeps the untrained entries of a partially trained tensor still under
+    /// SGD and Adam, but **not** under decoupled weight decay (AdamW's `w -= lr * decay * w`
+    /// moves every entry of a tensor that has a gradient): [`Masked`](crate::Masked) restores
+    /// them after each step; inside burn-train's `Learner`, which steps with its own
+    /// optimizer, use no weight decay for a selection with units below the tensor.
     pub fn filter<M: Module>(&self, grads: GradientsParams, module: &M) -> GradientsParams {
         struct Remove<'a> {
             mask: &'a GradientMask,
@@ -95,6 +227,11 @@ impl GradientMask {
             fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
                 if !self.mask.matches(&param.id, path) {
                     self.grads.remove::<D>(param.id);
+                } else if let Some(cells) = self.mask.cells.get(path)
+                    && let Some(g) = self.grads.remove::<D>(param.id)
+                {
+                    let frozen = cells.frozen(&g.device()).reshape(g.shape());
+                    self.grads.register::<D>(param.id, g.mask_fill(frozen, 0.0));
                 }
             }
         }
@@ -103,7 +240,8 @@ impl GradientMask {
         remove.grads
     }
 
-    /// Checks that burn's optimizers can step every parameter of `module` inside the mask:
+    /// Checks that burn's optimizers can step every parameter of `module` inside the mask, and
+    /// that the cells of each partially trained one fit its shape:
     /// burn's `ModuleOptimizer` (and so [`Masked`](crate::Masked), which hands it the
     /// trainable gradients) steps parameters of rank 1 to [`MAX_TRAINABLE_RANK`] and panics on
     /// a higher one. Parameters outside the mask may have any rank: they are only filtered.
@@ -112,19 +250,38 @@ impl GradientMask {
     /// # Errors
     ///
     /// [`OptimError::UnsupportedRank`] naming the first such parameter (in module order) and
-    /// its rank.
+    /// its rank; [`OptimError::InvalidCells`] naming a partially trained path that the module
+    /// does not have, or whose shape is not the one its cells were cut from.
     pub fn check<M: Module>(&self, module: &M) -> Result<(), OptimError> {
-        match self
-            .trainable(module)
-            .into_iter()
+        let trainable = self.trainable(module);
+        if let Some(slot) = trainable
+            .iter()
             .find(|slot| slot.shape.len() > MAX_TRAINABLE_RANK)
         {
-            Some(slot) => Err(OptimError::UnsupportedRank {
+            return Err(OptimError::UnsupportedRank {
                 rank: slot.shape.len(),
-                path: slot.path,
-            }),
-            None => Ok(()),
+                path: slot.path.clone(),
+            });
         }
+        for (path, cells) in &self.cells {
+            let t = cells.tiling();
+            let invalid = |reason: String| OptimError::InvalidCells {
+                path: path.clone(),
+                reason,
+            };
+            let Some(slot) = trainable.iter().find(|s| &s.path == path) else {
+                return Err(invalid(
+                    "the module has no float parameter at this path".into(),
+                ));
+            };
+            if !t.fits(&slot.shape) {
+                return Err(invalid(format!(
+                    "cells of a [{}, {}] view, but the parameter has shape {:?}",
+                    t.rows, t.cols, slot.shape
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// [`GradientMask::filter`] for the gradients of several devices (burn's
@@ -149,9 +306,16 @@ impl GradientMask {
             .collect()
     }
 
-    /// The number of elements of `module`'s parameters inside the mask.
+    /// The number of elements of `module`'s parameters inside the mask (of a partially
+    /// trained tensor, its trained cells).
     pub fn trainable_params<M: Module>(&self, module: &M) -> usize {
-        self.trainable(module).iter().map(ParamSlot::numel).sum()
+        self.trainable(module)
+            .iter()
+            .map(|slot| match self.cells.get(&slot.path) {
+                Some(cells) => cells.numel() as usize,
+                None => slot.numel(),
+            })
+            .sum()
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`Masked`]: any burn optimizer, restricted to a set of parameters.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -12,7 +12,9 @@ use burn::optim::{
 };
 use burn::tensor::Tensor;
 
-use crate::mask::{GradientMask, dropped_paths, keep_gradients};
+use adapeft_importance::{ParamMapper, ParamVisitor, map_params, visit_params};
+
+use crate::mask::{CellMask, GradientMask, dropped_paths, keep_gradients};
 
 /// Adds a fresh-state group for the given parameters (burn's documented way to drop state).
 type ResetState =
@@ -59,6 +61,17 @@ impl StepOptimizer for ModuleOptimizer {
 /// parameter has a gradient. (Freezing the model with [`Selection::apply`] as well saves the
 /// backward pass the gradients of frozen parameters; `Masked` makes the optimizer safe either
 /// way.)
+///
+/// **Units below the tensor.** A mask with cells ([`GradientMask::with_cells`],
+/// [`GradientMask::from_groups`] for groups cut by `Groups::split`) trains only those cells of
+/// a tensor: the tensor's gradient is zeroed outside them before the step, and after it every
+/// other entry is put back to its value before the step, so it stays bit-identical whatever
+/// the wrapped optimizer does there (AdamW's decoupled weight decay moves every entry of a
+/// tensor with a gradient). burn's optimizers keep their state per tensor: a partially
+/// trained tensor has the state of the whole (AdamW: two moments of its every entry), so a
+/// selection of a few output neurons of a large matrix pays the matrix's optimizer state,
+/// not the neurons'. Keeping state for the trained entries only would take a second
+/// optimizer over gathered cells, which `Masked` does not do.
 ///
 /// [`Masked::set_mask`] changes the trained set during training: parameters that leave the
 /// mask lose their optimizer state, parameters that join it start from fresh state, the others
@@ -183,7 +196,9 @@ impl Masked {
         grads: GradientsParams,
     ) -> M {
         let grads = self.keep_trainable(grads, &module);
-        self.inner.step(lr, module, grads)
+        let before = partial_values(&self.mask, &module);
+        let module = self.inner.step(lr, module, grads);
+        restore_untrained(module, before)
     }
 
     /// [`Masked::step`] with gradients from several devices, as burn-train's
@@ -201,7 +216,9 @@ impl Masked {
         for (g, device) in grads.grads {
             kept.grads.push((self.keep_trainable(g, &module), device));
         }
-        self.inner.step_multi(lr, module, kept)
+        let before = partial_values(&self.mask, &module);
+        let module = self.inner.step_multi(lr, module, kept);
+        restore_untrained(module, before)
     }
 
     /// The gradients of the trainable parameters of `module`, and nothing else.
@@ -229,7 +246,12 @@ impl Masked {
         };
         let kept = keep_gradients(&mut grads, &resolved.keep, module);
         self.resolved = Some(resolved);
-        kept
+        if self.mask.has_cells() {
+            // Zero the gradients of partially trained tensors outside their cells.
+            self.mask.filter(kept, module)
+        } else {
+            kept
+        }
     }
 
     /// Replaces the mask. Parameters of `module` that leave it lose their optimizer state,
@@ -325,6 +347,68 @@ impl StepOptimizer for Masked {
     fn may_update(&self, id: &ParamId, path: &str) -> bool {
         self.mask.matches(id, path)
     }
+}
+
+/// The values before a step of the partially trained parameters of `module` (flattened,
+/// without autodiff), with their cells: what [`restore_untrained`] puts back.
+fn partial_values<M: Module>(
+    mask: &GradientMask,
+    module: &M,
+) -> HashMap<ParamId, (Tensor<1>, CellMask)> {
+    struct Values<'a> {
+        mask: &'a GradientMask,
+        out: HashMap<ParamId, (Tensor<1>, CellMask)>,
+    }
+    impl ParamVisitor for Values<'_> {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            if let Some(cells) = self.mask.cells(path) {
+                let value = param.val().inner();
+                let n = value.shape().num_elements();
+                self.out
+                    .insert(param.id, (value.reshape([n]), cells.clone()));
+            }
+        }
+    }
+    if !mask.has_cells() {
+        return HashMap::new();
+    }
+    let mut values = Values {
+        mask,
+        out: HashMap::new(),
+    };
+    visit_params(module, &mut values);
+    values.out
+}
+
+/// `module` with every entry outside the cells of a partially trained parameter put back to
+/// its value in `before`, bit for bit (the optimizer's weight decay, or any update, undone
+/// there), each parameter keeping its id and require-grad setting.
+fn restore_untrained<M: Module>(module: M, before: HashMap<ParamId, (Tensor<1>, CellMask)>) -> M {
+    struct Restore(HashMap<ParamId, (Tensor<1>, CellMask)>);
+    impl ParamMapper for Restore {
+        fn map<const D: usize>(&mut self, _: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some((old, cells)) = self.0.remove(&param.id) else {
+                return param;
+            };
+            param.map(|w| {
+                let autodiff = w.is_autodiff();
+                let require_grad = autodiff && w.is_require_grad();
+                let shape = w.shape();
+                let w = w.inner();
+                let frozen = cells.frozen(&w.device()).reshape(shape.clone());
+                let restored = w.mask_where(frozen, old.reshape(shape));
+                match (autodiff, require_grad) {
+                    (false, _) => restored,
+                    (true, false) => Tensor::from_inner(restored),
+                    (true, true) => Tensor::from_inner(restored).require_grad(),
+                }
+            })
+        }
+    }
+    if before.is_empty() {
+        return module;
+    }
+    map_params(module, &mut Restore(before))
 }
 
 /// The parameter paths that left and joined a mask in [`Masked::set_mask`].

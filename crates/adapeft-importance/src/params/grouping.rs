@@ -9,7 +9,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::discover::ParamInfo;
-use super::units::{Part, Tiling, view};
+use super::units::{Part, Tiling};
 use crate::error::GroupingError;
 
 /// A named, disjoint set of parameters: the unit AdaPEFT trains or freezes as a whole.
@@ -100,7 +100,7 @@ impl Groups {
         }
         for (p, t) in params.iter().zip(&tilings) {
             if let Some(t) = t
-                && view(&p.shape) != (t.rows, t.cols)
+                && !t.fits(&p.shape)
             {
                 return Err(GroupingError::InvalidPart {
                     group: String::new(),

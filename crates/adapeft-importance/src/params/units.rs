@@ -63,6 +63,11 @@ impl Tiling {
         })
     }
 
+    /// Whether this tiling cuts a tensor of `shape` (its 2-D view is `[rows, cols]`).
+    pub fn fits(&self, shape: &[usize]) -> bool {
+        view(shape) == (self.rows, self.cols)
+    }
+
     /// The number of bands along the rows and along the columns.
     pub fn grid(&self) -> (usize, usize) {
         (

@@ -167,6 +167,8 @@ pub struct Resumed<M> {
 /// - [`CheckpointError::ForeignState`] if the optimizer holds state for a parameter that is
 ///   not a trained parameter of `model` (the trainer was used with another model); nothing
 ///   is written;
+/// - [`CheckpointError::PartialTensors`] if the mask trains a tensor only in part (cells of
+///   units below the tensor), which the checkpoint cannot record yet;
 /// - [`CheckpointError::Io`], [`CheckpointError::Store`], [`CheckpointError::Record`] if a
 ///   file cannot be written, naming it. The previous checkpoint in `dir`, if any, is left
 ///   as it was.
@@ -186,6 +188,14 @@ pub fn save_checkpoint<M: Module, T: Resumable>(
                 what: format!("`{path}`"),
             });
         }
+    }
+    if let Some(slot) = slots
+        .iter()
+        .find(|s| masked.mask().cells(&s.path).is_some())
+    {
+        return Err(CheckpointError::PartialTensors {
+            path: slot.path.clone(),
+        });
     }
     let trainable: BTreeSet<String> = masked
         .mask()

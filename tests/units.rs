@@ -1,0 +1,247 @@
+//! Training units below the tensor (issue 21, part 3): masks of cells (`CellMask`,
+//! `GradientMask::from_groups`) and `Masked`, which keeps every untrained entry of a partially
+//! trained tensor bit-identical to its value before training, AdamW's decoupled weight decay
+//! included. The trained entries are computed here from the tilings' rectangles, independently
+//! of the masks' own construction. Every test runs on each backend `backends()` gives.
+
+use adapeft::importance::{Groups, Objective, Unit, UnitRules};
+use adapeft::optim::checkpoint::CheckpointError;
+use adapeft::optim::{CellMask, GradientMask, Masked, OptimError};
+use adapeft::save_checkpoint;
+use adapeft_testing::*;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Device;
+
+/// A seeded MLP cut into units: the hidden layer into its output neurons, the output layer's
+/// weight into 2 x 2 blocks (its bias stays whole), and the groups that train: two neurons,
+/// one block and the output bias.
+fn setup(device: &Device) -> (Mlp, RegressionBatch, Groups, Vec<usize>) {
+    let model = with_random_params(&Mlp::new(4, 6, 3, device), 3, 0.5, device);
+    let batch = regression_batch(16, 4, 3, 5, device);
+    let rules = UnitRules::new()
+        .with("^hidden$", Unit::Outputs)
+        .unwrap()
+        .with("^out$", Unit::Blocks { rows: 2, cols: 2 })
+        .unwrap();
+    let units = per_tensor(&model).split(&rules).unwrap();
+    let chosen = [
+        "hidden.out[1]",
+        "hidden.out[4]",
+        "out.block[0,1]",
+        "out.bias",
+    ]
+    .iter()
+    .map(|name| units.groups().iter().position(|g| g.name == *name).unwrap())
+    .collect();
+    (model, batch, units, chosen)
+}
+
+/// For every parameter, whether each entry (row-major) is trained by the groups `chosen`.
+fn trained_entries(groups: &Groups, chosen: &[usize]) -> Vec<Vec<bool>> {
+    let mut out: Vec<Vec<bool>> = groups
+        .params()
+        .iter()
+        .map(|p| vec![false; p.numel as usize])
+        .collect();
+    for &g in chosen {
+        let group = &groups.groups()[g];
+        for &m in &group.members {
+            out[m].iter_mut().for_each(|t| *t = true);
+        }
+        for part in &group.parts {
+            let tiling = groups.tilings()[part.param as usize].unwrap();
+            let (rows, cols) = tiling.cell_rect(part.cell as usize);
+            for i in rows {
+                for j in cols.clone() {
+                    out[part.param as usize][i * tiling.cols + j] = true;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn train<O: FnMut(Mlp, GradientsParams) -> Mlp>(
+    model: Mlp,
+    batch: &RegressionBatch,
+    mut step: O,
+) -> Mlp {
+    let mut model = model;
+    for _ in 0..5 {
+        let loss = model.loss(batch);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = step(model, grads);
+    }
+    model
+}
+
+#[test]
+fn masked_keeps_untrained_entries_bit_identical_under_adamw_decay() {
+    for be in backends() {
+        let device = be.device.clone().autodiff();
+        let (model, batch, units, chosen) = setup(&device);
+        let mask = GradientMask::from_groups(&units, &chosen);
+        mask.check(&model).unwrap();
+        let trained = trained_entries(&units, &chosen);
+        let want: usize = trained.iter().flatten().filter(|&&t| t).count();
+        assert_eq!(mask.trainable_params(&model), want);
+        let chosen_numel: u64 = chosen.iter().map(|&g| units.groups()[g].numel).sum();
+        assert_eq!(want as u64, chosen_numel);
+
+        let before = flat_params(&model);
+        let flags: Vec<bool> = snapshot(&model).into_iter().map(|s| s.2).collect();
+        let mut optim = Masked::new(AdamWConfig::new().with_weight_decay(0.5).build(), mask);
+        let after = train(model, &batch, |m, g| optim.step(1e-2, m, g));
+        // burn's AdamW keeps two dense moments per tensor with a gradient: all four tensors
+        // of the MLP have trained entries, so all four have state, partially trained or not.
+        assert_eq!(optim.state_tensors(), 2 * 4, "{}", be.name);
+        let after_flags: Vec<bool> = snapshot(&after).into_iter().map(|s| s.2).collect();
+        assert_eq!(flags, after_flags, "{}: require-grad kept", be.name);
+        let after = flat_params(&after);
+        for (p, param) in units.params().iter().enumerate() {
+            for (i, &t) in trained[p].iter().enumerate() {
+                let (b, a) = (before[p][i], after[p][i]);
+                if t {
+                    assert_ne!(a, b, "{} {}[{i}] trains", be.name, param.path);
+                } else {
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{} {}[{i}] moved",
+                        be.name,
+                        param.path
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn without_the_restore_weight_decay_moves_untrained_entries() {
+    // The trap the restore exists for: the gradient masked, AdamW's decay still moves the
+    // untrained entries of a partially trained tensor.
+    for be in backends() {
+        let device = be.device.clone().autodiff();
+        let (model, batch, units, chosen) = setup(&device);
+        let mask = GradientMask::from_groups(&units, &chosen);
+        let trained = trained_entries(&units, &chosen);
+        let before = flat_params(&model);
+        let mut optim = AdamWConfig::new().with_weight_decay(0.5).init();
+        let after = train(model, &batch, |m, g| {
+            let g = mask.filter(g, &m);
+            optim.step(1e-2, m, g)
+        });
+        let after = flat_params(&after);
+        let hidden_weight = units
+            .params()
+            .iter()
+            .position(|p| p.path == "hidden.weight")
+            .unwrap();
+        let moved = trained[hidden_weight]
+            .iter()
+            .enumerate()
+            .filter(|&(i, &t)| !t && after[hidden_weight][i] != before[hidden_weight][i])
+            .count();
+        assert!(moved > 0, "{}: decay should move frozen entries", be.name);
+    }
+}
+
+#[test]
+fn the_gradient_of_a_partial_tensor_is_zero_outside_its_cells_and_unchanged_inside() {
+    for be in backends() {
+        let device = be.device.clone().autodiff();
+        let (model, batch, units, chosen) = setup(&device);
+        let mask = GradientMask::from_groups(&units, &chosen);
+        let trained = trained_entries(&units, &chosen);
+        let loss = model.loss(&batch);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let full = gradient_at(&model, &flat_params(&model), &device, |m: &Mlp| {
+            m.loss(&batch)
+        });
+        let mut filtered = mask.filter(grads, &model);
+        struct Ids(Vec<burn::module::ParamId>);
+        impl burn::module::ModuleVisitor for Ids {
+            fn visit_float<const D: usize>(
+                &mut self,
+                param: &burn::module::Param<burn::tensor::Tensor<D>>,
+            ) {
+                self.0.push(param.id);
+            }
+        }
+        let mut ids = Ids(Vec::new());
+        model.visit(&mut ids);
+        for (p, id) in ids.0.into_iter().enumerate() {
+            let any = trained[p].iter().any(|&t| t);
+            let grad = match units.params()[p].shape.len() {
+                1 => filtered.remove::<1>(id).map(host),
+                _ => filtered.remove::<2>(id).map(host),
+            };
+            let Some(grad) = grad else {
+                assert!(
+                    !any,
+                    "{}: {} has no gradient",
+                    be.name,
+                    units.params()[p].path
+                );
+                continue;
+            };
+            for (i, &t) in trained[p].iter().enumerate() {
+                let want = if t { full[p][i] } else { 0.0 };
+                assert_eq!(grad[i], want, "{} {}[{i}]", be.name, units.params()[p].path);
+            }
+        }
+    }
+}
+
+#[test]
+fn cells_that_do_not_fit_are_typed_errors() {
+    let device = Device::flex().autodiff();
+    let (model, _, units, _) = setup(&device);
+    let tiling = units.tilings()[0].unwrap(); // hidden.weight, 6 output neurons
+    assert!(matches!(
+        CellMask::new(tiling, []),
+        Err(OptimError::InvalidCells { .. })
+    ));
+    let err = CellMask::new(tiling, [2, 6]).unwrap_err();
+    assert!(err.to_string().contains("cell 6"), "{err}");
+    let cells = CellMask::new(tiling, [5, 2, 2]).unwrap();
+    assert_eq!(cells.cells(), [2, 5]);
+    assert_eq!(cells.numel(), 2 * 4);
+    let mask = GradientMask::new(burn::module::ParamGroup::from_paths(Vec::<String>::new()));
+    let err = mask
+        .clone()
+        .with_cells("hidden.nope", cells.clone())
+        .check(&model)
+        .unwrap_err();
+    assert!(
+        matches!(&err, OptimError::InvalidCells { path, .. } if path == "hidden.nope"),
+        "{err}"
+    );
+    // The output layer's weight is [6, 3]: cells of a [4, 6] view do not fit it.
+    let err = mask
+        .with_cells("out.weight", cells)
+        .check(&model)
+        .unwrap_err();
+    assert!(err.to_string().contains("[4, 6]"), "{err}");
+}
+
+#[test]
+fn a_checkpoint_of_a_partial_mask_is_refused_and_writes_nothing() {
+    // The checkpoint records masks by whole parameters: resuming would train whole tensors.
+    let device = Device::flex().autodiff();
+    let (model, _, units, chosen) = setup(&device);
+    let optim = Masked::new(
+        AdamWConfig::new().build(),
+        GradientMask::from_groups(&units, &chosen),
+    );
+    let dir = temp_dir("partial-checkpoint");
+    let target = dir.path().join("ckpt");
+    let err = save_checkpoint(&target, &model, &optim, None).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::PartialTensors { path } if path == "hidden.weight"),
+        "{err}"
+    );
+    assert!(!target.exists());
+}
