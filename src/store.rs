@@ -12,12 +12,16 @@ use crate::error::AdaPeftError;
 /// not the model's.
 ///
 /// # Errors
-/// The file cannot be written, or a chosen path is not a parameter of `model`.
+/// The file cannot be written, or a chosen path is not a parameter of `model`; a selection
+/// that trains some tensor only in part (units below the tensor) is refused with
+/// [`SelectionError::PartialTensors`](adapeft_selection::SelectionError::PartialTensors)
+/// until the file format stores cells.
 pub fn save_trained<M: Module>(
     model: &M,
     selection: &Selection,
     path: impl AsRef<Path>,
 ) -> Result<(), AdaPeftError> {
+    selection.refuse_partial("save the trained tensors")?;
     save_tensors(model, &selection.chosen_paths(), &selection.to_json(), path)?;
     Ok(())
 }

@@ -323,18 +323,19 @@ fn scored_selections_match_direct_ones_and_foreign_scores_are_refused() {
     let err = Scored::new(groups.clone(), renamed, 1).unwrap_err();
     assert!(err.to_string().contains("`elsewhere`"), "{err}");
 
-    // Units below the tensor are scored, but not selected (no sub-tensor masks yet).
+    // Units below the tensor are scored and selected from their scores.
     let units = groups
         .split(&UnitRules::new().with("^head$", Unit::Outputs).unwrap())
         .unwrap();
     let scores = Baseline::GradientNorm
         .estimate(&model, batches, &units)
         .unwrap();
-    let err = Scored::new(units, scores, 1).unwrap_err();
-    assert!(
-        matches!(&err, SelectError::UnitsUnsupported { group } if group == "head.out[0]"),
-        "{err}"
-    );
+    let selection = config
+        .select_scored(&Scored::new(units, scores, 1).unwrap(), Budget::Params(30))
+        .unwrap();
+    for path in selection.partial().keys() {
+        assert!(path.starts_with("head."), "{path}");
+    }
 }
 
 #[test]

@@ -4,10 +4,12 @@
 //! included. The trained entries are computed here from the tilings' rectangles, independently
 //! of the masks' own construction. Every test runs on each backend `backends()` gives.
 
-use adapeft::importance::{Groups, Objective, Unit, UnitRules};
+use adapeft::importance::{Estimator, Groups, Objective, ShortRun, Unit, UnitRules};
 use adapeft::optim::checkpoint::CheckpointError;
 use adapeft::optim::{CellMask, GradientMask, Masked, OptimError};
 use adapeft::save_checkpoint;
+use adapeft::selection::SelectionError;
+use adapeft::{AdaPeftConfig, AdaPeftError, Budget, Scored, Selection, save_trained};
 use adapeft_testing::*;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
@@ -244,4 +246,112 @@ fn a_checkpoint_of_a_partial_mask_is_refused_and_writes_nothing() {
         "{err}"
     );
     assert!(!target.exists());
+}
+
+#[test]
+fn a_selection_of_units_trains_exactly_its_cells() {
+    for be in backends() {
+        let device = be.device.clone().autodiff();
+        let (model, batch, units, _) = setup(&device);
+        let scores = ShortRun::new()
+            .with_steps(4)
+            .estimate(&model, std::slice::from_ref(&batch), &units)
+            .unwrap();
+        let scored = Scored::new(units.clone(), scores, 1).unwrap();
+        let selection = AdaPeftConfig::new()
+            .select_scored(&scored, Budget::Params(20))
+            .unwrap();
+        assert!(selection.trainable_params() <= 20);
+        assert!(
+            !selection.partial().is_empty(),
+            "{}: some unit chosen",
+            be.name
+        );
+        let chosen: Vec<usize> = (0..units.len())
+            .filter(|&k| selection.groups()[k].chosen)
+            .collect();
+        let trained = trained_entries(&units, &chosen);
+        let count = trained.iter().flatten().filter(|&&t| t).count();
+        assert_eq!(selection.trainable_params() as usize, count);
+        assert!(
+            selection
+                .summary()
+                .contains(&format!("trainable params: {count} "))
+        );
+        let back = Selection::from_json(&selection.to_json()).unwrap();
+        assert_eq!(back, selection);
+
+        // Every tensor with a trained entry requires gradients, and no other.
+        let applied = selection.apply(model.clone());
+        for (snap, entries) in snapshot(&applied).iter().zip(&trained) {
+            assert_eq!(snap.2, entries.iter().any(|&t| t), "{} {}", be.name, snap.0);
+        }
+        // Trained from the selection, exactly the chosen cells move, decay or not.
+        let before = flat_params(&applied);
+        let mut optim = Masked::new(
+            AdamWConfig::new().with_weight_decay(0.5).build(),
+            &selection,
+        );
+        let after = flat_params(&train(applied, &batch, |m, g| optim.step(1e-2, m, g)));
+        for (p, entries) in trained.iter().enumerate() {
+            for (i, &t) in entries.iter().enumerate() {
+                let (b, a) = (before[p][i], after[p][i]);
+                assert_eq!(t, a.to_bits() != b.to_bits(), "{} param {p}[{i}]", be.name);
+            }
+        }
+
+        // Not yet: adapter files and transfer of partially trained tensors.
+        let dir = temp_dir("partial-save");
+        let err = save_trained(&model, &selection, dir.path().join("a.safetensors")).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                AdaPeftError::Selection(SelectionError::PartialTensors { .. })
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            selection.transfer_to(&model),
+            Err(SelectionError::PartialTensors { .. })
+        ));
+    }
+}
+
+#[test]
+fn a_selection_whose_cells_lack_their_tiling_is_refused() {
+    let device = Device::flex().autodiff();
+    let (model, batch, units, _) = setup(&device);
+    let scores = adapeft::Baseline::GradientNorm
+        .estimate(&model, std::slice::from_ref(&batch), &units)
+        .unwrap();
+    let selection = AdaPeftConfig::new()
+        .select_scored(&Scored::new(units, scores, 1).unwrap(), Budget::Params(20))
+        .unwrap();
+    let (path, cells) = selection
+        .partial()
+        .into_iter()
+        .next()
+        .expect("a unit chosen");
+    // A one-cell tiling below has only cell 0: the case needs a chosen cell beyond it.
+    assert!(cells.iter().any(|&c| c > 0), "{cells:?}");
+    let json: serde_json::Value = serde_json::from_str(&selection.to_json()).unwrap();
+    // Without the tensor's tiling, and with a tiling of fewer cells than the chosen ones.
+    let mut without = json.clone();
+    without["tilings"].as_object_mut().unwrap().remove(&path);
+    let mut smaller = json;
+    let t = &mut smaller["tilings"][&path];
+    let (rows, cols) = (t["rows"].clone(), t["cols"].clone());
+    t["band_rows"] = rows;
+    t["band_cols"] = cols;
+    for (json, words) in [(without, "has no tiling"), (smaller, "beyond")] {
+        match Selection::from_json(&json.to_string()) {
+            Err(SelectionError::InvalidCell {
+                path: p, reason, ..
+            }) => {
+                assert_eq!(p, path);
+                assert!(reason.contains(words), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

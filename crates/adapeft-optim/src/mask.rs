@@ -320,9 +320,17 @@ impl GradientMask {
 }
 
 impl From<&Selection> for GradientMask {
-    /// The selection's chosen parameters, matched by path.
+    /// The selection's chosen parameters, matched by path, and the chosen cells of the
+    /// tensors it trains only in part ([`Selection::partial`]).
     fn from(selection: &Selection) -> Self {
-        GradientMask::new(selection.param_group())
+        let mut mask = GradientMask::new(ParamGroup::from_paths(selection.chosen_paths()));
+        for (path, cells) in selection.partial() {
+            // `Selection::from_json` checks that every cell has its tiling and fits it.
+            let tiling = selection.tilings()[&path];
+            let cells = CellMask::new(tiling, cells).expect("a selection's cells fit their tiling");
+            mask = mask.with_cells(path, cells);
+        }
+        mask
     }
 }
 

@@ -27,4 +27,25 @@ pub enum SelectionError {
         /// Every unmatched path, prefixed with the side it is on (`source:` / `target:`).
         paths: Vec<String>,
     },
+    /// A cell of the JSON's groups has no tiling, or lies outside it.
+    #[error("not a selection: cell {cell} of `{path}` {reason}")]
+    InvalidCell {
+        /// The tensor's path.
+        path: String,
+        /// The cell.
+        cell: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The selection trains some tensors only in part (units below the tensor), which this
+    /// operation does not support yet.
+    #[error(
+        "cannot {operation}: the selection trains `{path}` only in part (units below the tensor), which is not supported yet"
+    )]
+    PartialTensors {
+        /// What was asked (`transfer the selection`, `save the trained tensors`).
+        operation: &'static str,
+        /// The first partially trained tensor.
+        path: String,
+    },
 }

@@ -51,7 +51,9 @@ pub use select::{
     AdaPeft, AdaPeftConfig, AlwaysTrain, AutoCandidate, Data, HeldOut, LoraChoices,
     LoraChoicesError, Scored, SelectError, Validation,
 };
-pub use selection::{GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings};
+pub use selection::{
+    CellChoice, GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings,
+};
 pub use store::{
     INTEGRITY_KEY, MANIFEST_KEY, STORE_VERSION, StoreError, VERSION_KEY, load_tensors,
     read_manifest, save_tensors,

@@ -1,8 +1,8 @@
 //! [`Selection`]: which groups of a model train, why, and at what predicted gain.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use adapeft_importance::{AnyEstimator, Cost, GroupScore, ValueModel, set_require_grad};
+use adapeft_importance::{AnyEstimator, Cost, GroupScore, Tiling, ValueModel, set_require_grad};
 use adapeft_knapsack::ParetoFront;
 use burn::module::{Lora, Module, ParamGroup};
 use serde::{Deserialize, Serialize};
@@ -13,11 +13,13 @@ use crate::select::{HeldOut, Validation};
 
 /// The version of the JSON schema written by [`Selection::to_json`]. Version 2 recorded the
 /// estimator and the budget as typed values and a group's reliability in one field; version
-/// 3 (this one) adds always-trained groups, the held-out settings and their verdict, and
+/// 3 adds always-trained groups, the held-out settings and their verdict, and
 /// `Budget::Auto` means the held-out rule: a version 2 file's `Auto` was the knee of the
-/// predicted front and reads back as [`Budget::Knee`]. Version 1 files are refused with
+/// predicted front and reads back as [`Budget::Knee`]. Version 4 (this one) adds the cells
+/// of units below the tensor ([`GroupChoice::cells`], [`Selection::tilings`]); a version 3
+/// file reads as it is. Version 1 files are refused with
 /// [`SelectionError::UnsupportedVersion`].
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One scored group and whether it was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,8 +32,12 @@ pub struct GroupChoice {
     /// `chosen` is true too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub always: bool,
-    /// Paths of the parameters in the group.
+    /// Paths of the parameters in the group (whole tensors).
     pub paths: Vec<String>,
+    /// Cells of partially trained tensors in the group (units below the tensor:
+    /// `Groups::split`), numbered in their tensor's tiling ([`Selection::tilings`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cells: Vec<CellChoice>,
     /// The LoRA options the group was offered besides training it fully (empty unless the
     /// selection was made with LoRA choices, `AdaPeftConfig::with_lora_choices`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -40,6 +46,16 @@ pub struct GroupChoice {
     /// weight (then `chosen` is true too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraOption>,
+}
+
+/// One cell of a tensor in a group below the tensor: the tensor's path and the cell's number
+/// in its tiling ([`Selection::tilings`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellChoice {
+    /// The tensor's dotted path.
+    pub path: String,
+    /// The cell, row-major over the tiling's grid.
+    pub cell: u32,
 }
 
 /// One LoRA option of a weight matrix: an adapter `W + (alpha / rank) A B` of `rank`, with
@@ -198,6 +214,9 @@ pub struct Selection {
     /// What held-out batches said of the subset (selections made with `HeldOut`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     validation: Option<Validation>,
+    /// The tiling of every tensor cut into cells, by path (groups below the tensor).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    tilings: BTreeMap<String, Tiling>,
 }
 
 impl PartialEq for Selection {
@@ -212,6 +231,7 @@ impl PartialEq for Selection {
             && self.settings == other.settings
             && self.predicted == other.predicted
             && self.validation == other.validation
+            && self.tilings == other.tilings
     }
 }
 
@@ -238,7 +258,43 @@ impl Selection {
             settings,
             predicted: None,
             validation: None,
+            tilings: BTreeMap::new(),
         }
+    }
+
+    /// Records the tilings of the tensors cut into cells.
+    pub(crate) fn with_tilings(mut self, tilings: BTreeMap<String, Tiling>) -> Self {
+        self.tilings = tilings;
+        self
+    }
+
+    /// The tiling of every tensor cut into cells (units below the tensor), by path; empty
+    /// for a selection of whole tensors.
+    pub fn tilings(&self) -> &BTreeMap<String, Tiling> {
+        &self.tilings
+    }
+
+    /// [`SelectionError::PartialTensors`] for `operation` when the selection trains some
+    /// tensor only in part.
+    pub fn refuse_partial(&self, operation: &'static str) -> Result<(), SelectionError> {
+        match self.partial().into_keys().next() {
+            Some(path) => Err(SelectionError::PartialTensors { operation, path }),
+            None => Ok(()),
+        }
+    }
+
+    /// The chosen cells of each partially trained tensor, by path (ascending cells); empty
+    /// when every chosen group is made of whole tensors. Train such a selection with
+    /// `Masked` or a `GradientMask` (adapeft-optim), which train only these cells.
+    pub fn partial(&self) -> BTreeMap<String, Vec<u32>> {
+        let mut out: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for cell in self.chosen().flat_map(|g| &g.cells) {
+            out.entry(cell.path.clone()).or_default().push(cell.cell);
+        }
+        for cells in out.values_mut() {
+            cells.sort_unstable();
+        }
+        out
     }
 
     /// Records what the held-out batches said.
@@ -285,9 +341,10 @@ impl Selection {
         self.groups.iter().filter(|g| g.chosen)
     }
 
-    /// Paths of every parameter that trains (for a group chosen with a LoRA adapter, the
-    /// adapter's factors `<path>.lora.a` and `<path>.lora.b`, which exist once
-    /// [`Selection::apply`] attached them).
+    /// Paths of every parameter that trains whole (for a group chosen with a LoRA adapter,
+    /// the adapter's factors `<path>.lora.a` and `<path>.lora.b`, which exist once
+    /// [`Selection::apply`] attached them). Tensors that train only in part are
+    /// [`Selection::partial`].
     pub fn chosen_paths(&self) -> Vec<String> {
         self.chosen().flat_map(GroupChoice::trained_paths).collect()
     }
@@ -395,14 +452,19 @@ impl Selection {
                 .set_param_group(ParamGroup::from_paths(paths));
             model = model.apply_lora(lora);
         }
-        let chosen: HashSet<String> = self.chosen_paths().into_iter().collect();
+        let mut chosen: HashSet<String> = self.chosen_paths().into_iter().collect();
+        chosen.extend(self.partial().into_keys());
         set_require_grad(model, |path| chosen.contains(path))
     }
 
     /// The chosen parameters as a burn [`ParamGroup`] (matched by path), for users who apply
-    /// it themselves, for example `model.no_grad().set_require_grad_group(group, true)`.
+    /// it themselves, for example `model.no_grad().set_require_grad_group(group, true)`. It
+    /// holds the partially trained tensors ([`Selection::partial`]) whole: a burn optimizer
+    /// given this group alone trains them whole, so train such a selection with `Masked`.
     pub fn param_group(&self) -> ParamGroup {
-        ParamGroup::from_paths(self.chosen_paths())
+        let mut paths = self.chosen_paths();
+        paths.extend(self.partial().into_keys());
+        ParamGroup::from_paths(paths)
     }
 
     /// Serialises the selection to JSON (schema version [`SCHEMA_VERSION`]).
@@ -413,14 +475,16 @@ impl Selection {
     /// Reads a selection written by [`Selection::to_json`].
     ///
     /// # Errors
-    /// [`SelectionError::UnsupportedVersion`] for a schema version other than 2 and 3,
+    /// [`SelectionError::UnsupportedVersion`] for a schema version other than 2, 3 and 4,
     /// [`SelectionError::MissingVersion`] or [`SelectionError::Json`] for text that is not a
-    /// selection.
+    /// selection, [`SelectionError::InvalidCell`] for a cell without its tiling or beyond it.
     pub fn from_json(text: &str) -> Result<Self, SelectionError> {
         let mut value: serde_json::Value =
             serde_json::from_str(text).map_err(SelectionError::Json)?;
         match value.get("version").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            // Version 4 added the cells of units below the tensor, absent from version 3.
+            Some(3) => value["version"] = serde_json::Value::from(SCHEMA_VERSION),
             Some(2) => {
                 // Version 2's `Auto` was the knee of the front, which version 3 calls `Knee`.
                 if let Some(budget) = value.pointer_mut("/settings/budget")
@@ -438,7 +502,20 @@ impl Selection {
             }
             None => return Err(SelectionError::MissingVersion),
         }
-        serde_json::from_value(value).map_err(SelectionError::Json)
+        let selection: Selection = serde_json::from_value(value).map_err(SelectionError::Json)?;
+        for c in selection.groups.iter().flat_map(|g| &g.cells) {
+            let reason = match selection.tilings.get(&c.path) {
+                None => "has no tiling",
+                Some(t) if c.cell as usize >= t.cells() => "is beyond its tiling's cells",
+                Some(_) => continue,
+            };
+            return Err(SelectionError::InvalidCell {
+                path: c.path.clone(),
+                cell: c.cell,
+                reason,
+            });
+        }
+        Ok(selection)
     }
 
     /// The same selection with other groups (used by transfer).

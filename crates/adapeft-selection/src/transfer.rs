@@ -94,6 +94,7 @@ impl Selection {
     /// [`SelectionError::Unmatched`] listing every target parameter path with no counterpart
     /// in the selection, and every selected-model path whose template the target lacks.
     pub fn transfer_to<M: Module>(&self, other: &M) -> Result<Selection, SelectionError> {
+        self.refuse_partial("transfer the selection")?;
         let source: Vec<(Parsed, usize)> = self
             .groups()
             .iter()
@@ -152,6 +153,7 @@ impl Selection {
                     chosen: from.chosen,
                     always: from.always,
                     paths: Vec::new(),
+                    cells: Vec::new(),
                     // Adapters keep their rank; their size assumes the counterpart's shape
                     // (true for the repeated blocks of one model family).
                     options: from.options.clone(),

@@ -37,7 +37,7 @@ use crate::error::GroupingError;
 /// assert_eq!(t.grid(), (2, 2));
 /// assert_eq!(t.cell_rect(3), (3..4, 4..6));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tiling {
     /// Rows of the 2-D view.
     pub rows: usize,

@@ -10,7 +10,7 @@ use adapeft_knapsack::{
 
 use super::{AdaPeftConfig, SelectError, always};
 use crate::budget::{self, Budget, BudgetOutcome, Candidates};
-use crate::selection::{GroupChoice, LoraOption, Selection, SelectionSettings};
+use crate::selection::{CellChoice, GroupChoice, LoraOption, Selection, SelectionSettings};
 
 /// A group's value as a knapsack item's: unreliable or non-positive values count as 0, so
 /// such groups are never chosen.
@@ -83,6 +83,14 @@ impl AdaPeftConfig {
                     .iter()
                     .map(|&m| groups.params()[m].path.clone())
                     .collect(),
+                cells: group
+                    .parts
+                    .iter()
+                    .map(|p| CellChoice {
+                        path: groups.params()[p.param as usize].path.clone(),
+                        cell: p.cell,
+                    })
+                    .collect(),
                 lora: pick.filter(|&o| o > 0).map(|o| options[o - 1]),
                 options: options.clone(),
             })
@@ -99,6 +107,12 @@ impl AdaPeftConfig {
             always: self.always.as_ref().map(ToString::to_string),
             held_out: self.held_out.clone(),
         };
+        let tilings = groups
+            .params()
+            .iter()
+            .zip(groups.tilings())
+            .filter_map(|(p, t)| t.map(|t| (p.path.clone(), t)))
+            .collect();
         let selection = Selection::new(
             choices,
             groups.total_params(),
@@ -106,7 +120,8 @@ impl AdaPeftConfig {
             outcome,
             (scores.cost, scores.loss),
             settings,
-        );
+        )
+        .with_tilings(tilings);
         Ok(match choice.predicted {
             Some(p) => selection.with_predicted_reduction(p),
             None => selection,

@@ -33,15 +33,6 @@ pub enum SelectError {
         /// What differs (counts, or the first group whose name differs).
         reason: String,
     },
-    /// The groups hold parts of tensors ([`Groups::split`](adapeft_importance::Groups::split)):
-    /// selections, masks and adapter files are per whole tensor until sub-tensor masks exist.
-    #[error(
-        "group `{group}` is a part of a tensor: selections of units below the tensor are not supported yet (score them with ShortRun or a Baseline)"
-    )]
-    UnitsUnsupported {
-        /// The first group made of parts.
-        group: String,
-    },
     /// The always-trained groups ([`AlwaysTrain`](crate::AlwaysTrain)) alone exceed the
     /// budget.
     #[error(

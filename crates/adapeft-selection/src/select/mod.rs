@@ -220,14 +220,12 @@ impl Scored {
     ///
     /// # Errors
     /// [`SelectError::ScoresMismatch`] when `scores` does not hold one score per group, in
-    /// the groups' order (by name and size); [`SelectError::UnitsUnsupported`] for groups
-    /// below the tensor ([`Groups::split`]), which a selection cannot apply yet.
+    /// the groups' order (by name and size).
+    ///
+    /// Groups below the tensor ([`Groups::split`]) are selected here, by
+    /// [`AdaPeftConfig::select_scored`]: score them with `ShortRun` or a `Baseline`; the
+    /// selection lists their cells ([`Selection::partial`]) and trains them with `Masked`.
     pub fn new(groups: Groups, scores: Scores, batches: usize) -> Result<Self, SelectError> {
-        if let Some(g) = groups.groups().iter().find(|g| !g.parts.is_empty()) {
-            return Err(SelectError::UnitsUnsupported {
-                group: g.name.clone(),
-            });
-        }
         if scores.groups.len() != groups.len() {
             return Err(SelectError::ScoresMismatch {
                 reason: format!("{} scores for {} groups", scores.groups.len(), groups.len()),
