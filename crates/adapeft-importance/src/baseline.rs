@@ -30,6 +30,11 @@ pub enum Baseline {
     Taylor,
     /// Magnitude `||w_k||_1`. No pass.
     Magnitude,
+    /// Mean absolute gradient `||G_k||_1 / n_k` of the mean gradient: SMT's block criterion
+    /// (arXiv 2405.15525), for blocks of a matrix (`Unit::Blocks`). SMT scores after about
+    /// 100 warm-up steps of full fine-tuning: score the warmed-up model. One backward pass per
+    /// batch.
+    MeanAbsGradient,
     /// Uniform random scores in `[0, 1)` from a seed. No pass.
     Random {
         /// The seed.
@@ -41,7 +46,10 @@ impl Baseline {
     fn needs_gradient(self) -> bool {
         matches!(
             self,
-            Baseline::GradientNorm | Baseline::Fisher | Baseline::Taylor
+            Baseline::GradientNorm
+                | Baseline::Fisher
+                | Baseline::Taylor
+                | Baseline::MeanAbsGradient
         )
     }
 }
@@ -99,6 +107,11 @@ impl EstimateIn for Baseline {
             let values = match self {
                 Baseline::GradientNorm => b.clone(),
                 Baseline::Fisher => fisher.expect("computed above"),
+                Baseline::MeanAbsGradient => l1_norms(groups, &grad)
+                    .into_iter()
+                    .zip(groups.groups())
+                    .map(|(l1, g)| l1 / g.numel.max(1) as f64)
+                    .collect(),
                 Baseline::Taylor => {
                     let w = passes.weights();
                     group_dots(groups, &w, &grad)

@@ -28,7 +28,8 @@
 //! - [`NewtonProbe`]: each group's Newton decrement in its own subspace, by conjugate
 //!   gradients;
 //! - [`ProbeRun`] (the paper's probe run): exact one-step values at checkpoints of one run;
-//! - the literature's [`Baseline`]s (gradient norm, Fisher, Taylor, magnitude, random).
+//! - the literature's [`Baseline`]s (gradient norm, Fisher, Taylor, magnitude, random, mean
+//!   absolute gradient).
 //!
 //! Units below the tensor are scored by the estimators whose values are sums over
 //! coordinates: [`ShortRun`]'s allocations (one run values every unit at once) and the

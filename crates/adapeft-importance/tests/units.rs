@@ -322,6 +322,13 @@ fn baselines_of_blocks_and_neurons_match_the_closed_form_gradient() {
                     Baseline::Magnitude,
                     per_unit(w.iter().map(|w| w.abs()).collect(), vec![0.0; gb.len()]),
                 ),
+                (
+                    Baseline::MeanAbsGradient,
+                    per_unit(
+                        gw.iter().map(|g| g.abs()).collect(),
+                        gb.iter().map(|g| g.abs()).collect(),
+                    ),
+                ),
             ];
             for (baseline, want) in cases {
                 let scores = baseline.estimate(&model, batches, &units).unwrap();
@@ -340,6 +347,12 @@ fn baselines_of_blocks_and_neurons_match_the_closed_form_gradient() {
                         per_unit(abs_w, bias.iter().map(|b| b.abs()).collect())
                     }
                     (Baseline::Taylor, false) => want.into_iter().map(f64::abs).collect(),
+                    // The mean over the unit's entries.
+                    (Baseline::MeanAbsGradient, _) => want
+                        .iter()
+                        .enumerate()
+                        .map(|(k, v)| v / units.groups()[first + k].numel as f64)
+                        .collect(),
                     _ => want,
                 };
                 let scale = max_abs(&want);
