@@ -12,7 +12,7 @@ use adapeft::selection::SelectionError;
 use adapeft::{AdaPeftConfig, AdaPeftError, Budget, Scored, Selection, save_trained};
 use adapeft_testing::*;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, MultiGradientsParams};
 use burn::tensor::Device;
 
 /// A seeded MLP cut into units: the hidden layer into its output neurons, the output layer's
@@ -352,6 +352,62 @@ fn a_selection_whose_cells_lack_their_tiling_is_refused() {
                 assert!(reason.contains(words), "{reason}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn step_multi_keeps_untrained_entries_and_matches_one_step_on_the_summed_gradients() {
+    // Two gradient sets (burn's multi-device form; both on one device here) against one step
+    // on their accumulated sum: the same trained entries, the others bit-identical.
+    for be in backends() {
+        let device = be.device.clone().autodiff();
+        let (model, _, units, chosen) = setup(&device);
+        let pair = [
+            regression_batch(8, 4, 3, 21, &device),
+            regression_batch(8, 4, 3, 22, &device),
+        ];
+        let optimizer = || AdamWConfig::new().with_weight_decay(0.5).build();
+        let mut one = Masked::new(optimizer(), GradientMask::from_groups(&units, &chosen));
+        let mut multi = Masked::new(optimizer(), GradientMask::from_groups(&units, &chosen));
+        let (mut a, mut b) = (model.clone(), model.clone());
+        for _ in 0..3 {
+            let mut acc = GradientsAccumulator::new();
+            for batch in &pair {
+                acc.accumulate(
+                    &a,
+                    GradientsParams::from_grads(a.loss(batch).backward(), &a),
+                );
+            }
+            a = one.step(1e-2, a, acc.grads());
+            let mut grads = MultiGradientsParams::default();
+            for batch in &pair {
+                let g = GradientsParams::from_grads(b.loss(batch).backward(), &b);
+                grads.grads.push((g, device.clone()));
+            }
+            b = multi.step_multi(1e-2, b, grads);
+        }
+        let trained = trained_entries(&units, &chosen);
+        let (before, a, b) = (flat_params(&model), flat_params(&a), flat_params(&b));
+        for (p, entries) in trained.iter().enumerate() {
+            for (i, &t) in entries.iter().enumerate() {
+                if t {
+                    let scale = a[p][i].abs().max(1.0);
+                    assert!(
+                        (a[p][i] - b[p][i]).abs() <= 1e-5 * scale,
+                        "{} {p}[{i}]",
+                        be.name
+                    );
+                    assert_ne!(b[p][i], before[p][i], "{} {p}[{i}] trains", be.name);
+                } else {
+                    assert_eq!(
+                        b[p][i].to_bits(),
+                        before[p][i].to_bits(),
+                        "{} {p}[{i}]",
+                        be.name
+                    );
+                }
+            }
         }
     }
 }
