@@ -64,6 +64,32 @@ fn trained_entries(groups: &Groups, chosen: &[usize]) -> Vec<Vec<bool>> {
     out
 }
 
+/// Every trained entry (`trained`, per parameter) changed from `before` to `after`, and every
+/// other entry is bit-identical.
+fn assert_only_trained_moved(
+    groups: &Groups,
+    trained: &[Vec<bool>],
+    before: &[Vec<f64>],
+    after: &[Vec<f64>],
+    backend: &str,
+) {
+    for (p, param) in groups.params().iter().enumerate() {
+        for (i, &t) in trained[p].iter().enumerate() {
+            let (b, a) = (before[p][i], after[p][i]);
+            if t {
+                assert_ne!(a, b, "{backend} {}[{i}] trains", param.path);
+            } else {
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "{backend} {}[{i}] moved",
+                    param.path
+                );
+            }
+        }
+    }
+}
+
 fn train<O: FnMut(Mlp, GradientsParams) -> Mlp>(
     model: Mlp,
     batch: &RegressionBatch,
@@ -101,22 +127,7 @@ fn masked_keeps_untrained_entries_bit_identical_under_adamw_decay() {
         let after_flags: Vec<bool> = snapshot(&after).into_iter().map(|s| s.2).collect();
         assert_eq!(flags, after_flags, "{}: require-grad kept", be.name);
         let after = flat_params(&after);
-        for (p, param) in units.params().iter().enumerate() {
-            for (i, &t) in trained[p].iter().enumerate() {
-                let (b, a) = (before[p][i], after[p][i]);
-                if t {
-                    assert_ne!(a, b, "{} {}[{i}] trains", be.name, param.path);
-                } else {
-                    assert_eq!(
-                        a.to_bits(),
-                        b.to_bits(),
-                        "{} {}[{i}] moved",
-                        be.name,
-                        param.path
-                    );
-                }
-            }
-        }
+        assert_only_trained_moved(&units, &trained, &before, &after, be.name);
     }
 }
 
@@ -293,12 +304,7 @@ fn a_selection_of_units_trains_exactly_its_cells() {
             &selection,
         );
         let after = flat_params(&train(applied, &batch, |m, g| optim.step(1e-2, m, g)));
-        for (p, entries) in trained.iter().enumerate() {
-            for (i, &t) in entries.iter().enumerate() {
-                let (b, a) = (before[p][i], after[p][i]);
-                assert_eq!(t, a.to_bits() != b.to_bits(), "{} param {p}[{i}]", be.name);
-            }
-        }
+        assert_only_trained_moved(&units, &trained, &before, &after, be.name);
 
         // Not yet: adapter files and transfer of partially trained tensors.
         let dir = temp_dir("partial-save");
