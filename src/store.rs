@@ -1,34 +1,63 @@
 //! Saving and loading only the trained parameters, with the selection as the manifest.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use adapeft_selection::{Selection, load_tensors, save_tensors};
+use adapeft_selection::{
+    Selection, SelectionError, StoredCells, load_tensors, save_tensors_and_cells,
+};
 use burn::module::Module;
 
 use crate::error::AdaPeftError;
 
 /// Writes the chosen parameters of `model` (and nothing else) to `path` as safetensors, with
 /// `selection` as the file's JSON manifest. The file's size follows the trained parameters,
-/// not the model's.
+/// not the model's: a tensor the selection trains only in part (units below the tensor:
+/// output neurons, rows, blocks, heads) is written as its chosen cells' values alone, with
+/// their tiling and cell numbers, checksummed like the values
+/// ([`save_tensors_and_cells`](adapeft_selection::save_tensors_and_cells)).
 ///
 /// # Errors
-/// The file cannot be written, or a chosen path is not a parameter of `model`; a selection
-/// that trains some tensor only in part (units below the tensor) is refused with
-/// [`SelectionError::PartialTensors`](adapeft_selection::SelectionError::PartialTensors)
-/// until the file format stores cells.
+/// The file cannot be written, or a chosen path is not a parameter of `model` (or, for a
+/// partially trained tensor, its cells do not fit the model's tensor).
 pub fn save_trained<M: Module>(
     model: &M,
     selection: &Selection,
     path: impl AsRef<Path>,
 ) -> Result<(), AdaPeftError> {
-    selection.refuse_partial("save the trained tensors")?;
-    save_tensors(model, &selection.chosen_paths(), &selection.to_json(), path)?;
+    let tilings = selection.tilings();
+    let mut cells = BTreeMap::new();
+    for (tensor, chosen) in selection.partial() {
+        // `Selection::from_json` and the selector both guarantee a tiling for every cell.
+        let tiling = *tilings
+            .get(&tensor)
+            .ok_or_else(|| SelectionError::InvalidCell {
+                path: tensor.clone(),
+                cell: chosen[0],
+                reason: "has no tiling",
+            })?;
+        cells.insert(
+            tensor,
+            StoredCells {
+                tiling,
+                cells: chosen,
+            },
+        );
+    }
+    save_tensors_and_cells(
+        model,
+        &selection.chosen_paths(),
+        &cells,
+        &selection.to_json(),
+        path,
+    )?;
     Ok(())
 }
 
 /// Puts the tensors saved by [`save_trained`] back onto `base_model` (bit-exact), and returns
 /// the model with the selection from the manifest. Parameters that were not saved keep the
-/// base model's values. Call [`Selection::apply`] on the result to continue training the same
+/// base model's values; so do the entries of a partially trained tensor outside its saved
+/// cells. Call [`Selection::apply`] on the result to continue training the same
 /// subset.
 ///
 /// # Errors

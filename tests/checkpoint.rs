@@ -3,8 +3,9 @@
 //! (with new parameter ids) and a freshly built trainer, and train the N - k steps left. The
 //! final parameters (values and require-grad), the optimizer state (decoded from burn's
 //! record, by parameter path) and the trainer's own state must be bit-identical, for
-//! `Masked` with AdamW, `Gen` around it, and `Reselect` (alone and inside `Gen`) with the
-//! checkpoint before, between and after re-selections.
+//! `Masked` with AdamW (with whole tensors, and with cells of units below the tensor), `Gen`
+//! around it, and `Reselect` (alone and inside `Gen`) with the checkpoint before, between and
+//! after re-selections.
 //!
 //! Then the refusals: a checkpoint of another model, optimizer, trainer kind or settings,
 //! damaged files, an unknown version; and what saving over a checkpoint leaves behind.
@@ -13,10 +14,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use adapeft::importance::{ParamMapper, map_params, set_require_grad};
+use adapeft::importance::{Unit, UnitRules};
 use adapeft::optim::checkpoint::{
     CheckpointError, MANIFEST_FILE, Resumable, load_checkpoint, save_checkpoint,
 };
-use adapeft::optim::{Gen, GenConfig, GenProbe, HistoryEntry, Masked, Reselect, StepOptimizer};
+use adapeft::optim::{
+    Gen, GenConfig, GenProbe, GradientMask, HistoryEntry, Masked, Reselect, StepOptimizer,
+};
 use adapeft::selection::integrity::IntegrityError;
 use adapeft::{AdaPeft, Budget, Objective, Selection};
 use adapeft_testing::*;
@@ -24,6 +28,7 @@ use burn::module::{Param, ParamGroup, ParamId};
 use burn::optim::grad_clipping::GradientClipping;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, SgdConfig};
 use burn::store::burn_pack::{Reader, Scalar};
+use burn::store::{ModuleStore, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
 
 const D_IN: usize = 6;
@@ -296,6 +301,85 @@ fn masked_adamw_resumes_bit_identically() {
             model = step(&mut trainer, model, i);
         }
         assert_ne!(snapshot(&a.model), snapshot(&model), "{}: control", be.name);
+    }
+}
+
+/// A mask that trains some tensors only in some cells (units below the tensor: two output
+/// neurons of the hidden layer, a 2 x 2 block of the output weight): the checkpoint stores
+/// those cells and their tiling (version 2), and the resumed run is the straight one, bit for
+/// bit, AdamW's decay included.
+#[test]
+fn masked_adamw_with_cells_resumes_bit_identically() {
+    for be in backends() {
+        let device = be.device.clone().autodiff();
+        device.seed(3);
+        let base = Mlp::new(D_IN, HIDDEN, D_OUT, &device);
+        let data = batches(6, &device);
+        let rules = UnitRules::new()
+            .with("^hidden$", Unit::Outputs)
+            .unwrap()
+            .with("^out$", Unit::Blocks { rows: 2, cols: 2 })
+            .unwrap();
+        let units = per_tensor(&base).split(&rules).unwrap();
+        let chosen: Vec<usize> = [
+            "hidden.out[1]",
+            "hidden.out[7]",
+            "out.block[3,1]",
+            "out.bias",
+        ]
+        .iter()
+        .map(|name| units.groups().iter().position(|g| g.name == *name).unwrap())
+        .collect();
+        let make = || {
+            Masked::new(
+                AdamWConfig::new().with_weight_decay(0.1).build(),
+                GradientMask::from_groups(&units, &chosen),
+            )
+        };
+        let step = |t: &mut Masked, model: Mlp, i: usize| {
+            let g = grads(&model, &data[i]);
+            t.step(LR, model, g)
+        };
+        let kind = Kind {
+            make: &make,
+            prepare: &|m| m,
+            step: &step,
+            masked: &|t| t,
+            selection: &|_| None,
+        };
+        for k in [1, 4] {
+            let (a, b) = straight_and_resumed(&kind, &base, 6, k, "cells");
+            assert_same(&kind, &a, &b, &format!("{}: cells, k = {k}", be.name));
+            let mask = b.trainer.mask();
+            assert_eq!(mask.cells("hidden.weight").unwrap().cells(), [1, 7]);
+            assert_eq!(mask.cells("out.weight").unwrap().cells(), [7]);
+        }
+
+        // The files: version 2, the cells in the manifest, and only the cells' values stored.
+        let dir = temp_dir("checkpoint-cells");
+        let mut trainer = make();
+        let model = step(&mut trainer, base.clone(), 0);
+        save_checkpoint(dir.path(), &model, &trainer, None).unwrap();
+        let (value, trained, _) = manifest(dir.path());
+        assert_eq!(value["version"], 2);
+        let cells = &value["body"]["state"]["cells"];
+        assert_eq!(cells["hidden.weight"]["cells"], serde_json::json!([1, 7]));
+        let stored = SafetensorsStore::from_file(&trained).keys().unwrap();
+        assert_eq!(
+            stored,
+            [
+                "hidden.bias#cells",
+                "hidden.weight#cells",
+                "out.bias",
+                "out.weight#cells"
+            ],
+            "{}",
+            be.name
+        );
+        // Without cells, the version builds before cells read.
+        let plain = temp_dir("checkpoint-plain");
+        save_checkpoint(plain.path(), &model, &adamw(), None).unwrap();
+        assert_eq!(manifest(plain.path()).0["version"], 1);
     }
 }
 
@@ -631,12 +715,12 @@ fn damaged_files_and_unknown_versions_are_refused_naming_the_file() {
     }
 
     // A newer version, and another program's JSON.
-    value["version"] = serde_json::json!(2);
+    value["version"] = serde_json::json!(3);
     std::fs::write(&file, value.to_string()).unwrap();
     match restore(dir.path(), &base) {
         Err(CheckpointError::UnsupportedVersion {
             found, supported, ..
-        }) => assert_eq!((found, supported), (2, 1)),
+        }) => assert_eq!((found, supported), (3, 2)),
         other => panic!("expected UnsupportedVersion, got {other:?}"),
     }
     std::fs::write(&file, r#"{"format":"something-else","version":1}"#).unwrap();

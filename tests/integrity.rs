@@ -1,9 +1,10 @@
 //! Damaged adapter files: nothing loads silently.
 //!
 //! - thousands of seeded damaged copies of one `save_trained` file (a selection's JSON as
-//!   the manifest): none panics, none loads other weights or another selection; every copy
-//!   that cannot be the file any more (truncated, replaced) is refused, and every change to a
-//!   tensor's bytes is a checksum mismatch naming the tensor;
+//!   the manifest), of whole tensors and of cells of units below the tensor: none panics,
+//!   none loads other weights or another selection; every copy that cannot be the file any
+//!   more (truncated, replaced) is refused, and every change to a tensor's bytes is a
+//!   checksum mismatch naming the tensor;
 //! - the door the first builds left open: a file without a checksum record loaded
 //!   unverified, so damage to the record's key turned the checks off. Now only a file
 //!   recognised as older than checksums loads unverified; a damaged key, or a format version
@@ -17,14 +18,17 @@ use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use adapeft::{AdaPeft, AdaPeftError, Budget, Selection, load_trained, save_trained};
+use adapeft::importance::{Baseline, Estimator, Unit, UnitRules};
+use adapeft::{
+    AdaPeft, AdaPeftConfig, AdaPeftError, Budget, Scored, Selection, load_trained, save_trained,
+};
 use adapeft_selection::integrity::IntegrityError;
 use adapeft_selection::{
-    INTEGRITY_KEY, MANIFEST_KEY, STORE_VERSION, StoreError, VERSION_KEY, load_tensors,
-    read_manifest, save_tensors,
+    CELLS_SUFFIX, INTEGRITY_KEY, MANIFEST_KEY, STORE_VERSION, StoreError, VERSION_KEY,
+    load_tensors, read_manifest, save_tensors,
 };
 use adapeft_testing::damage::{Damage, damage};
-use adapeft_testing::{Mlp, regression_batch, snapshot_base, temp_dir};
+use adapeft_testing::{Mlp, per_tensor, regression_batch, snapshot_base, temp_dir};
 use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
@@ -84,14 +88,33 @@ struct Saved {
     original: Vec<u8>,
 }
 
-fn saved(dir: &Path) -> Saved {
+/// With `units`, the selection is of units below the tensor (the hidden layer's output
+/// neurons, 2 x 2 blocks of the output weight), so the file stores cells.
+fn saved(dir: &Path, units: bool) -> Saved {
     let device = Device::flex().autodiff();
     device.seed(7);
     let trained = Mlp::new(6, 8, 3, &device);
     let base = Mlp::new(6, 8, 3, &device);
     let batch = regression_batch(16, 6, 3, 1, &device);
-    let selection = AdaPeft::select(&trained, &batch, Budget::Fraction(0.5)).unwrap();
-    assert!(!selection.chosen_paths().is_empty());
+    let selection = if units {
+        let rules = UnitRules::new()
+            .with("^hidden$", Unit::Outputs)
+            .unwrap()
+            .with("^out$", Unit::Blocks { rows: 2, cols: 2 })
+            .unwrap();
+        let groups = per_tensor(&trained).split(&rules).unwrap();
+        let scores = Baseline::GradientNorm
+            .estimate(&trained, std::slice::from_ref(&batch), &groups)
+            .unwrap();
+        let scored = Scored::new(groups, scores, 1).unwrap();
+        AdaPeftConfig::new()
+            .select_scored(&scored, Budget::Fraction(0.5))
+            .unwrap()
+    } else {
+        AdaPeft::select(&trained, &batch, Budget::Fraction(0.5)).unwrap()
+    };
+    assert!(!selection.chosen_paths().is_empty() || units);
+    assert_eq!(!selection.partial().is_empty(), units);
     let file = dir.join("written.safetensors");
     save_trained(&trained, &selection, &file).unwrap();
     let written = std::fs::read(&file).unwrap();
@@ -120,12 +143,56 @@ enum Region {
 /// selection than were saved, and the damage that must be noticed is.
 #[test]
 fn thousands_of_damaged_copies_never_panic_or_load_other_weights() {
+    damaged_copies(false);
+}
+
+/// The same with a file of units below the tensor: the cells' values and their layout (tiling
+/// and cell numbers) are checked like whole tensors.
+#[test]
+fn thousands_of_damaged_copies_of_a_file_of_cells_never_panic_or_load_other_weights() {
+    damaged_copies(true);
+}
+
+fn damaged_copies(units: bool) {
     let dir = temp_dir("integrity");
-    let saved = saved(dir.path());
+    let saved = saved(dir.path(), units);
     let original = &saved.original;
     let (want, base_bytes) = (bytes(&saved.trained), bytes(&saved.base));
     let chosen = saved.selection.chosen_paths();
+    // What the file stores: whole tensors and the cell values of partial ones.
+    let stored: Vec<String> = chosen
+        .iter()
+        .cloned()
+        .chain(
+            saved
+                .selection
+                .partial()
+                .into_keys()
+                .map(|p| format!("{p}{CELLS_SUFFIX}")),
+        )
+        .collect();
     let json = saved.selection.to_json();
+    // What the undamaged file loads: for whole tensors, checked here against the trained and
+    // the base model; the cells' entries are checked in `tests/units.rs`.
+    let reference = {
+        let file = dir.path().join("undamaged.safetensors");
+        std::fs::write(&file, original).unwrap();
+        let (model, _) = load_trained(saved.base.clone(), &file).unwrap();
+        bytes(&model)
+    };
+    let partial = saved.selection.partial();
+    for (path, value) in &reference {
+        if let Some(cells) = partial.get(path) {
+            assert_ne!(value, &base_bytes[path], "`{path}`: its cells loaded");
+            if cells.len() < saved.selection.tilings()[path].cells() {
+                assert_ne!(value, &want[path], "`{path}`: only its cells loaded");
+            }
+        } else if chosen.contains(path) {
+            assert_eq!(value, &want[path], "`{path}` loaded");
+        } else {
+            assert_eq!(value, &base_bytes[path], "`{path}` kept");
+        }
+    }
     let split = data_start(original);
     let variants = [
         (Damage::Truncate, Region::File),
@@ -180,13 +247,8 @@ fn thousands_of_damaged_copies_never_panic_or_load_other_weights() {
                     "copy {i}: another selection loaded"
                 );
                 for (path, value) in &bytes(&model) {
-                    let expected = if chosen.contains(path) {
-                        &want[path]
-                    } else {
-                        &base_bytes[path]
-                    };
                     assert_eq!(
-                        value, expected,
+                        value, &reference[path],
                         "copy {i} ({kind:?} in {region:?}): `{path}` loaded changed"
                     );
                 }
@@ -197,7 +259,7 @@ fn thousands_of_damaged_copies_never_panic_or_load_other_weights() {
                 ..
             }))) if region == Region::Data => {
                 assert!(
-                    chosen.contains(&item),
+                    stored.contains(&item),
                     "copy {i}: the mismatch names `{item}`, not a stored tensor"
                 );
                 "checksum mismatch (tensor)".to_string()
@@ -259,7 +321,7 @@ fn thousands_of_damaged_copies_never_panic_or_load_other_weights() {
 #[test]
 fn a_damaged_record_key_is_refused_not_loaded_unverified() {
     let dir = temp_dir("integrity");
-    let saved = saved(dir.path());
+    let saved = saved(dir.path(), false);
     let file = dir.path().join("damaged.safetensors");
     let expect_missing = |bytes: &[u8], what: &str| {
         std::fs::write(&file, bytes).unwrap();
@@ -293,10 +355,8 @@ fn a_damaged_record_key_is_refused_not_loaded_unverified() {
     // The same with the version entry gone too: still not a file of the first builds,
     // whose metadata held only the manifest and burn-store's entries.
     let (mut metadata, entries) = header(&flipped);
-    assert_eq!(
-        metadata.remove(VERSION_KEY),
-        Some(STORE_VERSION.to_string())
-    );
+    // A file without cells is format version 2, which builds before cells read too.
+    assert_eq!(metadata.remove(VERSION_KEY), Some("2".to_string()));
     expect_missing(
         &with_header(&flipped, (metadata, entries)),
         "record key damaged, no version",
@@ -310,13 +370,15 @@ fn a_damaged_record_key_is_refused_not_loaded_unverified() {
         "no record at version 2",
     );
 
-    // A version this build does not know, and one that is no version.
-    for (version, newer) in [("3", true), ("2x", false)] {
+    // A version this build does not know, one that is no version, and the version of files
+    // with cells on a file without them.
+    assert_eq!(STORE_VERSION, 3);
+    for (version, newer) in [("4", true), ("2x", false), ("3", false)] {
         let (mut metadata, entries) = header(&saved.original);
         metadata.insert(VERSION_KEY.into(), version.into());
         std::fs::write(&file, with_header(&saved.original, (metadata, entries))).unwrap();
         match (load_tensors(saved.base.clone(), &file), newer) {
-            (Err(StoreError::UnsupportedVersion { found: 3, .. }), true) => {}
+            (Err(StoreError::UnsupportedVersion { found: 4, .. }), true) => {}
             (Err(StoreError::Integrity(IntegrityError::Corrupt { .. })), false) => {}
             (other, _) => panic!("version `{version}`: got {other:?}"),
         }

@@ -538,6 +538,107 @@ fn transfer_maps_layers_by_relative_depth() {
     }
 }
 
+/// A selection of units below the tensor carries its cells across depths: a target tensor
+/// whose counterpart was cut into neurons is cut the same way, each neuron with its
+/// counterpart's verdict, and the units' groups are renamed by layer. A counterpart of
+/// another shape is named in the error.
+#[test]
+fn transfer_carries_cells_to_the_counterparts_of_the_same_shape() {
+    let device = Device::flex().autodiff();
+    let small = Stack::new(2, 8, &device);
+    let batch = regression_batch(32, 4, 2, 3, &device);
+    // layers.1 ([8, 8]) into its output neurons; layers.0 ([4, 8]) and the head whole.
+    let rules = UnitRules::new()
+        .with(r"^layers\.1$", Unit::Outputs)
+        .unwrap();
+    let units = per_tensor(&small).split(&rules).unwrap();
+    let scores = Baseline::GradientNorm
+        .estimate(&small, std::slice::from_ref(&batch), &units)
+        .unwrap();
+    let selection = AdaPeftConfig::new()
+        .select_scored(&Scored::new(units, scores, 1).unwrap(), Budget::Params(40))
+        .unwrap();
+    let neurons = &selection.partial()["layers.1.weight"];
+    assert!(!neurons.is_empty() && neurons.len() < 8, "{neurons:?}");
+
+    // 2 layers onto 4: target layers 2 and 3 map to source layer 1, layer 1 to layer 0.
+    let big = Stack::new(4, 8, &device);
+    let moved = selection.transfer_to(&big).unwrap();
+    assert_eq!(moved.total_params(), big.num_params() as u64);
+    let partial = moved.partial();
+    for j in [2, 3] {
+        for leaf in ["weight", "bias"] {
+            let source = &selection.partial()[&format!("layers.1.{leaf}")];
+            assert_eq!(
+                &partial[&format!("layers.{j}.{leaf}")],
+                source,
+                "layers.{j}.{leaf}"
+            );
+            assert_eq!(
+                moved.tilings()[&format!("layers.{j}.{leaf}")],
+                selection.tilings()[&format!("layers.1.{leaf}")]
+            );
+        }
+        // Every neuron is a group of its own layer, named by it, with its source's verdict.
+        for n in 0..8 {
+            let name = format!("layers.{j}.out[{n}]");
+            let group = moved
+                .groups()
+                .iter()
+                .find(|g| g.score.name == name)
+                .unwrap();
+            assert_eq!(
+                group.score.params, 9,
+                "{name}: a column of 8 and a bias entry"
+            );
+            assert_eq!(group.chosen, neurons.contains(&n), "{name}");
+        }
+    }
+    assert!(
+        !partial.contains_key("layers.1.weight"),
+        "layers.1 maps to the whole layers.0"
+    );
+    let whole_chosen = |s: &Selection, path: &str| {
+        s.groups()
+            .iter()
+            .find(|g| g.paths.iter().any(|p| p == path))
+            .unwrap()
+            .chosen
+    };
+    assert_eq!(
+        whole_chosen(&moved, "layers.1.weight"),
+        whole_chosen(&selection, "layers.0.weight")
+    );
+    // The count the summary prints: whole tensors and cells.
+    let cells: u64 = partial
+        .iter()
+        .map(|(path, cells)| {
+            cells
+                .iter()
+                .map(|&c| moved.tilings()[path].cell_numel(c as usize))
+                .sum::<u64>()
+        })
+        .sum();
+    let whole: u64 = moved
+        .chosen_paths()
+        .iter()
+        .map(|p| discover(&big).iter().find(|d| &d.path == p).unwrap().numel)
+        .sum();
+    assert_eq!(moved.trainable_params(), whole + cells);
+    let back = Selection::from_json(&moved.to_json()).unwrap();
+    assert_eq!(back, moved);
+
+    // Counterparts of another shape: [6, 6] layers where the cells are of an [8, 8] view.
+    let narrow = Stack::new(2, 6, &device);
+    let err = selection.transfer_to(&narrow).unwrap_err();
+    assert!(matches!(err, SelectionError::Unmatched { .. }));
+    assert!(
+        err.to_string()
+            .contains("target: layers.1.weight (shape [6, 6]"),
+        "{err}"
+    );
+}
+
 /// `Selection::from_json` on thousands of damaged copies of a real selection's JSON (flipped
 /// bits, truncations, deleted and garbage spans): never a panic, and whatever it accepts is a
 /// well-formed selection that writes and reads back to itself.

@@ -1,15 +1,14 @@
 //! Training units below the tensor (issue 21, part 3): masks of cells (`CellMask`,
 //! `GradientMask::from_groups`) and `Masked`, which keeps every untrained entry of a partially
 //! trained tensor bit-identical to its value before training, AdamW's decoupled weight decay
-//! included. The trained entries are computed here from the tilings' rectangles, independently
-//! of the masks' own construction. Every test runs on each backend `backends()` gives.
+//! included; adapter files that hold only the trained cells (`save_trained`, `load_trained`).
+//! The trained entries are computed here from the tilings' rectangles, independently of the
+//! masks' and the file's own construction. Every test runs on each backend `backends()` gives.
 
 use adapeft::importance::{Estimator, Groups, Objective, ShortRun, Unit, UnitRules};
-use adapeft::optim::checkpoint::CheckpointError;
 use adapeft::optim::{CellMask, GradientMask, Masked, OptimError};
-use adapeft::save_checkpoint;
 use adapeft::selection::SelectionError;
-use adapeft::{AdaPeftConfig, AdaPeftError, Budget, Scored, Selection, save_trained};
+use adapeft::{AdaPeftConfig, Budget, Scored, Selection, load_trained, save_trained};
 use adapeft_testing::*;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, MultiGradientsParams};
@@ -241,25 +240,6 @@ fn cells_that_do_not_fit_are_typed_errors() {
 }
 
 #[test]
-fn a_checkpoint_of_a_partial_mask_is_refused_and_writes_nothing() {
-    // The checkpoint records masks by whole parameters: resuming would train whole tensors.
-    let device = Device::flex().autodiff();
-    let (model, _, units, chosen) = setup(&device);
-    let optim = Masked::new(
-        AdamWConfig::new().build(),
-        GradientMask::from_groups(&units, &chosen),
-    );
-    let dir = temp_dir("partial-checkpoint");
-    let target = dir.path().join("ckpt");
-    let err = save_checkpoint(&target, &model, &optim, None).unwrap_err();
-    assert!(
-        matches!(&err, CheckpointError::PartialTensors { path } if path == "hidden.weight"),
-        "{err}"
-    );
-    assert!(!target.exists());
-}
-
-#[test]
 fn a_selection_of_units_trains_exactly_its_cells() {
     for be in backends() {
         let device = be.device.clone().autodiff();
@@ -306,20 +286,96 @@ fn a_selection_of_units_trains_exactly_its_cells() {
         let after = flat_params(&train(applied, &batch, |m, g| optim.step(1e-2, m, g)));
         assert_only_trained_moved(&units, &trained, &before, &after, be.name);
 
-        // Not yet: adapter files and transfer of partially trained tensors.
+        // Onto a model of the same shape: the same cells.
+        let moved = selection.transfer_to(&model).unwrap();
+        assert_eq!(moved.partial(), selection.partial());
+        assert_eq!(moved.tilings(), selection.tilings());
+        assert_eq!(moved.trainable_params(), selection.trainable_params());
+    }
+}
+
+/// `save_trained` writes a partially trained tensor as its chosen cells alone, and
+/// `load_trained` puts them back onto a base model bit for bit: the loaded model equals the
+/// trained one at every trained entry and the base one at every other, whatever the base's
+/// values there. The file's size follows the trained entries.
+#[test]
+fn an_adapter_file_of_units_holds_the_trained_cells_and_loads_them_back_bit_exactly() {
+    for be in backends() {
+        let device = be.device.clone().autodiff();
+        let (model, batch, units, chosen) = setup(&device);
+        let trained_at = trained_entries(&units, &chosen);
+        let count = trained_at.iter().flatten().filter(|&&t| t).count();
+        let mut scores = adapeft::Baseline::GradientNorm
+            .estimate(&model, std::slice::from_ref(&batch), &units)
+            .unwrap();
+        // The selection of exactly `chosen`: a budget of their size, and every other group
+        // worth nothing.
+        for (k, s) in scores.groups.iter_mut().enumerate() {
+            s.value = if chosen.contains(&k) { 1.0 } else { 0.0 };
+        }
+        let scored = Scored::new(units.clone(), scores, 1).unwrap();
+        let selection = AdaPeftConfig::new()
+            .select_scored(&scored, Budget::Params(count as u64))
+            .unwrap();
+        let picked: Vec<usize> = (0..units.len())
+            .filter(|&k| selection.groups()[k].chosen)
+            .collect();
+        let mut want = chosen.clone();
+        want.sort_unstable();
+        assert_eq!(picked, want, "{}", be.name);
+
+        let mut optim = Masked::new(AdamWConfig::new().build(), &selection);
+        let trained = train(selection.apply(model.clone()), &batch, |m, g| {
+            optim.step(1e-2, m, g)
+        });
         let dir = temp_dir("partial-save");
-        let err = save_trained(&model, &selection, dir.path().join("a.safetensors")).unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                AdaPeftError::Selection(SelectionError::PartialTensors { .. })
-            ),
-            "{err}"
+        let file = dir.path().join("units.safetensors");
+        save_trained(&trained, &selection, &file).unwrap();
+
+        // Onto another model of the same shape: trained entries from the file, the rest its own.
+        let base = with_random_params(&Mlp::new(4, 6, 3, &device), 11, 0.5, &device);
+        let (loaded, back) = load_trained(base.clone(), &file).unwrap();
+        assert_eq!(back, selection, "{}", be.name);
+        let (t, b, l) = (
+            flat_params(&trained),
+            flat_params(&base),
+            flat_params(&loaded),
         );
-        assert!(matches!(
-            selection.transfer_to(&model),
-            Err(SelectionError::PartialTensors { .. })
-        ));
+        for (p, param) in units.params().iter().enumerate() {
+            for (i, &at) in trained_at[p].iter().enumerate() {
+                let want = if at { t[p][i] } else { b[p][i] };
+                assert_eq!(
+                    l[p][i].to_bits(),
+                    want.to_bits(),
+                    "{} {}[{i}] (trained: {at})",
+                    be.name,
+                    param.path
+                );
+            }
+        }
+        // Onto the model training started from: the trained model, bit for bit.
+        let (loaded, _) = load_trained(model.clone(), &file).unwrap();
+        assert_eq!(flat_params(&loaded), t, "{}", be.name);
+
+        // 4 bytes per trained entry, plus the header (manifest, layout, checksums).
+        let size = std::fs::metadata(&file).unwrap().len() as usize;
+        let json = selection.to_json().len();
+        assert!(
+            size >= 4 * count + json && size < 4 * count + 2 * json + 4096,
+            "{}: {size} bytes for {count} entries and a {json}-byte manifest",
+            be.name
+        );
+        let whole: usize = units
+            .params()
+            .iter()
+            .zip(&trained_at)
+            .filter(|(_, at)| at.iter().any(|&a| a))
+            .map(|(p, _)| p.numel as usize)
+            .sum();
+        assert!(
+            4 * count < 4 * whole,
+            "the cells are smaller than their tensors"
+        );
     }
 }
 

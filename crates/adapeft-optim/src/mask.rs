@@ -192,6 +192,11 @@ impl GradientMask {
         self.cells.get(path)
     }
 
+    /// Every partially trained parameter's cells, by path.
+    pub fn all_cells(&self) -> &BTreeMap<String, CellMask> {
+        &self.cells
+    }
+
     /// Whether some parameter trains only in part.
     pub fn has_cells(&self) -> bool {
         !self.cells.is_empty()

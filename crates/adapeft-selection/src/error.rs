@@ -37,15 +37,4 @@ pub enum SelectionError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// The selection trains some tensors only in part (units below the tensor), which this
-    /// operation does not support yet.
-    #[error(
-        "cannot {operation}: the selection trains `{path}` only in part (units below the tensor), which is not supported yet"
-    )]
-    PartialTensors {
-        /// What was asked (`transfer the selection`, `save the trained tensors`).
-        operation: &'static str,
-        /// The first partially trained tensor.
-        path: String,
-    },
 }

@@ -107,8 +107,13 @@ pub fn verify_file(
 pub struct Checksums {
     /// The checksum of the manifest's UTF-8 bytes.
     pub manifest: String,
-    /// The checksum of each stored tensor's bytes, by dotted path.
+    /// The checksum of each stored tensor's bytes, by dotted path (a partially trained
+    /// tensor's cell values under `<path>#cells`).
     pub tensors: BTreeMap<String, String>,
+    /// The checksum of the cell layout's UTF-8 bytes (the metadata entry
+    /// [`CELLS_KEY`](crate::CELLS_KEY)), in a file that stores cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cells: Option<String>,
 }
 
 /// The record as the first adapeft builds with checksums wrote it: the algorithm named once,
@@ -159,10 +164,12 @@ impl Checksums {
                         .into_iter()
                         .map(|(path, hex)| (path, prefixed(hex)))
                         .collect(),
+                    cells: None,
                 }
             }
         };
         let bad = std::iter::once(("(manifest)", &record.manifest))
+            .chain(record.cells.iter().map(|s| ("(cells)", s)))
             .chain(record.tensors.iter().map(|(p, s)| (p.as_str(), s)))
             .find(|(_, sum)| !is_checksum(sum));
         if let Some((item, sum)) = bad {
@@ -234,6 +241,7 @@ mod tests {
         let record = Checksums {
             manifest: checksum(b"{}"),
             tensors: BTreeMap::from([("fc.weight".to_string(), checksum(b"\x01\x02"))]),
+            cells: None,
         };
         assert_eq!(Checksums::parse(file, &record.to_json()).unwrap(), record);
         let legacy = format!(
@@ -242,6 +250,14 @@ mod tests {
             xxh3_64(b"\x01\x02")
         );
         assert_eq!(Checksums::parse(file, &legacy).unwrap(), record);
+        let with_cells = Checksums {
+            cells: Some(checksum(b"{}")),
+            ..record
+        };
+        assert_eq!(
+            Checksums::parse(file, &with_cells.to_json()).unwrap(),
+            with_cells
+        );
     }
 
     #[test]
@@ -254,6 +270,7 @@ mod tests {
             format!(r#"{{"manifest":"{good}","tensors":{{"w":"xxh3-64:123"}}}}"#),
             format!(r#"{{"manifest":"md5:{good}","tensors":{{}}}}"#),
             format!(r#"{{"manifest":"{good}","tensors":{{}},"extra":1}}"#),
+            format!(r#"{{"manifest":"{good}","tensors":{{}},"cells":"xxh3-64:1"}}"#),
             r#"{"algorithm":"crc32","manifest":"00","tensors":{}}"#.to_string(),
         ] {
             match Checksums::parse(file, &bad) {

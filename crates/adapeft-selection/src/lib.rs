@@ -55,6 +55,6 @@ pub use selection::{
     CellChoice, GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings,
 };
 pub use store::{
-    INTEGRITY_KEY, MANIFEST_KEY, STORE_VERSION, StoreError, VERSION_KEY, load_tensors,
-    read_manifest, save_tensors,
+    CELLS_KEY, CELLS_SUFFIX, INTEGRITY_KEY, MANIFEST_KEY, STORE_VERSION, StoreError, StoredCells,
+    VERSION_KEY, load_tensors, read_manifest, save_tensors, save_tensors_and_cells,
 };

@@ -274,15 +274,6 @@ impl Selection {
         &self.tilings
     }
 
-    /// [`SelectionError::PartialTensors`] for `operation` when the selection trains some
-    /// tensor only in part.
-    pub fn refuse_partial(&self, operation: &'static str) -> Result<(), SelectionError> {
-        match self.partial().into_keys().next() {
-            Some(path) => Err(SelectionError::PartialTensors { operation, path }),
-            None => Ok(()),
-        }
-    }
-
     /// The chosen cells of each partially trained tensor, by path (ascending cells); empty
     /// when every chosen group is made of whole tensors. Train such a selection with
     /// `Masked` or a `GradientMask` (adapeft-optim), which train only these cells.

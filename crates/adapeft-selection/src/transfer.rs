@@ -1,12 +1,12 @@
 //! Carrying a selection to another model of the same family (more or fewer layers).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use adapeft_importance::discover;
 use burn::module::Module;
 
 use crate::error::SelectionError;
-use crate::selection::{GroupChoice, Selection};
+use crate::selection::{CellChoice, GroupChoice, Selection};
 
 /// A path split into its template (numeric segments replaced by `*`) and its indices.
 struct Parsed {
@@ -59,13 +59,20 @@ fn map_index(j: usize, n_target: usize, n_source: usize) -> usize {
 
 /// The target group's name: the source group's name with the source path's prefix replaced by
 /// the target path's, when the name is the path or a prefix of it (per-tensor, per-module,
-/// per-layer regex groups); otherwise the name unchanged (kinds, `other`, custom names).
+/// per-layer regex groups) or such a prefix and one more segment (the units below the tensor:
+/// `layers.3.attention.head[2]`, `layers.3.fc.out[17]`); otherwise the name unchanged (kinds,
+/// `other`, custom names).
 fn rename(group: &str, source: &Parsed, target: &Parsed) -> String {
     let gsegs: Vec<&str> = group.split('.').collect();
-    let is_prefix = gsegs.len() <= source.segments.len()
-        && gsegs.iter().zip(&source.segments).all(|(g, s)| g == s);
-    if is_prefix {
+    let common = gsegs
+        .iter()
+        .zip(&source.segments)
+        .take_while(|(g, s)| *g == s)
+        .count();
+    if common == gsegs.len() {
         target.segments[..gsegs.len()].join(".")
+    } else if common >= 1 && common + 1 == gsegs.len() {
+        format!("{}.{}", target.segments[..common].join("."), gsegs[common])
     } else {
         group.to_string()
     }
@@ -85,42 +92,58 @@ impl Selection {
     /// depths map one to one.
     ///
     /// Each target parameter takes the chosen/frozen verdict of the source group its
-    /// counterpart is in. Target groups are named by replacing the source path prefix with the
+    /// counterpart is in. A counterpart cut into units below the tensor (`Groups::split`:
+    /// neurons, rows, blocks, heads) passes its cells on: the target tensor gets the same
+    /// tiling and each of its cells the verdict of the source cell with the same number, so
+    /// the counterparts must have the same shape. Target groups are named by replacing the source path prefix with the
     /// target's (`layers.3` -> `layers.11`) when the group name is a path or a prefix of one,
     /// and keep their name otherwise (kinds). Their scores are copied from the source group,
     /// with the parameter count of the target; the front, cost and settings stay the source's.
     ///
     /// # Errors
     /// [`SelectionError::Unmatched`] listing every target parameter path with no counterpart
-    /// in the selection, and every selected-model path whose template the target lacks.
+    /// in the selection, every selected-model path whose template the target lacks, and every
+    /// target parameter whose counterpart was cut into cells of another shape.
     pub fn transfer_to<M: Module>(&self, other: &M) -> Result<Selection, SelectionError> {
-        self.refuse_partial("transfer the selection")?;
         let source: Vec<(Parsed, usize)> = self
             .groups()
             .iter()
             .enumerate()
             .flat_map(|(g, choice)| choice.paths.iter().map(move |p| (parse(p), g)))
             .collect();
+        // The tensors cut into cells: each cell's group, by tensor path.
+        let mut cells: HashMap<&str, Vec<(usize, u32)>> = HashMap::new();
+        for (g, choice) in self.groups().iter().enumerate() {
+            for c in &choice.cells {
+                cells.entry(c.path.as_str()).or_default().push((g, c.cell));
+            }
+        }
+        let tiled: Vec<Parsed> = cells.keys().map(|p| parse(p)).collect();
         let by_path: HashMap<String, usize> = source
             .iter()
             .map(|(p, g)| (p.segments.join("."), *g))
             .collect();
         let target_params = discover(other);
         let target: Vec<Parsed> = target_params.iter().map(|p| parse(&p.path)).collect();
-        let source_depths = depths(source.iter().map(|(p, _)| p));
+        let source_depths = depths(source.iter().map(|(p, _)| p).chain(&tiled));
         let target_depths = depths(target.iter());
         let target_templates: BTreeSet<&str> = target.iter().map(|t| t.template.as_str()).collect();
 
         let mut unmatched = Vec::new();
-        for (p, _) in &source {
+        for p in source.iter().map(|(p, _)| p).chain(&tiled) {
             if !target_templates.contains(p.template.as_str()) {
                 unmatched.push(format!("source: {}", p.segments.join(".")));
             }
         }
+        unmatched.sort();
         let mut mapped: Vec<(usize, usize, &Parsed)> = Vec::new(); // (target param, source group, source path)
+        // (target param, source tensor path): a counterpart cut into cells.
+        let mut mapped_cells: Vec<(usize, &Parsed)> = Vec::new();
         let source_parsed: HashMap<String, &Parsed> = source
             .iter()
-            .map(|(p, _)| (p.segments.join("."), p))
+            .map(|(p, _)| p)
+            .chain(&tiled)
+            .map(|p| (p.segments.join("."), p))
             .collect();
         for (t, parsed) in target.iter().enumerate() {
             let mut segs = parsed.segments.clone();
@@ -130,9 +153,22 @@ impl Selection {
                 segs[*pos] = map_index(*j, n_t, n_s).to_string();
             }
             let path = segs.join(".");
-            match by_path.get(&path) {
-                Some(&g) => mapped.push((t, g, source_parsed[&path])),
-                None => unmatched.push(format!("target: {}", target_params[t].path)),
+            match (by_path.get(&path), self.tilings().get(&path)) {
+                (Some(&g), _) => mapped.push((t, g, source_parsed[&path])),
+                (None, Some(tiling)) if cells.contains_key(path.as_str()) => {
+                    if tiling.fits(&target_params[t].shape) {
+                        mapped_cells.push((t, source_parsed[&path]));
+                    } else {
+                        unmatched.push(format!(
+                            "target: {} (shape {:?}; its counterpart `{path}` is cut into cells of a {} x {} view)",
+                            target_params[t].path,
+                            target_params[t].shape,
+                            tiling.rows,
+                            tiling.cols
+                        ));
+                    }
+                }
+                _ => unmatched.push(format!("target: {}", target_params[t].path)),
             }
         }
         if !unmatched.is_empty() {
@@ -141,10 +177,10 @@ impl Selection {
 
         let mut groups: Vec<GroupChoice> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for (t, g, source_path) in mapped {
+        let mut group_of = |g: usize, source_path: &Parsed, t: usize| -> usize {
             let from = &self.groups()[g];
             let name = rename(&from.score.name, source_path, &target[t]);
-            let k = *index.entry(name.clone()).or_insert_with(|| {
+            *index.entry(name.clone()).or_insert_with(|| {
                 let mut score = from.score.clone();
                 score.name = name;
                 score.params = 0;
@@ -160,12 +196,35 @@ impl Selection {
                     lora: from.lora,
                 });
                 groups.len() - 1
-            });
+            })
+        };
+        let mut whole: Vec<(usize, usize)> = Vec::new();
+        for (t, g, source_path) in mapped {
+            whole.push((group_of(g, source_path, t), t));
+        }
+        let mut parts: Vec<(usize, usize, u32)> = Vec::new();
+        let mut tilings = BTreeMap::new();
+        for (t, source_path) in mapped_cells {
+            let path = source_path.segments.join(".");
+            for &(g, cell) in &cells[path.as_str()] {
+                parts.push((group_of(g, source_path, t), t, cell));
+            }
+            tilings.insert(target_params[t].path.clone(), self.tilings()[&path]);
+        }
+        for (k, t) in whole {
             groups[k].score.params += target_params[t].numel;
             groups[k].paths.push(target_params[t].path.clone());
         }
+        for (k, t, cell) in parts {
+            let path = &target_params[t].path;
+            groups[k].score.params += tilings[path].cell_numel(cell as usize);
+            groups[k].cells.push(CellChoice {
+                path: path.clone(),
+                cell,
+            });
+        }
         let total = target_params.iter().map(|p| p.numel).sum();
-        Ok(self.with_groups(groups, total))
+        Ok(self.with_groups(groups, total).with_tilings(tilings))
     }
 }
 
@@ -199,5 +258,15 @@ mod tests {
         assert_eq!(rename("layers.3.mha.query", &s, &t), "layers.11.mha.query");
         assert_eq!(rename("layers.3", &s, &t), "layers.11");
         assert_eq!(rename("attention", &s, &t), "attention");
+        // Units below the tensor: a module's prefix and the unit's own name.
+        assert_eq!(
+            rename("layers.3.mha.head[2]", &s, &t),
+            "layers.11.mha.head[2]"
+        );
+        assert_eq!(
+            rename("layers.3.mha.query.out[5]", &s, &t),
+            "layers.11.mha.query.out[5]"
+        );
+        assert_eq!(rename("layers.head[2]", &s, &t), "layers.head[2]");
     }
 }

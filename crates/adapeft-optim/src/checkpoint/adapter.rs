@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use adapeft_selection::StoredCells;
+
 use super::error::CheckpointError;
 use super::manifest::{AdapterState, GenState, ReselectState};
 use crate::gen_lr::Gen;
@@ -49,6 +51,18 @@ pub(crate) mod sealed {
 fn masked_state(masked: &Masked) -> AdapterState {
     AdapterState {
         mask: masked.mask().group().clone(),
+        cells: masked
+            .mask()
+            .all_cells()
+            .iter()
+            .map(|(path, cells)| {
+                let stored = StoredCells {
+                    tiling: cells.tiling(),
+                    cells: cells.cells().to_vec(),
+                };
+                (path.clone(), stored)
+            })
+            .collect(),
         retired: masked.retired().iter().cloned().collect(),
         gen_lr: None,
         reselect: None,

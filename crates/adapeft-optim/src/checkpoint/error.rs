@@ -115,17 +115,6 @@ pub enum CheckpointError {
         given: String,
     },
 
-    /// The trainer's mask trains some tensors only in part (cells of units below the
-    /// tensor): the checkpoint records masks by whole parameters, so resuming would train
-    /// the whole tensors. Not supported yet.
-    #[error(
-        "the mask trains `{path}` only in part (units below the tensor): checkpoints of such masks are not supported yet"
-    )]
-    PartialTensors {
-        /// The first partially trained parameter.
-        path: String,
-    },
-
     /// On save: the optimizer holds state for a parameter that is not a trained parameter of
     /// the model given (the trainer was used with another model). Nothing is written.
     #[error("the optimizer holds state for {what}, which is not a trained parameter of this model")]

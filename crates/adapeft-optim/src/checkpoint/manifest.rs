@@ -12,9 +12,11 @@
 //! (serde_json writes and reads them exactly), the others as strings, because JSON has no NaN
 //! and GeN's history holds some (`b`, `a`, `r2` of a flat probe, non-finite losses).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use adapeft_selection::StoredCells;
 use adapeft_selection::integrity::{self, IntegrityError, checksum};
 use burn::module::ParamGroup;
 use serde::de::{self, Visitor};
@@ -28,9 +30,15 @@ use crate::reselect::HistoryEntry;
 /// The `format` field of every checkpoint manifest.
 pub const FORMAT: &str = "adapeft-checkpoint";
 
-/// The version of the checkpoint format this build writes and reads. A manifest with another
-/// version is refused with [`CheckpointError::UnsupportedVersion`].
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// The newest version of the checkpoint format this build writes and reads: 2, a checkpoint
+/// whose mask trains some tensors only in part (cells of units below the tensor, recorded in
+/// [`AdapterState::cells`]). A checkpoint without cells is written as version 1, which builds
+/// before cells read too; a manifest of any other version is refused with
+/// [`CheckpointError::UnsupportedVersion`].
+pub const CHECKPOINT_VERSION: u32 = 2;
+
+/// The version of a checkpoint without cells.
+const VERSION_WITHOUT_CELLS: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -110,14 +118,29 @@ pub struct OptimizerEntry {
 /// The trainer's state: the mask always, GeN's and re-selection's when the trainer has them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AdapterState {
-    /// The mask (a burn `ParamGroup`).
+    /// The mask (a burn `ParamGroup`): the parameters that train whole.
     pub mask: ParamGroup,
+    /// The parameters that train only in some cells (units below the tensor), with their
+    /// tiling and cells, by path (checkpoint version 2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cells: BTreeMap<String, StoredCells>,
     /// Paths that trained once and left the mask.
     pub retired: Vec<String>,
     /// GeN's state.
     pub gen_lr: Option<GenState>,
     /// Re-selection's state.
     pub reselect: Option<ReselectState>,
+}
+
+impl AdapterState {
+    /// The checkpoint version that records this state: 2 with cells, else 1.
+    pub fn version(&self) -> u32 {
+        if self.cells.is_empty() {
+            VERSION_WITHOUT_CELLS
+        } else {
+            CHECKPOINT_VERSION
+        }
+    }
 }
 
 /// The state of a [`Gen`](crate::Gen).
@@ -339,7 +362,7 @@ impl Manifest {
         let body = serde_json::to_value(self).expect("a manifest always serialises");
         let envelope = Envelope {
             format: FORMAT.to_string(),
-            version: u64::from(CHECKPOINT_VERSION),
+            version: u64::from(self.state.version()),
             checksum: checksum(body.to_string().as_bytes()),
             body,
         };
@@ -362,8 +385,10 @@ impl Manifest {
             }
             None => return Err(not_ours("it has no `format` field".into())),
         }
-        match value.get("version").and_then(Value::as_u64) {
-            Some(v) if v == u64::from(CHECKPOINT_VERSION) => {}
+        let version = value.get("version").and_then(Value::as_u64);
+        match version {
+            Some(v)
+                if v == u64::from(CHECKPOINT_VERSION) || v == u64::from(VERSION_WITHOUT_CELLS) => {}
             Some(found) => {
                 return Err(CheckpointError::UnsupportedVersion {
                     file: file.to_path_buf(),
@@ -378,7 +403,8 @@ impl Manifest {
             return Err(IntegrityError::Missing {
                 file: file.to_path_buf(),
                 reason: format!(
-                    "although checkpoint version {CHECKPOINT_VERSION} records the manifest's in `checksum`"
+                    "although checkpoint version {} records the manifest's in `checksum`",
+                    version.expect("checked above")
                 ),
             }
             .into());
@@ -391,12 +417,22 @@ impl Manifest {
             envelope.body.to_string().as_bytes(),
             &envelope.checksum,
         )?;
-        serde_json::from_value(envelope.body).map_err(|e| {
+        let manifest: Manifest = serde_json::from_value(envelope.body).map_err(|e| {
             super::error::corrupt(
                 file,
                 format!("its manifest does not describe a checkpoint: {e}"),
             )
-        })
+        })?;
+        if envelope.version == u64::from(VERSION_WITHOUT_CELLS) && !manifest.state.cells.is_empty()
+        {
+            return Err(super::error::corrupt(
+                file,
+                format!(
+                    "its version {VERSION_WITHOUT_CELLS} manifest records cells, which only version {CHECKPOINT_VERSION} has"
+                ),
+            ));
+        }
+        Ok(manifest)
     }
 }
 

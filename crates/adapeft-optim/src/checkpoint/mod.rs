@@ -3,9 +3,10 @@
 //! [`save_checkpoint`] writes, into a folder:
 //!
 //! - `trained-<token>.safetensors`: the trained tensors only, as
-//!   [`save_tensors`] writes them (with per-tensor
+//!   [`save_tensors_and_cells`] writes them (with per-tensor
 //!   checksums): the parameters inside the mask, plus those that trained once and left it at a
-//!   re-selection;
+//!   re-selection; a tensor the mask trains only in some cells (units below the tensor) as
+//!   those cells' values, its other entries being the base model's;
 //! - `optimizer-<token>.bpk`: burn's own record of the optimizer state (burnpack), which
 //!   holds state for the trained parameters only, since [`Masked`](crate::Masked) never lets
 //!   the optimizer see another parameter;
@@ -113,7 +114,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use adapeft_importance::{ParamMapper, ParamVisitor, layout, map_params, visit_params};
 use adapeft_selection::integrity::{self, checksum};
-use adapeft_selection::{Selection, load_tensors, save_tensors};
+use adapeft_selection::{Selection, load_tensors, save_tensors_and_cells};
 use burn::module::{Module, Param, ParamId};
 use burn::optim::OptimizerRecord;
 use burn::store::burn_pack::Reader;
@@ -127,7 +128,7 @@ pub use manifest::CHECKPOINT_VERSION;
 use error::corrupt;
 use manifest::{FileEntry, Manifest, OptimizerEntry, ParamEntry, TrainedParam};
 
-use crate::mask::GradientMask;
+use crate::mask::{CellMask, GradientMask};
 
 /// The manifest's file name inside a checkpoint folder.
 pub const MANIFEST_FILE: &str = "checkpoint.json";
@@ -167,8 +168,6 @@ pub struct Resumed<M> {
 /// - [`CheckpointError::ForeignState`] if the optimizer holds state for a parameter that is
 ///   not a trained parameter of `model` (the trainer was used with another model); nothing
 ///   is written;
-/// - [`CheckpointError::PartialTensors`] if the mask trains a tensor only in part (cells of
-///   units below the tensor), which the checkpoint cannot record yet;
 /// - [`CheckpointError::Io`], [`CheckpointError::Store`], [`CheckpointError::Record`] if a
 ///   file cannot be written, naming it. The previous checkpoint in `dir`, if any, is left
 ///   as it was.
@@ -188,14 +187,6 @@ pub fn save_checkpoint<M: Module, T: Resumable>(
                 what: format!("`{path}`"),
             });
         }
-    }
-    if let Some(slot) = slots
-        .iter()
-        .find(|s| masked.mask().cells(&s.path).is_some())
-    {
-        return Err(CheckpointError::PartialTensors {
-            path: slot.path.clone(),
-        });
     }
     let trainable: BTreeSet<String> = masked
         .mask()
@@ -244,15 +235,24 @@ pub fn save_checkpoint<M: Module, T: Resumable>(
 
     let trained_name = format!("trained-{token}.safetensors");
     let written = [dir.join(&trained_name), dir.join(&record_name)];
+    let state = trainer.state();
     let result = (|| {
         let paths: Vec<String> = trained.iter().map(|(p, _)| p.clone()).collect();
+        // A partially trained tensor is saved as its cells (the rest of it is the base's:
+        // `Masked` keeps it bit-identical), the others whole.
+        let whole: Vec<String> = paths
+            .iter()
+            .filter(|p| !state.cells.contains_key(*p))
+            .cloned()
+            .collect();
         // The selection is in the manifest already: the file's own manifest only says what
         // the file is part of.
         let header = format!(
-            r#"{{"format":"{}","version":{CHECKPOINT_VERSION}}}"#,
-            manifest::FORMAT
+            r#"{{"format":"{}","version":{}}}"#,
+            manifest::FORMAT,
+            state.version()
         );
-        save_tensors(model, &paths, &header, &written[0])?;
+        save_tensors_and_cells(model, &whole, &state.cells, &header, &written[0])?;
         let trained_bytes = fs::read(&written[0]).map_err(io(&written[0]))?;
         File::open(&written[0])
             .and_then(|f| f.sync_all())
@@ -284,7 +284,7 @@ pub fn save_checkpoint<M: Module, T: Resumable>(
                 state_tensors,
                 record: file_entry(&record_name, &record_bytes),
             },
-            state: trainer.state(),
+            state: state.clone(),
             selection: selection.map(compact_json),
         };
         let text = manifest.to_text();
@@ -449,7 +449,12 @@ pub fn load_checkpoint<M: Module, T: Resumable>(
             require_grad: &require_grad,
         },
     );
-    let mask = GradientMask::new(manifest.state.mask.clone());
+    let mut mask = GradientMask::new(manifest.state.mask.clone());
+    for (path, stored) in &manifest.state.cells {
+        let cells = CellMask::new(stored.tiling, stored.cells.iter().copied())
+            .map_err(|e| corrupt(&manifest_file, format!("the cells of `{path}`: {e}")))?;
+        mask = mask.with_cells(path.clone(), cells);
+    }
 
     let retired = manifest.state.retired.iter().cloned().collect();
     let restored = masked.restored(mask, retired, record);

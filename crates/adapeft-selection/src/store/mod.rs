@@ -25,21 +25,34 @@
 //!
 //! Nothing loads unverified by accident: see [`load_tensors`] for how a file written before
 //! checksums existed is recognised.
+//!
+//! # Cells
+//!
+//! A tensor trained only in some cells of its tiling (units below the tensor) is stored as
+//! those cells' values alone, with their tiling and cell numbers in the header metadata
+//! ([`save_tensors_and_cells`], [`StoredCells`]); [`load_tensors`] puts them back in place and
+//! leaves the tensor's other entries as the receiving model has them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use adapeft_importance::{ParamVisitor, layout, visit_params};
+use adapeft_importance::{ParamMapper, ParamVisitor, layout, map_params, visit_params};
 use burn::module::{Module, Param};
 use burn::store::{
     ApplyError, ModuleSnapshot, ModuleStore, SafetensorsStore, SafetensorsStoreError,
 };
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor, TensorData};
 use serde::Deserialize;
 
 use crate::integrity::{self, Checksums, IntegrityError};
+
+mod cells;
+
+pub use cells::{CELLS_KEY, CELLS_SUFFIX, StoredCells};
+use cells::{GatherCells, layout_json};
 
 /// Key under which the manifest JSON is stored in the safetensors header metadata.
 pub const MANIFEST_KEY: &str = "adapeft.selection";
@@ -52,10 +65,15 @@ pub const INTEGRITY_KEY: &str = "adapeft.integrity";
 /// header metadata.
 pub const VERSION_KEY: &str = "adapeft.version";
 
-/// The format version [`save_tensors`] writes: 2, a file that records checksums and must
-/// have them. Version 1 files carry no [`VERSION_KEY`]; they were written with or (by the
-/// first builds) without checksums, see [`load_tensors`].
-pub const STORE_VERSION: u32 = 2;
+/// The newest format version this build reads and writes: 3, a file that stores cells of
+/// partially trained tensors ([`save_tensors_and_cells`]). A file without cells is written
+/// as version 2 (checksums recorded and required), which builds before cells read too.
+/// Version 1 files carry no [`VERSION_KEY`]; they were written with or (by the first builds)
+/// without checksums, see [`load_tensors`].
+pub const STORE_VERSION: u32 = 3;
+
+/// The format version of a file without cells.
+const VERSION_WITHOUT_CELLS: u32 = 2;
 
 /// The metadata entries burn-store writes into every file by default. A file without
 /// checksums is recognised as older than them only when its metadata holds these and the
@@ -151,6 +169,17 @@ pub enum StoreError {
         found: u64,
     },
 
+    /// Cells of a partially trained tensor that do not fit it: a tiling of another shape, a
+    /// cell outside the tiling, cells out of order, no cell, or values of another dtype or
+    /// length (on save, cells asked for; on load, cells stored).
+    #[error("the cells of `{path}` do not fit: {reason}")]
+    InvalidCells {
+        /// The tensor's path.
+        path: String,
+        /// What does not fit.
+        reason: String,
+    },
+
     /// A stored tensor is not a floating-point tensor, so it cannot be a trained float
     /// parameter.
     #[error("stored tensor `{path}` has non-float dtype {dtype}")]
@@ -226,6 +255,65 @@ pub fn save_tensors<M: Module>(
     manifest_json: &str,
     file: impl AsRef<Path>,
 ) -> Result<(), StoreError> {
+    save_tensors_and_cells(model, paths, &BTreeMap::new(), manifest_json, file)
+}
+
+/// [`save_tensors`], and for each partially trained tensor in `cells` (by path) the values of
+/// its stored cells alone: the file then holds, for `fc.weight` trained in some output
+/// neurons, the entry `fc.weight#cells` with those neurons' entries, and the tiling and cell
+/// numbers under [`CELLS_KEY`] in its metadata, both checksummed. [`load_tensors`] puts them
+/// back. The file's size follows the trained entries: a tensor trained in 3 of its 512
+/// columns costs 3 columns.
+///
+/// Each stored tensor's values keep their dtype; the cells are gathered from its bytes, so a
+/// round trip is exact bit for bit. A file with cells is format version [`STORE_VERSION`] (3),
+/// which builds before cells refuse as newer; a file without them is version 2.
+///
+/// # Example
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use adapeft_importance::Tiling;
+/// use adapeft_selection::{StoredCells, load_tensors, save_tensors_and_cells};
+/// use burn::nn::LinearConfig;
+/// use burn::tensor::Device;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let device = Device::flex();
+/// let trained = LinearConfig::new(3, 4).init(&device);
+/// // The weight is [3, 4] (inputs x outputs): its output neurons are its 4 columns.
+/// let neurons = Tiling::new(&[3, 4], 3, 1).unwrap();
+/// let cells = BTreeMap::from([(
+///     "weight".to_string(),
+///     StoredCells { tiling: neurons, cells: vec![1, 3] },
+/// )]);
+///
+/// let dir = tempfile::tempdir()?;
+/// let file = dir.path().join("adapter.safetensors");
+/// save_tensors_and_cells(&trained, &["bias".to_string()], &cells, "{}", &file)?;
+///
+/// let base = LinearConfig::new(3, 4).init(&device);
+/// let (restored, _) = load_tensors(base.clone(), &file)?;
+/// let value = |m: &burn::nn::Linear, i: usize| m.weight.val().into_data().to_vec::<f32>().unwrap()[i];
+/// // Row 0, column 1 trained: the saved value. Row 0, column 0 did not: the base's.
+/// assert_eq!(value(&restored, 1), value(&trained, 1));
+/// assert_eq!(value(&restored, 0), value(&base, 0));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// What [`save_tensors`] returns, and [`StoreError::InvalidCells`] for cells that do not fit
+/// their tensor's shape, or a path both in `paths` (whole) and in `cells`; nothing is written.
+pub fn save_tensors_and_cells<M: Module>(
+    model: &M,
+    paths: &[String],
+    cells: &BTreeMap<String, StoredCells>,
+    manifest_json: &str,
+    file: impl AsRef<Path>,
+) -> Result<(), StoreError> {
     let file = file.as_ref();
     let params = float_params(model);
     let mut selected = BTreeSet::new();
@@ -235,18 +323,45 @@ pub fn save_tensors<M: Module>(
         }
         selected.insert(path.clone());
     }
-    let checksums = checksums_of(model, &selected, manifest_json);
+    for (path, stored) in cells {
+        let Some(shape) = params.get(path) else {
+            return Err(StoreError::UnknownPath { path: path.clone() });
+        };
+        let invalid = |reason: String| StoreError::InvalidCells {
+            path: path.clone(),
+            reason,
+        };
+        if selected.contains(path) {
+            return Err(invalid("the tensor is also saved whole".into()));
+        }
+        if let Some(reason) = stored.problem(shape) {
+            return Err(invalid(reason));
+        }
+    }
+    let checksums = checksums_of(model, &selected, cells, manifest_json);
+    let entries = selected
+        .into_iter()
+        .chain(cells.keys().map(|p| format!("{p}{CELLS_SUFFIX}")));
 
     let mut store = SafetensorsStore::from_file(file)
         // burn-store saves *every* tensor when its filter is empty, and an empty filter is
         // what an empty `paths` would give. A predicate that matches nothing keeps the
         // filter non-empty without adding any tensor (the filter's terms are OR-ed).
         .with_predicate(match_nothing)
-        .with_full_paths(selected)
+        .with_full_paths(entries)
         .metadata(MANIFEST_KEY, manifest_json)
         .metadata(INTEGRITY_KEY, checksums.to_json())
-        .metadata(VERSION_KEY, STORE_VERSION.to_string())
         .overwrite(true);
+    store = if cells.is_empty() {
+        store.metadata(VERSION_KEY, VERSION_WITHOUT_CELLS.to_string())
+    } else {
+        // The adapter renames each partially trained tensor to its `#cells` entry (the filter
+        // sees the new name) and gathers the cells when the writer draws the bytes.
+        store
+            .metadata(VERSION_KEY, STORE_VERSION.to_string())
+            .metadata(CELLS_KEY, layout_json(cells))
+            .with_to_adapter(GatherCells(Arc::new(cells.clone())))
+    };
     model
         .save_into(&mut store)
         .map_err(|e| store_error(file, e))
@@ -268,7 +383,7 @@ pub fn save_tensors<M: Module>(
 /// - [`StoreError::UnsupportedVersion`] if a newer build wrote the file.
 pub fn read_manifest(file: impl AsRef<Path>) -> Result<String, StoreError> {
     let file = file.as_ref();
-    let (manifest, checksums, _) = manifest_and_checksums(file)?;
+    let (manifest, checksums, _, _) = manifest_and_checksums(file)?;
     if let Some(checksums) = checksums {
         integrity::verify(file, "(manifest)", manifest.as_bytes(), &checksums.manifest)?;
     }
@@ -276,8 +391,20 @@ pub fn read_manifest(file: impl AsRef<Path>) -> Result<String, StoreError> {
 }
 
 /// The manifest, the checksum record (`None` only for a file recognised as written before
-/// checksums, see [`load_tensors`]) and the rest of the header, from one read of the header.
-fn manifest_and_checksums(file: &Path) -> Result<(String, Option<Checksums>, Header), StoreError> {
+/// checksums, see [`load_tensors`]), the cell layout (checked against its checksum; empty for
+/// a file without cells) and the rest of the header, from one read of the header.
+#[allow(clippy::type_complexity)]
+fn manifest_and_checksums(
+    file: &Path,
+) -> Result<
+    (
+        String,
+        Option<Checksums>,
+        BTreeMap<String, StoredCells>,
+        Header,
+    ),
+    StoreError,
+> {
     let mut header = read_header(file)?;
     let mut metadata = header.metadata.take().unwrap_or_default();
     let manifest = metadata
@@ -287,13 +414,21 @@ fn manifest_and_checksums(file: &Path) -> Result<(String, Option<Checksums>, Hea
         })?;
     let format = metadata.remove(VERSION_KEY);
     let record = metadata.remove(INTEGRITY_KEY);
+    let layout = metadata.remove(CELLS_KEY);
     let missing = |reason: String| IntegrityError::Missing {
         file: file.to_path_buf(),
         reason,
     };
+    let corrupt = |reason: String| IntegrityError::Corrupt {
+        file: file.to_path_buf(),
+        reason,
+    };
+    let mut version = None;
     if let Some(format) = &format {
         match format.parse::<u64>() {
-            Ok(v) if v == u64::from(STORE_VERSION) => {}
+            Ok(v) if v == u64::from(VERSION_WITHOUT_CELLS) || v == u64::from(STORE_VERSION) => {
+                version = Some(v);
+            }
             Ok(found) if found > u64::from(STORE_VERSION) => {
                 return Err(StoreError::UnsupportedVersion {
                     file: file.to_path_buf(),
@@ -301,17 +436,14 @@ fn manifest_and_checksums(file: &Path) -> Result<(String, Option<Checksums>, Hea
                 });
             }
             _ => {
-                return Err(IntegrityError::Corrupt {
-                    file: file.to_path_buf(),
-                    reason: format!(
-                        "its `{VERSION_KEY}` entry is `{format}`, not a format version"
-                    ),
-                }
+                return Err(corrupt(format!(
+                    "its `{VERSION_KEY}` entry is `{format}`, not a format version"
+                ))
                 .into());
             }
         }
     }
-    let checksums = match (record, format) {
+    let checksums = match (record, &format) {
         (Some(text), _) => Some(Checksums::parse(file, &text)?),
         (None, Some(format)) => {
             return Err(
@@ -321,7 +453,10 @@ fn manifest_and_checksums(file: &Path) -> Result<(String, Option<Checksums>, Hea
         (None, None) => {
             // Written before checksums existed only if the metadata is what those builds
             // wrote: the manifest and burn-store's own entries.
-            let mut keys: Vec<&String> = metadata.keys().collect();
+            let mut keys: Vec<String> = metadata.keys().cloned().collect();
+            if layout.is_some() {
+                keys.push(CELLS_KEY.to_string());
+            }
             keys.sort();
             if let Some(key) = keys.iter().find(|k| !BURN_METADATA.contains(&k.as_str())) {
                 return Err(missing(format!(
@@ -332,7 +467,42 @@ fn manifest_and_checksums(file: &Path) -> Result<(String, Option<Checksums>, Hea
             None
         }
     };
-    Ok((manifest, checksums, header))
+    // Cells: in a version 3 file, and there with their layout and its checksum.
+    let with_cells = version == Some(u64::from(STORE_VERSION));
+    let cells = match (&checksums, layout) {
+        (Some(checksums), Some(text)) if with_cells => {
+            let Some(sum) = &checksums.cells else {
+                return Err(missing(
+                    "for its cell layout, although its format version stores cells".into(),
+                )
+                .into());
+            };
+            integrity::verify(file, "(cells)", text.as_bytes(), sum)?;
+            serde_json::from_str(&text)
+                .map_err(|e| corrupt(format!("its cell layout is unreadable: {e}")))?
+        }
+        (_, None) if with_cells => {
+            return Err(corrupt(format!(
+                "its format version {STORE_VERSION} stores cells, but it has no `{CELLS_KEY}` entry"
+            ))
+            .into());
+        }
+        (_, Some(_)) => {
+            return Err(corrupt(format!(
+                "it has a `{CELLS_KEY}` entry, which its format version does not store"
+            ))
+            .into());
+        }
+        _ => BTreeMap::new(),
+    };
+    if !with_cells && checksums.as_ref().is_some_and(|c| c.cells.is_some()) {
+        return Err(corrupt(
+            "its checksum record lists a cell layout, which its format version does not store"
+                .into(),
+        )
+        .into());
+    }
+    Ok((manifest, checksums, cells, header))
 }
 
 /// Puts the tensors stored in `file` by [`save_tensors`] back onto `model`, matched by path,
@@ -390,40 +560,48 @@ pub fn load_tensors<M: Module>(
     file: impl AsRef<Path>,
 ) -> Result<(M, String), StoreError> {
     let file = file.as_ref();
-    let (manifest, checksums, header) = manifest_and_checksums(file)?;
+    let (manifest, checksums, layout, header) = manifest_and_checksums(file)?;
     if let Some(checksums) = checksums {
         integrity::verify(file, "(manifest)", manifest.as_bytes(), &checksums.manifest)?;
         check_tensors(&checksums, file, &header)?;
     }
 
-    // No filter: every tensor in the file is applied. `allow_partial` because the file holds a
-    // subset of the model's parameters by design; `validate(false)` so that apply errors come
-    // back as a structured `ApplyResult` rather than as one formatted string.
+    // No filter: every tensor in the file is applied (the `#cells` entries match no
+    // parameter and come back unused). `allow_partial` because the file holds a subset of the
+    // model's parameters by design; `validate(false)` so that apply errors come back as a
+    // structured `ApplyResult` rather than as one formatted string.
     let mut store = SafetensorsStore::from_file(file)
         .allow_partial(true)
         .validate(false);
 
     let params = float_params(&model);
     let stored = store.get_all_tensors().map_err(|e| store_error(file, e))?;
-    for (path, tensor) in stored {
-        let Some(shape) = params.get(path) else {
-            return Err(StoreError::MissingParam { path: path.clone() });
-        };
+    let mut expected = BTreeSet::new();
+    let mut cell_values = BTreeMap::new();
+    for (name, tensor) in stored {
         if !tensor.dtype.is_float() {
             return Err(StoreError::NotFloat {
-                path: path.clone(),
+                path: name.clone(),
                 dtype: format!("{:?}", tensor.dtype),
             });
         }
+        if let Some(path) = name.strip_suffix(CELLS_SUFFIX) {
+            cell_values.insert(path.to_string(), tensor);
+            continue;
+        }
+        let Some(shape) = params.get(name) else {
+            return Err(StoreError::MissingParam { path: name.clone() });
+        };
         if tensor.shape.to_vec() != *shape {
             return Err(StoreError::ShapeMismatch {
-                path: path.clone(),
+                path: name.clone(),
                 stored: tensor.shape.to_vec(),
                 model: shape.clone(),
             });
         }
+        expected.insert(name.clone());
     }
-    let expected: BTreeSet<String> = stored.keys().cloned().collect();
+    let cells = check_cells(file, &model, &params, &layout, &cell_values)?;
 
     let mut model = model;
     let result = model
@@ -449,7 +627,7 @@ pub fn load_tensors<M: Module>(
             },
         });
     }
-    if let Some(path) = result.unused.first() {
+    if let Some(path) = result.unused.iter().find(|p| !p.ends_with(CELLS_SUFFIX)) {
         return Err(StoreError::MissingParam { path: path.clone() });
     }
     let applied: BTreeSet<String> = result.applied.into_iter().collect();
@@ -457,14 +635,126 @@ pub fn load_tensors<M: Module>(
         return Err(StoreError::MissingParam { path: path.clone() });
     }
 
-    Ok((model, manifest))
+    Ok((put_cells(model, cells), manifest))
 }
 
-/// The checksums [`save_tensors`] records for `paths` of `model` (the bytes of each stored
-/// base tensor, as burn-store writes them) and the manifest.
-fn checksums_of<M: Module>(model: &M, paths: &BTreeSet<String>, manifest: &str) -> Checksums {
+/// Checks every stored cell entry against the file's layout and the receiving model (a float
+/// parameter at its path, of the layout's shape and the values' dtype, and as many values as
+/// the cells hold), before anything is loaded. Returns each path's cells and value bytes.
+fn check_cells<M: Module>(
+    file: &Path,
+    model: &M,
+    params: &HashMap<String, Vec<usize>>,
+    layout: &BTreeMap<String, StoredCells>,
+    values: &BTreeMap<String, &burn::store::burn_pack::Tensor>,
+) -> Result<HashMap<String, (StoredCells, Vec<u8>)>, StoreError> {
+    let corrupt = |reason: String| IntegrityError::Corrupt {
+        file: file.to_path_buf(),
+        reason,
+    };
+    if let Some(path) = layout.keys().find(|p| !values.contains_key(*p)) {
+        return Err(corrupt(format!(
+            "its cell layout lists `{path}`, whose `{path}{CELLS_SUFFIX}` entry is not stored"
+        ))
+        .into());
+    }
+    if let Some(path) = values.keys().find(|p| !layout.contains_key(*p)) {
+        return Err(corrupt(format!(
+            "it stores `{path}{CELLS_SUFFIX}`, which its cell layout does not list"
+        ))
+        .into());
+    }
+    let dtypes = float_dtypes(model, layout);
+    let mut out = HashMap::new();
+    for (path, cells) in layout {
+        let Some(shape) = params.get(path) else {
+            return Err(StoreError::MissingParam { path: path.clone() });
+        };
+        let invalid = |reason: String| StoreError::InvalidCells {
+            path: path.clone(),
+            reason,
+        };
+        if let Some(reason) = cells.problem(shape) {
+            return Err(invalid(reason));
+        }
+        let tensor = values[path];
+        let dtype = dtypes[path];
+        if tensor.dtype != dtype {
+            return Err(invalid(format!(
+                "the stored values are {:?}, the model's parameter is {dtype:?}",
+                tensor.dtype
+            )));
+        }
+        if tensor.shape.to_vec() != [cells.numel() as usize] {
+            return Err(invalid(format!(
+                "{:?} values are stored for cells of {} entries",
+                tensor.shape.to_vec(),
+                cells.numel()
+            )));
+        }
+        let bytes = tensor.to_bytes().map_err(|e| StoreError::Store {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        out.insert(path.clone(), (cells.clone(), bytes.to_vec()));
+    }
+    Ok(out)
+}
+
+/// The dtype of each parameter of `model` named in `paths`.
+fn float_dtypes<M: Module, V>(model: &M, paths: &BTreeMap<String, V>) -> HashMap<String, DType> {
+    struct Dtypes<'a, V>(&'a BTreeMap<String, V>, HashMap<String, DType>);
+    impl<V> ParamVisitor for Dtypes<'_, V> {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            if self.0.contains_key(path) {
+                self.1.insert(path.to_string(), param.base().dtype());
+            }
+        }
+    }
+    let mut dtypes = Dtypes(paths, HashMap::new());
+    visit_params(model, &mut dtypes);
+    dtypes.1
+}
+
+/// `model` with each partially trained tensor's stored cells written over its entries there,
+/// bit for bit; its other entries, id and require-grad setting stay as they were.
+fn put_cells<M: Module>(model: M, cells: HashMap<String, (StoredCells, Vec<u8>)>) -> M {
+    struct Put(HashMap<String, (StoredCells, Vec<u8>)>);
+    impl ParamMapper for Put {
+        fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some((cells, values)) = self.0.remove(path) else {
+                return param;
+            };
+            param.map(|w| {
+                let require_grad = w.is_require_grad();
+                let device = w.device();
+                let data = w.into_data();
+                let (shape, dtype) = (data.shape().clone(), data.dtype());
+                let mut bytes = data.into_bytes().to_vec();
+                cells.scatter(&mut bytes, &values, dtype.size());
+                let w = Tensor::from_data(TensorData::from_bytes_vec(bytes, shape, dtype), &device);
+                if require_grad { w.require_grad() } else { w }
+            })
+        }
+    }
+    if cells.is_empty() {
+        return model;
+    }
+    map_params(model, &mut Put(cells))
+}
+
+/// The checksums [`save_tensors_and_cells`] records for `paths` of `model` (the bytes of each
+/// stored base tensor, as burn-store writes them), for the cells of `cells` (their gathered
+/// bytes, under `<path>#cells`, and the layout's JSON) and for the manifest.
+fn checksums_of<M: Module>(
+    model: &M,
+    paths: &BTreeSet<String>,
+    cells: &BTreeMap<String, StoredCells>,
+    manifest: &str,
+) -> Checksums {
     struct Sums<'a> {
         paths: &'a BTreeSet<String>,
+        cells: &'a BTreeMap<String, StoredCells>,
         out: BTreeMap<String, String>,
     }
     impl ParamVisitor for Sums<'_> {
@@ -473,17 +763,26 @@ fn checksums_of<M: Module>(model: &M, paths: &BTreeSet<String>, manifest: &str) 
                 let data = param.base().into_data();
                 self.out
                     .insert(path.to_string(), integrity::checksum(data.as_bytes()));
+            } else if let Some(cells) = self.cells.get(path) {
+                let data = param.base().into_data();
+                let values = cells.gather(data.as_bytes(), data.dtype().size());
+                self.out.insert(
+                    format!("{path}{CELLS_SUFFIX}"),
+                    integrity::checksum(&values),
+                );
             }
         }
     }
     let mut sums = Sums {
         paths,
+        cells,
         out: BTreeMap::new(),
     };
     visit_params(model, &mut sums);
     Checksums {
         manifest: integrity::checksum(manifest.as_bytes()),
         tensors: sums.out,
+        cells: (!cells.is_empty()).then(|| integrity::checksum(layout_json(cells).as_bytes())),
     }
 }
 
@@ -625,6 +924,7 @@ fn float_params<M: Module>(model: &M) -> HashMap<String, Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adapeft_importance::Tiling;
     use burn::module::Lora;
     use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
     use burn::tensor::Device;
@@ -1019,6 +1319,89 @@ mod tests {
             err.to_string().contains(&nowhere.display().to_string()),
             "{err}"
         );
+    }
+
+    /// Cells of a partially trained tensor: stored alone, put back in place, the rest of the
+    /// tensor the receiving model's; cells that do not fit are refused on save and on load.
+    #[test]
+    fn cells_round_trip_in_place_and_misfits_are_refused() {
+        let device = Device::flex();
+        let trained = Small::new(&device, 5);
+        let base = Small::new(&device, 5);
+        let dir = adapeft_testing::temp_dir("store");
+        let file = dir.path().join("cells.safetensors");
+        // fc1.weight is [4, 5]: blocks of 2 x 2 make cells 0..6 on a 2 x 3 grid.
+        let tiling = Tiling::new(&[4, 5], 2, 2).unwrap();
+        let cells = |cells: Vec<u32>| {
+            BTreeMap::from([("fc1.weight".to_string(), StoredCells { tiling, cells })])
+        };
+        save_tensors_and_cells(
+            &trained,
+            &strings(&["fc2.bias"]),
+            &cells(vec![2, 3]),
+            MANIFEST,
+            &file,
+        )
+        .unwrap();
+        assert_eq!(stored_keys(&file), ["fc1.weight#cells", "fc2.bias"]);
+
+        let (loaded, manifest) = load_tensors(base.clone(), &file).unwrap();
+        assert_eq!(manifest, MANIFEST);
+        let (t, b, l) = (bytes(&trained), bytes(&base), bytes(&loaded));
+        for (path, value) in &l {
+            match path.as_str() {
+                "fc2.bias" => assert_eq!(value, &t[path]),
+                "fc1.weight" => {
+                    // Cell 2: rows 0..2, column 4; cell 3: rows 2..4, columns 0..2.
+                    for (k, entry) in value.chunks(4).enumerate() {
+                        let (i, j) = (k / 5, k % 5);
+                        let trained_here = (i < 2 && j == 4) || (i >= 2 && j < 2);
+                        let want = if trained_here { &t[path] } else { &b[path] };
+                        assert_eq!(entry, &want[k * 4..k * 4 + 4], "fc1.weight[{i}, {j}]");
+                    }
+                }
+                _ => assert_eq!(value, &b[path], "{path}"),
+            }
+        }
+
+        let refused = |result: Result<(), StoreError>, words: &str| match result {
+            Err(StoreError::InvalidCells { path, reason }) => {
+                assert_eq!(path, "fc1.weight");
+                assert!(reason.contains(words), "{reason}");
+            }
+            other => panic!("{words}: got {other:?}"),
+        };
+        let other = dir.path().join("other.safetensors");
+        let save = |paths: &[&str], cells: &BTreeMap<String, StoredCells>| {
+            save_tensors_and_cells(&trained, &strings(paths), cells, "{}", &other)
+        };
+        refused(save(&["fc1.weight"], &cells(vec![1])), "also saved whole");
+        refused(save(&[], &cells(vec![6])), "cell 6");
+        refused(save(&[], &cells(vec![3, 1])), "ascending");
+        refused(save(&[], &cells(vec![])), "no cell");
+        let transposed = BTreeMap::from([(
+            "fc1.weight".to_string(),
+            StoredCells {
+                tiling: Tiling::new(&[5, 4], 1, 4).unwrap(),
+                cells: vec![0],
+            },
+        )]);
+        refused(save(&[], &transposed), "5 x 4 view");
+        let unknown = BTreeMap::from([(
+            "fc9.weight".to_string(),
+            StoredCells {
+                tiling,
+                cells: vec![0],
+            },
+        )]);
+        assert!(
+            matches!(save(&[], &unknown), Err(StoreError::UnknownPath { path }) if path == "fc9.weight")
+        );
+        assert!(!other.exists(), "nothing written");
+
+        // Onto a model whose fc1.weight has another shape.
+        let wider = Small::new(&device, 6);
+        refused(load_tensors(wider, &file).map(|_| ()), "4 x 5 view");
     }
 
     #[test]
