@@ -4,6 +4,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EstimateError;
@@ -391,8 +392,21 @@ where
     };
     // The trapezoid rule's second half of the previous step, `1/2 G(t) . dw(t-1)`.
     let mut previous: Option<ParamVec> = None;
+    // A tensor only some of whose cells are grouped (a subset of units) trains in those cells
+    // alone: its gradient is zeroed elsewhere, so neither SGD nor Adam moves the rest.
+    let partly = groups.partly_grouped();
+    let mut outside: Vec<Option<Tensor<1, Bool>>> = vec![None; partly.len()];
     for t in 0..config.steps {
-        let grad = step_gradient(passes, &state, t, track, what)?;
+        let mut grad = step_gradient(passes, &state, t, track, what)?;
+        for (i, cells) in partly.iter().enumerate() {
+            let Some((tiling, cells)) = cells else {
+                continue;
+            };
+            if let Some(g) = grad[i].take() {
+                let mask = outside[i].get_or_insert_with(|| tiling.outside(cells, &g.device()));
+                grad[i] = Some(g.mask_fill(mask.clone(), 0.0));
+            }
+        }
         let credited = match held.as_deref_mut() {
             Some(held) => held_out_gradient(held, &state, t, track, what)?,
             None => grad.clone(),

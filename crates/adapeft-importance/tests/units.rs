@@ -369,11 +369,13 @@ fn baselines_of_blocks_and_neurons_match_the_closed_form_gradient() {
 /// The Adam run of `config` on the logistic problem computed on the host in f64 from the
 /// closed-form gradient (one batch, every coordinate at the run's rate): each coordinate's
 /// credit, `sum_t G_i(t) s_i(t)` (allocation) or `sum_t 1/2 (G_i(t) + G_i(t+1)) s_i(t)`
-/// (trapezoid), for the weight (`[d, c]` row-major) and the bias.
+/// (trapezoid), for the weight (`[d, c]` row-major) and the bias. With `trains`, only the
+/// coordinates it marks (weight then bias) train: the others' gradient is zero.
 fn host_credits(
     problem: &LogisticProblem,
     model: &Logistic,
     config: &ShortRun,
+    trains: Option<&[bool]>,
 ) -> (Vec<f64>, Vec<f64>) {
     let RunOptimizer::Adam {
         beta_1,
@@ -391,7 +393,13 @@ fn host_credits(
     let mut credit = vec![0.0; n];
     let gradient = |w: &[f64], bias: &[f64]| {
         let (gw, gb) = problem.gradients_at(w, bias);
-        [gw, gb].concat()
+        let mut g = [gw, gb].concat();
+        if let Some(trains) = trains {
+            g.iter_mut()
+                .zip(trains)
+                .for_each(|(g, &t)| *g *= f64::from(u8::from(t)));
+        }
+        g
     };
     let mut grad = gradient(&w, &bias);
     for t in 1..=config.steps {
@@ -437,7 +445,7 @@ fn short_run_credits_of_units_match_the_host_run_and_sum_to_the_tensors() {
                 value,
                 held_out: 0,
             };
-            let (cw, cb) = host_credits(&problem, &model, &config);
+            let (cw, cb) = host_credits(&problem, &model, &config, None);
             let tensors = config.estimate(&model, batches, &whole).unwrap();
             for unit in [
                 Unit::Blocks { rows: 2, cols: 3 },
@@ -478,6 +486,73 @@ fn short_run_credits_of_units_match_the_host_run_and_sum_to_the_tensors() {
                 assert_eq!(scores.cost.backward_passes, tensors.cost.backward_passes);
             }
         }
+    }
+}
+
+/// A run over a subset of the units (`Groups::subset`: two blocks of the weight, the bias
+/// left out) trains those cells alone: their credits are the host run's in which only they
+/// move, not those of a run that trains the whole weight.
+#[test]
+fn a_short_run_over_some_units_trains_only_their_cells() {
+    for be in backends() {
+        let problem = LogisticProblem::random(40, 5, 4, 3);
+        let model = problem.model(&be.device);
+        let batch = problem.batch(&be.device, 1.0);
+        let units = per_tensor(&model)
+            .split(
+                &UnitRules::new()
+                    .with("^linear$", Unit::Blocks { rows: 2, cols: 3 })
+                    .unwrap(),
+            )
+            .unwrap();
+        let tiling = units.tilings()[0].expect("the weight is tiled");
+        let keep = [
+            index(&units, "linear.block[0,0]"),
+            index(&units, "linear.block[2,1]"),
+        ];
+        let subset = units.subset(&keep);
+        let config = ShortRun {
+            steps: 6,
+            learning_rate: 0.05,
+            optimizer: RunOptimizer::adam(),
+            value: ShortRunValue::Trapezoid,
+            held_out: 0,
+        };
+        // The two blocks' entries train; every other weight entry and the bias do not.
+        let nw = tiling.rows * tiling.cols;
+        let mut trains = vec![false; nw + tiling.cols];
+        for cell in [0, 2 * tiling.grid().1 + 1] {
+            let (rows, cols) = tiling.cell_rect(cell);
+            for i in rows {
+                for j in cols.clone() {
+                    trains[i * tiling.cols + j] = true;
+                }
+            }
+        }
+        let (cw, _) = host_credits(&problem, &model, &config, Some(&trains));
+        let (all, _) = host_credits(&problem, &model, &config, None);
+        let scores = config
+            .estimate(&model, std::slice::from_ref(&batch), &subset)
+            .unwrap();
+        let want = host_cell_sums(&cw, &tiling);
+        let whole = host_cell_sums(&all, &tiling);
+        let cells = [0, 2 * tiling.grid().1 + 1];
+        for (k, cell) in cells.into_iter().enumerate() {
+            let got = &scores.groups[k];
+            let what = format!("{} {}", be.name, got.name);
+            close(got.b, want[cell], 10.0 * max_abs(&want), &what);
+        }
+        // The control: a run of the whole weight credits these cells differently, by far more
+        // than the tolerance above.
+        let apart = cells
+            .iter()
+            .map(|&c| (want[c] - whole[c]).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            apart > 1e-2 * max_abs(&want),
+            "{}: the control does not tell the runs apart ({apart})",
+            be.name
+        );
     }
 }
 

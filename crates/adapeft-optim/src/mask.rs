@@ -6,7 +6,7 @@ use adapeft_importance::{Groups, ParamSlot, ParamVisitor, Tiling, layout, visit_
 use adapeft_selection::Selection;
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{GradientsParams, MultiGradientsParams};
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Tensor};
 
 use crate::error::OptimError;
 
@@ -121,18 +121,7 @@ impl CellMask {
     /// the cell grid, broadcast over each cell's rows and columns and cut to the tensor's
     /// 2-D view (the last bands may be shorter).
     pub(crate) fn frozen(&self, device: &Device) -> Tensor<1, Bool> {
-        let t = self.tiling;
-        let (nr, nc) = t.grid();
-        let mut grid = vec![true; nr * nc];
-        for &c in &self.cells {
-            grid[c as usize] = false;
-        }
-        Tensor::<2, Bool>::from_data(TensorData::new(grid, [nr, nc]), device)
-            .reshape([nr, 1, nc, 1])
-            .expand([nr, t.band_rows, nc, t.band_cols])
-            .reshape([nr * t.band_rows, nc * t.band_cols])
-            .slice([0..t.rows, 0..t.cols])
-            .reshape([t.rows * t.cols])
+        self.tiling.outside(&self.cells, device)
     }
 }
 

@@ -330,6 +330,27 @@ impl Groups {
         grouped
     }
 
+    /// For each tiled parameter some of whose cells are in no group (after
+    /// [`Groups::subset`] or [`Groups::retain`]), its tiling and the cells that are, ascending;
+    /// `None` for every other parameter. A run that trains these groups must leave the other
+    /// cells alone.
+    pub(crate) fn partly_grouped(&self) -> Vec<Option<(Tiling, Vec<u32>)>> {
+        let mut cells: Vec<Vec<u32>> = vec![Vec::new(); self.params.len()];
+        for part in self.groups.iter().flat_map(|g| &g.parts) {
+            cells[part.param as usize].push(part.cell);
+        }
+        cells
+            .into_iter()
+            .zip(&self.tilings)
+            .map(|(mut cells, tiling)| {
+                let tiling = (*tiling)?;
+                cells.sort_unstable();
+                cells.dedup();
+                (!cells.is_empty() && cells.len() < tiling.cells()).then_some((tiling, cells))
+            })
+            .collect()
+    }
+
     /// The group of each parameter's first cell in group order, for a tiled one (`None` when
     /// untiled or in no group).
     pub(crate) fn first_part_owner(&self) -> Vec<Option<usize>> {

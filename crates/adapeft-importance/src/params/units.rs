@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
+use burn::tensor::{Bool, Device, Tensor, TensorData};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +103,26 @@ impl Tiling {
     pub fn cell_numel(&self, cell: usize) -> u64 {
         let (r, c) = self.cell_rect(cell);
         (r.len() * c.len()) as u64
+    }
+
+    /// `true` at every entry outside the cells `cells`, flattened row-major (the tensor's
+    /// 2-D view), on `device`: the cell grid, broadcast over each cell's rows and columns and
+    /// cut to the view (the last bands may be shorter).
+    ///
+    /// # Panics
+    /// If a cell is not below [`Tiling::cells`].
+    pub fn outside(&self, cells: &[u32], device: &Device) -> Tensor<1, Bool> {
+        let (nr, nc) = self.grid();
+        let mut grid = vec![true; nr * nc];
+        for &c in cells {
+            grid[c as usize] = false;
+        }
+        Tensor::<2, Bool>::from_data(TensorData::new(grid, [nr, nc]), device)
+            .reshape([nr, 1, nc, 1])
+            .expand([nr, self.band_rows, nc, self.band_cols])
+            .reshape([nr * self.band_rows, nc * self.band_cols])
+            .slice([0..self.rows, 0..self.cols])
+            .reshape([self.rows * self.cols])
     }
 }
 
