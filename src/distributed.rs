@@ -3,11 +3,10 @@
 //!
 //! Compiled only with the `cuda` feature: burn implements its collectives on CUDA (NCCL)
 //! alone, and `all_reduce` panics on flex and wgpu. Its build needs LLVM 23, which
-//! `scripts/cuda-llvm.sh` installs from pip (it has compiled and passed clippy that way; CI does
-//! not build it yet, and it has never run on a GPU); it is meant to be tested on a machine with at least two
-//! CUDA GPUs by running `tests/multi_device.rs`'s comparisons with
-//! `Shard`s on `Device::cuda(0)` and `Device::cuda(1)` and a `DeviceReduce` in place of the
-//! `HostReduce` (see the README's "Several devices" section). On one machine without NCCL,
+//! `scripts/cuda-llvm.sh` installs from pip; CI compiles and lints it that way, but it has
+//! never run on a GPU. `tests/multi_device.rs`'s
+//! `device_reduce_on_two_cuda_gpus_equals_host_reduce` compares it with `HostReduce` on two
+//! CUDA GPUs (`scripts/gpu-run.sh` runs it where there are two). On one machine without NCCL,
 //! or across machines through burn's remote devices, use [`HostReduce`]: the reduced numbers
 //! are small and live on the host anyway.
 //!

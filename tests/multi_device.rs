@@ -22,7 +22,9 @@
 //!   `GradientMask::filter` in the `TrainStep` ends at the parameters of a hand-written
 //!   one-device loop on the same batch pairs (relative `1e-5`), with the tensors outside the
 //!   mask bit-identical to their initial values; `Masked::step_multi` against
-//!   `Masked::step` on the accumulated gradients likewise.
+//!   `Masked::step` on the accumulated gradients likewise;
+//! - with the `cuda` feature, on two CUDA GPUs only: `DeviceReduce` (burn's `all_reduce`)
+//!   against `HostReduce`, bit for bit (`scripts/gpu-run.sh` runs it where there are two).
 
 use std::collections::BTreeSet;
 
@@ -639,4 +641,92 @@ fn masked_step_multi_equals_masked_step_on_the_accumulated_gradients() {
         let filtered = mask.filter_multi(grads, &model);
         assert!(filtered.grads.iter().all(|(g, _)| g.len() == 1));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two CUDA GPUs: the device collective
+
+/// `DeviceReduce` (burn's `all_reduce`, NCCL) against `HostReduce` on the same two shards,
+/// one on each of two CUDA GPUs: every estimator's statistics agree to [`STAT_TOL`] (a two-term
+/// sum in f64 is the same in any order, so only the GPUs' own kernels, if they reduce in a
+/// varying order, could tell the two runs apart), and the selector through `Data::Sharded`
+/// chooses the same parameters.
+///
+/// Compiled with the `cuda` feature only (CI compiles and lints it there, step 4); it needs
+/// two CUDA GPUs, whose number it reads from `ADAPEFT_TEST_CUDA_DEVICES`
+/// (`scripts/gpu-run.sh` sets it from `nvidia-smi -L` and skips this test with fewer than
+/// two). Without two it fails rather than passing without having run.
+#[cfg(feature = "cuda")]
+#[test]
+fn device_reduce_on_two_cuda_gpus_equals_host_reduce() {
+    use adapeft::distributed::DeviceReduce;
+
+    let gpus: usize = std::env::var("ADAPEFT_TEST_CUDA_DEVICES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        gpus >= 2,
+        "this test needs two CUDA GPUs: set ADAPEFT_TEST_CUDA_DEVICES to their number \
+         (scripts/gpu-run.sh does), or leave it out with `-- --skip device_reduce`"
+    );
+    let devices = [Device::cuda(0).autodiff(), Device::cuda(1).autodiff()];
+    devices[0].seed(5);
+    let model = Net::new(GradientMask::all(), &devices[0]);
+    let data = samples(4 * BATCH, 1);
+    let shards = [
+        Shard::new(devices[0].clone(), batches(&data[..2 * BATCH], &devices[0])),
+        Shard::new(devices[1].clone(), batches(&data[2 * BATCH..], &devices[1])),
+    ];
+    let groups = Grouping::PerTensor.group(discover(&model)).unwrap();
+    let device_reduce = DeviceReduce::new(devices.to_vec());
+    for estimator in estimators() {
+        let objective = adapeft::importance::ModelObjective;
+        let host = estimator
+            .estimate_sharded(
+                &model,
+                &shards,
+                &groups,
+                &objective,
+                &HostReduce::new(2).unwrap(),
+            )
+            .unwrap();
+        let device = estimator
+            .estimate_sharded(&model, &shards, &groups, &objective, &device_reduce)
+            .unwrap();
+        match (device.loss, host.loss) {
+            (Some(x), Some(y)) => assert!(close(x, y, STAT_TOL), "{estimator}: loss {x} vs {y}"),
+            (x, y) => assert_eq!(x, y, "{estimator}: loss"),
+        }
+        for (d, h) in pairs(&device.groups, &host.groups, &format!("{estimator}")) {
+            for (what, x, y) in [
+                ("b", d.b, h.b),
+                ("a", d.a, h.a),
+                ("value", d.value, h.value),
+            ] {
+                assert!(
+                    close(x, y, STAT_TOL),
+                    "{estimator}: group {} {what}: DeviceReduce {x} vs HostReduce {y}",
+                    d.name
+                );
+            }
+        }
+        report(&format!("cuda, DeviceReduce: {estimator}"));
+    }
+    let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
+    let by_device = config
+        .select_with(
+            &model,
+            Data::Sharded {
+                shards: &shards,
+                reduce: &device_reduce,
+            },
+            Budget::Fraction(0.3),
+            &adapeft::importance::ModelObjective,
+        )
+        .unwrap();
+    let by_host = config
+        .select_sharded(&model, &shards, Budget::Fraction(0.3))
+        .unwrap();
+    assert_eq!(by_device.chosen_paths(), by_host.chosen_paths());
 }
