@@ -1,12 +1,13 @@
 //! Training units below the tensor (issue 21, part 3): masks of cells (`CellMask`,
 //! `GradientMask::from_groups`) and `Masked`, which keeps every untrained entry of a partially
 //! trained tensor bit-identical to its value before training, AdamW's decoupled weight decay
-//! included; adapter files that hold only the trained cells (`save_trained`, `load_trained`).
+//! included; `Reselect` between selections of units; adapter files that hold only the
+//! trained cells (`save_trained`, `load_trained`).
 //! The trained entries are computed here from the tilings' rectangles, independently of the
 //! masks' and the file's own construction. Every test runs on each backend `backends()` gives.
 
 use adapeft::importance::{Estimator, Groups, Objective, ShortRun, Unit, UnitRules};
-use adapeft::optim::{CellMask, GradientMask, Masked, OptimError};
+use adapeft::optim::{CellMask, GradientMask, Masked, OptimError, Reselect};
 use adapeft::selection::SelectionError;
 use adapeft::{AdaPeftConfig, Budget, Scored, Selection, load_trained, save_trained};
 use adapeft_testing::*;
@@ -294,6 +295,75 @@ fn a_selection_of_units_trains_exactly_its_cells() {
     }
 }
 
+/// The selection of exactly the groups `chosen` of `units`: each worth 1, every other group
+/// nothing, at a budget of their size.
+fn selection_of(
+    model: &Mlp,
+    batch: &RegressionBatch,
+    units: &Groups,
+    chosen: &[usize],
+) -> Selection {
+    let mut scores = adapeft::Baseline::GradientNorm
+        .estimate(model, std::slice::from_ref(batch), units)
+        .unwrap();
+    for (k, s) in scores.groups.iter_mut().enumerate() {
+        s.value = if chosen.contains(&k) { 1.0 } else { 0.0 };
+    }
+    let size: u64 = chosen.iter().map(|&k| scores.groups[k].params).sum();
+    let scored = Scored::new(units.clone(), scores, 1).unwrap();
+    let selection = AdaPeftConfig::new()
+        .select_scored(&scored, Budget::Params(size))
+        .unwrap();
+    let picked: Vec<usize> = (0..units.len())
+        .filter(|&k| selection.groups()[k].chosen)
+        .collect();
+    let mut want = chosen.to_vec();
+    want.sort_unstable();
+    assert_eq!(picked, want);
+    selection
+}
+
+/// `Reselect` between two selections of units that cut the same tensors differently: each
+/// phase moves its own cells and nothing else (the other phase's cells included, although
+/// AdamW keeps the tensors' dense state across the switch).
+#[test]
+fn reselect_between_selections_of_units_trains_each_phase_s_cells_only() {
+    for be in backends() {
+        let device = be.device.clone().autodiff();
+        let (model, batch, units, first) = setup(&device);
+        let second: Vec<usize> = ["hidden.out[2]", "out.block[2,0]", "out.bias"]
+            .iter()
+            .map(|name| units.groups().iter().position(|g| g.name == *name).unwrap())
+            .collect();
+        let (a, b) = (
+            selection_of(&model, &batch, &units, &first),
+            selection_of(&model, &batch, &units, &second),
+        );
+        let optim = Masked::new(AdamWConfig::new().with_weight_decay(0.5).build(), &a);
+        let mut re = Reselect::new(optim, &a, 3).unwrap();
+        let mut model = a.apply(model);
+        let phase = |re: &mut Reselect, mut model: Mlp| {
+            for _ in 0..3 {
+                let loss = model.loss(&batch);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = re.step(1e-2, model, grads);
+            }
+            model
+        };
+        let start = flat_params(&model);
+        model = phase(&mut re, model);
+        let middle = flat_params(&model);
+        let trained = trained_entries(&units, &first);
+        assert_only_trained_moved(&units, &trained, &start, &middle, be.name);
+        assert!(re.due());
+        model = re.update(model, b);
+        model = phase(&mut re, model);
+        let trained = trained_entries(&units, &second);
+        assert_only_trained_moved(&units, &trained, &middle, &flat_params(&model), be.name);
+        assert_eq!(re.history().entries().len(), 2);
+    }
+}
+
 /// `save_trained` writes a partially trained tensor as its chosen cells alone, and
 /// `load_trained` puts them back onto a base model bit for bit: the loaded model equals the
 /// trained one at every trained entry and the base one at every other, whatever the base's
@@ -305,24 +375,8 @@ fn an_adapter_file_of_units_holds_the_trained_cells_and_loads_them_back_bit_exac
         let (model, batch, units, chosen) = setup(&device);
         let trained_at = trained_entries(&units, &chosen);
         let count = trained_at.iter().flatten().filter(|&&t| t).count();
-        let mut scores = adapeft::Baseline::GradientNorm
-            .estimate(&model, std::slice::from_ref(&batch), &units)
-            .unwrap();
-        // The selection of exactly `chosen`: a budget of their size, and every other group
-        // worth nothing.
-        for (k, s) in scores.groups.iter_mut().enumerate() {
-            s.value = if chosen.contains(&k) { 1.0 } else { 0.0 };
-        }
-        let scored = Scored::new(units.clone(), scores, 1).unwrap();
-        let selection = AdaPeftConfig::new()
-            .select_scored(&scored, Budget::Params(count as u64))
-            .unwrap();
-        let picked: Vec<usize> = (0..units.len())
-            .filter(|&k| selection.groups()[k].chosen)
-            .collect();
-        let mut want = chosen.clone();
-        want.sort_unstable();
-        assert_eq!(picked, want, "{}", be.name);
+        let selection = selection_of(&model, &batch, &units, &chosen);
+        assert_eq!(selection.trainable_params() as usize, count, "{}", be.name);
 
         let mut optim = Masked::new(AdamWConfig::new().build(), &selection);
         let trained = train(selection.apply(model.clone()), &batch, |m, g| {
