@@ -9,6 +9,7 @@
 use adapeft::importance::{Estimator, Groups, Objective, ShortRun, Unit, UnitRules};
 use adapeft::optim::{CellMask, GradientMask, Masked, OptimError, Reselect};
 use adapeft::selection::SelectionError;
+use adapeft::selection::{AlwaysTrain, HeldOut, LoraChoices, LoraChoicesError, SelectError};
 use adapeft::{AdaPeftConfig, Budget, Scored, Selection, load_trained, save_trained};
 use adapeft_testing::*;
 use burn::module::Module;
@@ -526,4 +527,89 @@ fn step_multi_keeps_untrained_entries_and_matches_one_step_on_the_summed_gradien
             }
         }
     }
+}
+
+/// The selector's own entry points with units (`AdaPeftConfig::with_units`): held-out trials
+/// of the chosen cells recommend a rate, `Budget::Auto` sizes a selection of units, and the
+/// settings record the rules. An always-trained tensor cut into units, and LoRA choices with
+/// units, are refused.
+#[test]
+fn the_selector_selects_units_with_held_out_batches_and_auto() {
+    let device = Device::flex().autodiff();
+    let (model, _, _, _) = setup(&device);
+    let batches: Vec<RegressionBatch> = (0..4)
+        .map(|seed| regression_batch(16, 4, 3, seed, &device))
+        .collect();
+    let rules = UnitRules::new()
+        .with("^hidden$", Unit::Outputs)
+        .unwrap()
+        .with("^out$", Unit::Blocks { rows: 2, cols: 2 })
+        .unwrap();
+    let held_out = HeldOut::last(1)
+        .with_steps(5)
+        .with_rates(&[1e-3, 1e-2, 1e-1])
+        .with_auto_fractions(&[0.2, 0.5]);
+    let config = AdaPeftConfig::new()
+        .with_units(rules.clone())
+        .with_held_out(held_out);
+    let before = flat_params(&model);
+
+    let selection = config.select(&model, &batches, Budget::Params(20)).unwrap();
+    assert!(!selection.partial().is_empty(), "some unit chosen");
+    assert!(selection.trainable_params() <= 20);
+    let validation = selection.validation().expect("held-out batches were given");
+    assert_eq!(validation.held_out_batches, 1);
+    assert_eq!(validation.trials.len(), 3);
+    assert!(
+        selection
+            .settings()
+            .grouping
+            .contains("cut into units: `^hidden$` -> Outputs"),
+        "{}",
+        selection.settings().grouping
+    );
+    // The groups are the split ones: the same names and sizes as `Groups::split` gives.
+    let units = per_tensor(&model).split(&rules).unwrap();
+    let names: Vec<&str> = selection
+        .groups()
+        .iter()
+        .map(|g| g.score.name.as_str())
+        .collect();
+    let want: Vec<&str> = units.groups().iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, want);
+
+    let auto = config.select(&model, &batches, Budget::Auto).unwrap();
+    let sizes: Vec<u64> = auto
+        .validation()
+        .unwrap()
+        .auto
+        .iter()
+        .map(|c| c.params)
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!(sizes.contains(&auto.trainable_params()), "{sizes:?}");
+    assert_eq!(flat_params(&model), before, "the model is not changed");
+
+    // Always-trained tensors stay whole; LoRA adapters are for whole weights.
+    let err = AdaPeftConfig::new()
+        .with_units(rules.clone())
+        .with_always(AlwaysTrain::module("out"))
+        .select(&model, &batches, Budget::Params(20))
+        .unwrap_err();
+    assert!(
+        matches!(&err, SelectError::AlwaysOnUnits { path } if path == "out.weight"),
+        "{err}"
+    );
+    let err = AdaPeftConfig::new()
+        .with_units(rules)
+        .with_lora_choices(LoraChoices::new(&[1]))
+        .select(&model, &batches, Budget::Params(20))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SelectError::LoraChoices(LoraChoicesError::Unsupported { .. })
+        ),
+        "{err}"
+    );
 }

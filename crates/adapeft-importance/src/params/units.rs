@@ -256,6 +256,20 @@ impl UnitRules {
     }
 }
 
+/// The rules in words, as a selection's settings record them: `` `^hidden$` -> Outputs``,
+/// separated by `; `.
+impl std::fmt::Display for UnitRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (k, (regex, unit)) in self.rules.iter().enumerate() {
+            if k > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "`{}` -> {unit:?}", regex.as_str())?;
+        }
+        Ok(())
+    }
+}
+
 /// One unit being built: its name and parts.
 struct NewUnit {
     name: String,

@@ -183,6 +183,25 @@ impl AdaPeftConfig {
         Ok(flags)
     }
 
+    /// [`SelectError::AlwaysOnUnits`] when the always-train rule takes a tensor that the unit
+    /// rules cut into units (`groups` after the split).
+    pub(super) fn refuse_always_on_units(&self, groups: &Groups) -> Result<(), SelectError> {
+        let Some(always) = &self.always else {
+            return Ok(());
+        };
+        let cut = groups
+            .params()
+            .iter()
+            .zip(groups.tilings())
+            .find(|(p, t)| t.is_some() && always.matches(p));
+        match cut {
+            Some((param, _)) => Err(SelectError::AlwaysOnUnits {
+                path: param.path.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// `groups` with the always-trained ones at their own rate, when one is set.
     pub(super) fn with_always_rates(&self, groups: Groups, flags: &[bool]) -> Groups {
         match self.always.as_ref().and_then(AlwaysTrain::learning_rate) {

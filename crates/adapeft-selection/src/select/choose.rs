@@ -97,7 +97,10 @@ impl AdaPeftConfig {
             .collect();
         let settings = SelectionSettings {
             estimator: self.estimator.clone(),
-            grouping: self.grouping.to_string(),
+            grouping: match &self.units {
+                Some(rules) => format!("{}, cut into units: {rules}", self.grouping),
+                None => self.grouping.to_string(),
+            },
             budget,
             budget_params: choice.budget_params + always_params,
             front_epsilon: self.front_epsilon,

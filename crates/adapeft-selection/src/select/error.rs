@@ -56,6 +56,16 @@ pub enum SelectError {
         /// A member it does not.
         outside: String,
     },
+    /// The always-train rule takes a tensor that the unit rules
+    /// ([`AdaPeftConfig::with_units`](crate::AdaPeftConfig::with_units)) cut into units:
+    /// always-trained tensors stay whole.
+    #[error(
+        "the always-train rule takes `{path}`, which the unit rules cut into units (always-trained tensors stay whole: leave them out of the unit rules)"
+    )]
+    AlwaysOnUnits {
+        /// The tensor.
+        path: String,
+    },
     /// The always-train rule takes no grouped parameter of the model (a misspelt path, or
     /// parameters the grouping leaves out).
     #[error("the always-train rule `{rule}` takes no grouped parameter of the model")]

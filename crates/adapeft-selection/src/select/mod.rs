@@ -20,7 +20,7 @@ mod lora;
 
 use adapeft_importance::{
     AnyEstimator, Collective, EstimateError, Estimator, Grouping, Groups, HostReduce, LossFn,
-    ModelObjective, Objective, Scores, Shard, ValueModel, discover,
+    ModelObjective, Objective, Scores, Shard, UnitRules, ValueModel, discover,
 };
 use burn::module::Module;
 
@@ -162,6 +162,9 @@ pub struct AdaPeftConfig {
     /// Batches held out from the estimator to recommend a learning rate and to size
     /// [`Budget::Auto`] (default: none). See [`HeldOut`].
     pub held_out: Option<HeldOut>,
+    /// Units below the tensor to cut the grouped tensors into (default: none). See
+    /// [`AdaPeftConfig::with_units`].
+    pub units: Option<UnitRules>,
 }
 
 impl Default for AdaPeftConfig {
@@ -175,6 +178,7 @@ impl Default for AdaPeftConfig {
             lora: None,
             always: None,
             held_out: None,
+            units: None,
         }
     }
 }
@@ -283,6 +287,49 @@ impl AdaPeftConfig {
     /// Sets the grouping.
     pub fn with_grouping(mut self, grouping: Grouping) -> Self {
         self.grouping = grouping;
+        self
+    }
+
+    /// Cuts the tensors `rules` match into units below the tensor (output neurons, input
+    /// rows, blocks, attention heads: [`Groups::split`]) after grouping, so that every entry
+    /// point selects among units and whole tensors together, held-out trials and
+    /// [`Budget::Auto`] included. The estimator must value units (the default [`ShortRun`]
+    /// and the baselines do; the probes refuse them). A selection of units trains with
+    /// `Masked` or a `GradientMask` (adapeft-optim), which train only the chosen cells.
+    ///
+    /// Always-trained tensors ([`AdaPeftConfig::with_always`]) stay whole: a rule that cuts
+    /// one is refused ([`SelectError::AlwaysOnUnits`]); LoRA choices are not offered for
+    /// units.
+    ///
+    /// ```
+    /// use adapeft_importance::{Unit, UnitRules};
+    /// use adapeft_selection::{AdaPeftConfig, Budget, Data};
+    /// use burn::module::Module;
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{Device, Tensor};
+    ///
+    /// #[derive(Module, Debug)]
+    /// struct Net {
+    ///     fc: Linear,
+    /// }
+    ///
+    /// let device = Device::flex().autodiff();
+    /// let model = Net { fc: LinearConfig::new(8, 4).init(&device) };
+    /// let batches = [Tensor::<2>::ones([16, 8], &device)];
+    /// let loss = |m: &Net, x: &Tensor<2>| (m.fc.forward(x.clone()) - 1.0).square().mean();
+    /// // `fc`'s 4 output neurons (a column of its weight and a bias entry each) as groups.
+    /// let rules = UnitRules::new().with("^fc$", Unit::Outputs)?;
+    /// let selection = AdaPeftConfig::new()
+    ///     .with_units(rules)
+    ///     .select_with(&model, Data::Batches(&batches), Budget::Params(18), &loss)?;
+    /// assert_eq!(selection.trainable_params(), 18); // two neurons of 9
+    /// assert_eq!(selection.partial()["fc.weight"].len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`ShortRun`]: adapeft_importance::ShortRun
+    pub fn with_units(mut self, rules: UnitRules) -> Self {
+        self.units = Some(rules);
         self
     }
 
@@ -685,7 +732,18 @@ impl AdaPeftConfig {
         if params.is_empty() {
             return Err(SelectError::NoParameters);
         }
-        let groups = self.grouping.group(params)?;
+        let mut groups = self.grouping.group(params)?;
+        if let Some(rules) = &self.units {
+            if self.lora.is_some() {
+                return Err(LoraChoicesError::Unsupported {
+                    entry_point: "a selection of units below the tensor",
+                    reason: "a weight cut into units has no one adapter",
+                }
+                .into());
+            }
+            groups = groups.split(rules)?;
+            self.refuse_always_on_units(&groups)?;
+        }
         let always = self.always_flags(&groups)?;
         Ok((self.with_always_rates(groups, &always), always))
     }
