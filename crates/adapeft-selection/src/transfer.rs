@@ -95,9 +95,10 @@ impl Selection {
     /// counterpart is in. A counterpart cut into units below the tensor (`Groups::split`:
     /// neurons, rows, blocks, heads) passes its cells on: the target tensor gets the same
     /// tiling and each of its cells the verdict of the source cell with the same number, so
-    /// the counterparts must have the same shape. Target groups are named by replacing the source path prefix with the
-    /// target's (`layers.3` -> `layers.11`) when the group name is a path or a prefix of one,
-    /// and keep their name otherwise (kinds). Their scores are copied from the source group,
+    /// the counterparts must have the same shape. Target groups are named by replacing the
+    /// source path prefix with the target's (`layers.3` -> `layers.11`) when the group name is
+    /// a path or a prefix of one, or such a prefix and a unit's name
+    /// (`layers.3.attention.head[2]`), and keep their name otherwise (kinds). Their scores are copied from the source group,
     /// with the parameter count of the target; the front, cost and settings stay the source's.
     ///
     /// # Errors
