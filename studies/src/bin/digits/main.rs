@@ -15,6 +15,7 @@
 //! cargo run -p adapeft-studies --bin digits -- --quick            # the reduced study CI runs
 //! cargo run -p adapeft-studies --bin digits -- --check [--quick]  # only validate the outputs of a past run
 //! cargo run -p adapeft-studies --bin digits -- --oracle [--quick] # the oracle benchmark of the value models
+//! cargo run -p adapeft-studies --bin digits -- --units [--quick]  # units below the tensor against the oracle and SMT, GPS, S2FT
 //! cargo test --workspace                                          # with its unit tests (data, tasks, methods, training)
 //! ```
 //!
@@ -32,6 +33,7 @@ mod report;
 mod study;
 mod tasks;
 mod train;
+mod units;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -46,6 +48,7 @@ struct Args {
     quick: bool,
     check_only: bool,
     oracle: bool,
+    units: bool,
     mlp_only: bool,
     /// `--transformer-seeds N`: the transformer's seeds in the oracle benchmark.
     transformer_seeds: Option<usize>,
@@ -61,6 +64,9 @@ const USAGE: &str =
   --oracle  the oracle benchmark instead: every subset of the MLP's tensors (and a reference
             front of the transformer's) fine-tuned, each value model's rank correlation and
             regret (see studies/src/bin/digits/oracle.rs)
+  --units   units below the tensor instead: AdaPEFT over output neurons against its
+            per-tensor selection, the oracle's best per-tensor subset at the same budget, random
+            neurons (S2FT), SMT's blocks and GPS-like rows (see studies/src/bin/digits/units.rs)
   --mlp-only  with --oracle: the MLP's 63 subsets only (minutes instead of an hour)
   --transformer-seeds N  with --oracle: the transformer's seeds (default 3; its runs cost
             ten times the MLP's)
@@ -72,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         check_only: false,
         oracle: false,
+        units: false,
         mlp_only: false,
         transformer_seeds: None,
         transformer_subsets: None,
@@ -94,6 +101,7 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--check" => args.check_only = true,
             "--oracle" => args.oracle = true,
+            "--units" => args.units = true,
             "--mlp-only" => args.mlp_only = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -110,6 +118,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.units {
+        return run_units(args.quick);
+    }
     if args.oracle {
         return run_oracle(
             args.quick,
@@ -211,6 +222,69 @@ fn run_oracle(
         }
         println!(
             "wrote {} ({} subset runs) in {:.1} s",
+            out.display(),
+            outcome.runs.len(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The units benchmark: runs it and writes `units.md` and `units-runs.csv`, then validates
+/// them (every run present, within its budget, every number finite).
+fn run_units(quick: bool) -> ExitCode {
+    let config = if quick {
+        units::UnitsConfig::quick()
+    } else {
+        units::UnitsConfig::full()
+    };
+    let base = target_dir().join("adapeft");
+    let out = base.join(if quick {
+        "digits-units-quick"
+    } else {
+        "digits-units"
+    });
+    let result = (|| -> Result<(), Box<dyn std::error::Error>> {
+        let start = Instant::now();
+        let all = data::load(&data::default_path())?;
+        let split = data::split(&all);
+        let progress = Progress::new();
+        let outcome = units::run(
+            &config,
+            &split,
+            &base.join("digits").join("cache"),
+            &progress,
+        )?;
+        std::fs::create_dir_all(&out)
+            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        let oracle_csv = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("docs")
+            .join("digits")
+            .join("oracle-subsets.csv");
+        let oracle = units::Oracle::read(&oracle_csv)?;
+        let command = if quick {
+            "cargo run -p adapeft-studies --bin digits -- --units --quick"
+        } else {
+            "cargo run -p adapeft-studies --bin digits -- --units"
+        };
+        let md = units::markdown(&config, &outcome, Some(&oracle), command);
+        println!("\n{md}");
+        std::fs::write(out.join("units.md"), &md)?;
+        units::write_csv(&out.join("units-runs.csv"), &outcome)?;
+        let problems = units::validate(&config, &outcome);
+        if !problems.is_empty() {
+            return Err(problems.join("; ").into());
+        }
+        println!(
+            "wrote {} ({} runs) in {:.1} s",
             out.display(),
             outcome.runs.len(),
             start.elapsed().as_secs_f64()
