@@ -29,8 +29,8 @@
 use std::collections::BTreeSet;
 
 use adapeft::importance::{
-    AnyEstimator, Collective, EstimateError, HostReduce, NewtonProbe, ReduceError, Shard,
-    SlopeEstimate, discover,
+    AnyEstimator, Collective, EstimateError, GroupScore, HostReduce, NewtonProbe, ReduceError,
+    Shard, SlopeEstimate, discover,
 };
 use adapeft::optim::GradientMask;
 use adapeft::{
@@ -96,6 +96,32 @@ fn pairs<'a, A, B>(
         b.len()
     );
     a.iter().zip(b)
+}
+
+/// Asserts that two estimates' groups agree: the same names and reliability, and `b`, `a` and
+/// the value within [`STAT_TOL`] (`left` and `right` name the two sides in a failure).
+fn assert_groups_close(a: &[GroupScore], b: &[GroupScore], label: &str, sides: (&str, &str)) {
+    let (left, right) = sides;
+    for (x, y) in pairs(a, b, label) {
+        assert_eq!(x.name, y.name, "{label}");
+        for (what, p, q) in [
+            ("b", x.b, y.b),
+            ("a", x.a, y.a),
+            ("value", x.value, y.value),
+        ] {
+            assert!(
+                close(p, q, STAT_TOL),
+                "{label}: group {} {what}: {left} {p} vs {right} {q}",
+                x.name
+            );
+        }
+        assert_eq!(
+            x.unreliable.is_some(),
+            y.unreliable.is_some(),
+            "{label}: group {} reliability",
+            x.name
+        );
+    }
 }
 
 /// Prints and resets the largest relative difference seen so far.
@@ -177,23 +203,12 @@ fn sharded_statistics_equal_one_device_for_every_estimator() {
                 ),
                 (x, y) => panic!("{}: {estimator}: loss {x:?} vs {y:?}", be.name),
             }
-            let what = format!("{}: {estimator}: groups", be.name);
-            for (s, o) in pairs(&spread.groups, &one.groups, &what) {
-                assert_eq!(s.name, o.name);
-                for (what, x, y) in [
-                    ("b", s.b, o.b),
-                    ("a", s.a, o.a),
-                    ("value", s.value, o.value),
-                ] {
-                    assert!(
-                        close(x, y, STAT_TOL),
-                        "{}: {estimator}: group {} {what}: sharded {x} vs one device {y}",
-                        be.name,
-                        s.name
-                    );
-                }
-                assert_eq!(s.unreliable.is_some(), o.unreliable.is_some());
-            }
+            assert_groups_close(
+                &spread.groups,
+                &one.groups,
+                &format!("{}: {estimator}", be.name),
+                ("sharded", "one device"),
+            );
             match (spread.curvature(), one.curvature()) {
                 (Some(c), Some(d)) => {
                     for k in 0..c.len() {
@@ -698,19 +713,12 @@ fn device_reduce_on_two_cuda_gpus_equals_host_reduce() {
             (Some(x), Some(y)) => assert!(close(x, y, STAT_TOL), "{estimator}: loss {x} vs {y}"),
             (x, y) => assert_eq!(x, y, "{estimator}: loss"),
         }
-        for (d, h) in pairs(&device.groups, &host.groups, &format!("{estimator}")) {
-            for (what, x, y) in [
-                ("b", d.b, h.b),
-                ("a", d.a, h.a),
-                ("value", d.value, h.value),
-            ] {
-                assert!(
-                    close(x, y, STAT_TOL),
-                    "{estimator}: group {} {what}: DeviceReduce {x} vs HostReduce {y}",
-                    d.name
-                );
-            }
-        }
+        assert_groups_close(
+            &device.groups,
+            &host.groups,
+            &format!("{estimator}"),
+            ("DeviceReduce", "HostReduce"),
+        );
         report(&format!("cuda, DeviceReduce: {estimator}"));
     }
     let config = AdaPeftConfig::new().with_estimator(GradientProbe::exact());
