@@ -19,7 +19,9 @@
 //! - **Methods**: linear probe, full fine-tuning, BitFit, LayerNorm, LoRA r = 4 and 8 (every
 //!   linear layer), gradient norm, Fisher and AdaPEFT at 0.1%, 0.5%, 1% and 5%, AdaPEFT
 //!   `Auto`, AdaPEFT with LoRA choices at 1%, and AdaPEFT selected on 2 layers and
-//!   transferred to 6 at 1% (see `methods.rs`).
+//!   transferred to 6 at 1% (see `methods.rs`); with `--units` also LoRA r = 1 and 2 and, at
+//!   0.1% and 1%, selections of units below the tensor: AdaPEFT over blocks and rows, SMT's
+//!   blocks, GPS-like rows and random neurons (issue 21).
 //! - **Costs** per run: seconds per training step, the peak resident memory of training, the
 //!   selection's seconds, the saved adapter's size.
 //!
@@ -32,6 +34,7 @@
 //! cargo run -p adapeft-studies --bin minilm                      # the full study on the real weights (hours; docs/minilm/)
 //! cargo run -p adapeft-studies --bin minilm -- --quick           # a tiny random BERT written to disk (CI)
 //! cargo run -p adapeft-studies --bin minilm -- --check [--quick] # only validate a past run's outputs
+//! cargo run -p adapeft-studies --bin minilm -- --units           # then units below the tensor and LoRA r = 1, 2 (issue 21)
 //! ```
 //!
 //! Outputs (in `target/adapeft/minilm-study/`, or `minilm-study-quick/`; `target/adapeft/minilm/`
@@ -171,6 +174,29 @@ impl StudyConfig {
         }
     }
 
+    /// `--units`: the study plus LoRA r = 1 and 2 and the selections of units below the
+    /// tensor (AdaPEFT over blocks and rows, SMT, GPS-like rows, random neurons; issue 21) at
+    /// 0.1% and 1% (3% and 10% in `--quick`, where the head alone is about 2%). Their runs go
+    /// to the same files: run the study first, then `--units` adds its methods.
+    pub fn with_units(mut self) -> Self {
+        let fractions = if self.quick {
+            [0.03, 0.1]
+        } else {
+            [0.001, 0.01]
+        };
+        self.methods.extend([Method::Lora(1), Method::Lora(2)]);
+        for f in fractions {
+            self.methods.extend([
+                Method::AdaPeftBlocks(f),
+                Method::AdaPeftRows(f),
+                Method::SmtBlocks(f),
+                Method::GpsRows(f),
+                Method::RandomNeurons(f),
+            ]);
+        }
+        self
+    }
+
     pub fn dir_name(&self) -> &'static str {
         // Not `minilm`: that folder is the weight cache (`minilm_cache_dir`).
         if self.quick {
@@ -211,9 +237,11 @@ impl StudyConfig {
 }
 
 const USAGE: &str =
-    "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--check] [--task T] [--methods A,B] [--fresh]
+    "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--units] [--check] [--task T] [--methods A,B] [--fresh]
 
   --quick   a tiny random BERT written to disk, every method, a few steps (CI)
+  --units   also LoRA r = 1 and 2 and the selections of units below the tensor (AdaPEFT over
+            blocks and rows, SMT, GPS-like rows, random neurons) at 0.1% and 1%
   --check   only validate the outputs of a previous run (of the same mode)
   --task T  train only task T (noun or verb); the report covers every task with runs
   --methods A,B  train only the methods named (as in the tables: \"linear probe,full fine-tuning\");
@@ -221,7 +249,7 @@ const USAGE: &str =
   --fresh   forget the runs of a previous study in the same folder and start over";
 
 fn main() -> ExitCode {
-    let (mut quick, mut check, mut fresh) = (false, false, false);
+    let (mut quick, mut check, mut fresh, mut units) = (false, false, false, false);
     let mut only = None;
     let mut methods = None;
     let mut args = std::env::args().skip(1);
@@ -230,6 +258,7 @@ fn main() -> ExitCode {
             "--quick" => quick = true,
             "--check" => check = true,
             "--fresh" => fresh = true,
+            "--units" => units = true,
             "--task" | "--methods" => {
                 let Some(value) = args.next() else {
                     eprintln!("{arg} needs a value\n\n{USAGE}");
@@ -252,6 +281,9 @@ fn main() -> ExitCode {
     } else {
         StudyConfig::full()
     };
+    if units {
+        config = config.with_units();
+    }
     if let Some(task) = only {
         let Some(&t) = config.tasks.iter().find(|t| **t == task) else {
             eprintln!("unknown task {task:?}: the tasks are {:?}", config.tasks);
@@ -390,7 +422,13 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                     continue;
                 }
                 device.seed(seed + 7);
-                let prepared = methods::prepare(method, base.clone(), &select, &config.held_out)?;
+                let prepared =
+                    methods::prepare(method, base.clone(), &select, &config.held_out, seed)?;
+                // Units below the tensor train through `Masked` (see `train.rs`).
+                let cells = prepared
+                    .selection
+                    .as_ref()
+                    .filter(|s| !s.partial().is_empty());
                 // `0` when the selection recommends no rate (no trial lowered the held-out
                 // loss, or only the head trains): its subset then stays as it is.
                 let recommended = own.or(prepared
@@ -398,11 +436,15 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                     .as_ref()
                     .map(|_| prepared.recommended_rate().unwrap_or(0.0)));
                 let rates = log.to_run(method, seed, first_seed, &grid, recommended)?;
-                let trainable: u64 = adapeft::importance::discover(&prepared.model)
-                    .iter()
-                    .filter(|p| p.require_grad)
-                    .map(|p| p.numel)
-                    .sum();
+                // A partly trained tensor requires gradients as a whole: count its cells.
+                let trainable: u64 = match cells {
+                    Some(selection) => selection.trainable_params(),
+                    None => adapeft::importance::discover(&prepared.model)
+                        .iter()
+                        .filter(|p| p.require_grad)
+                        .map(|p| p.numel)
+                        .sum(),
+                };
                 let chosen = prepared
                     .selection
                     .as_ref()
@@ -418,6 +460,7 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                         rate,
                         LR_HEAD,
                         &indicatif::ProgressBar::hidden(),
+                        cells,
                     );
                     let peak_rss = memory::peak_rss_bytes().filter(|_| measured).unwrap_or(0);
                     let validation = train::accuracy(&model, &task.validation, &tokenizer, &device);

@@ -13,9 +13,17 @@
 //!   library's default estimator and held-out batches ([`HeldOut`], which give the selection
 //!   its recommended learning rate) at several budgets and [`Budget::Auto`], with LoRA choices
 //!   per linear layer, and selected on a 2-layer truncation then carried over with
-//!   `transfer_to`.
+//!   `transfer_to`;
+//! - with `--units`, selections of units below the tensor of every encoder linear layer
+//!   (issue 21), the head always trained and counted: AdaPEFT over 24 x 24 blocks and over
+//!   input rows, and the published baselines over units, at equal budgets: SMT (blocks by
+//!   mean absolute gradient after a warm-up of full fine-tuning on the scored batches,
+//!   arXiv 2405.15525; the warm-up only scores, the blocks train from the pretrained model),
+//!   GPS-like rows (empirical Fisher, arXiv 2312.10136) and random output neurons (S2FT's
+//!   default, arXiv 2412.06289); plus LoRA r = 1 and 2. Units train through `Masked`, which
+//!   keeps every other entry of a partly trained tensor bit-identical (`train.rs`).
 
-use adapeft::importance::set_require_grad;
+use adapeft::importance::{Unit, UnitRules, set_require_grad};
 use adapeft::{AdaPeftConfig, AlwaysTrain, Baseline, Budget, HeldOut, LoraChoices, Selection};
 use adapeft_bert::{BertClassifier, TextBatch};
 use burn::module::{Lora, Module, ParamGroup};
@@ -24,6 +32,14 @@ use burn::module::{Lora, Module, ParamGroup};
 pub const LR_HEAD: f64 = 1e-2;
 /// Every linear layer of the encoder (peft's `all-linear`).
 pub const LINEAR_WEIGHTS: &str = r"^bert\.layers\.[0-9]+\.(attention\.(query|key|value|output)|ffn\.(intermediate|output))\.weight$";
+/// The same layers as modules (what `UnitRules` match).
+pub const LINEAR_MODULES: &str =
+    r"^bert\.layers\.[0-9]+\.(attention\.(query|key|value|output)|ffn\.(intermediate|output))$";
+/// Side of the square blocks (SMT's 256 on 4,096-wide matrices is 1/16 of a side; 24 is
+/// 1/16 of MiniLM's 384).
+pub const BLOCK: usize = 24;
+/// Full fine-tuning rate of SMT's warm-up (the middle of the study's full fine-tuning grid).
+pub const LR_WARMUP: f64 = 3e-5;
 
 /// A method of the study.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +59,16 @@ pub enum Method {
     AdaPeftLora(f64),
     /// AdaPEFT selected on the first two layers, transferred to the whole encoder.
     AdaPeftTransfer(f64),
+    /// AdaPEFT over [`BLOCK`]-square blocks of every encoder linear layer (`--units`).
+    AdaPeftBlocks(f64),
+    /// AdaPEFT over the input rows of every encoder linear layer (`--units`).
+    AdaPeftRows(f64),
+    /// SMT: blocks by mean absolute gradient after a warm-up (`--units`).
+    SmtBlocks(f64),
+    /// GPS-like: input rows by empirical Fisher (`--units`).
+    GpsRows(f64),
+    /// S2FT's default: random output neurons (`--units`).
+    RandomNeurons(f64),
 }
 
 impl Method {
@@ -61,6 +87,11 @@ impl Method {
             Method::AdaPeftAuto => "AdaPEFT Auto".into(),
             Method::AdaPeftLora(f) => format!("AdaPEFT+LoRA {}", pct(f)),
             Method::AdaPeftTransfer(f) => format!("AdaPEFT 2->6 {}", pct(f)),
+            Method::AdaPeftBlocks(f) => format!("AdaPEFT blocks {}", pct(f)),
+            Method::AdaPeftRows(f) => format!("AdaPEFT rows {}", pct(f)),
+            Method::SmtBlocks(f) => format!("SMT blocks {}", pct(f)),
+            Method::GpsRows(f) => format!("GPS rows {}", pct(f)),
+            Method::RandomNeurons(f) => format!("random neurons {}", pct(f)),
         }
     }
 
@@ -71,11 +102,17 @@ impl Method {
             Method::Full => "full",
             Method::BitFit | Method::LayerNorm => "rule",
             Method::Lora(_) => "lora",
-            Method::GradientNorm(_) | Method::Fisher(_) => "baseline",
+            Method::GradientNorm(_)
+            | Method::Fisher(_)
+            | Method::SmtBlocks(_)
+            | Method::GpsRows(_)
+            | Method::RandomNeurons(_) => "baseline",
             Method::AdaPeft(_)
             | Method::AdaPeftAuto
             | Method::AdaPeftLora(_)
-            | Method::AdaPeftTransfer(_) => "adapeft",
+            | Method::AdaPeftTransfer(_)
+            | Method::AdaPeftBlocks(_)
+            | Method::AdaPeftRows(_) => "adapeft",
         }
     }
 
@@ -91,9 +128,32 @@ impl Method {
             Method::GradientNorm(f)
             | Method::Fisher(f)
             | Method::AdaPeft(f)
-            | Method::AdaPeftLora(f) => Some(*f),
+            | Method::AdaPeftLora(f)
+            | Method::AdaPeftBlocks(f)
+            | Method::AdaPeftRows(f)
+            | Method::SmtBlocks(f)
+            | Method::GpsRows(f)
+            | Method::RandomNeurons(f) => Some(*f),
             _ => None,
         }
+    }
+
+    /// How the method cuts the encoder's linear layers, if it selects units below the tensor.
+    pub fn units(&self) -> Option<UnitRules> {
+        let unit = match self {
+            Method::AdaPeftBlocks(_) | Method::SmtBlocks(_) => Unit::Blocks {
+                rows: BLOCK,
+                cols: BLOCK,
+            },
+            Method::AdaPeftRows(_) | Method::GpsRows(_) => Unit::Inputs,
+            Method::RandomNeurons(_) => Unit::Outputs,
+            _ => return None,
+        };
+        Some(
+            UnitRules::new()
+                .with(LINEAR_MODULES, unit)
+                .expect("a valid pattern"),
+        )
     }
 }
 
@@ -163,6 +223,7 @@ pub fn prepare(
     model: BertClassifier,
     batches: &[TextBatch],
     held_out: &HeldOut,
+    seed: u64,
 ) -> Result<Prepared, adapeft::AdaPeftError> {
     let start = std::time::Instant::now();
     let seconds = |start: std::time::Instant| start.elapsed().as_secs_f64();
@@ -213,6 +274,42 @@ pub fn prepare(
             let selection = selection.transfer_to(&model)?;
             selected(model, selection, seconds(start))
         }
+        Method::AdaPeftBlocks(f) | Method::AdaPeftRows(f) => {
+            let rules = method.units().expect("a method over units");
+            let selection =
+                config
+                    .with_units(rules)
+                    .select(&model, batches, Budget::Fraction(*f))?;
+            selected(model, selection, seconds(start))
+        }
+        Method::SmtBlocks(f) | Method::GpsRows(f) | Method::RandomNeurons(f) => {
+            let rules = method.units().expect("a method over units");
+            let scored = &batches[..batches.len() - held_out.batches];
+            let (estimator, scored_model) = match method {
+                // SMT scores the model after a short full fine-tuning (one pass over the
+                // scored batches); the chosen blocks then train from the pretrained model.
+                Method::SmtBlocks(_) => {
+                    let warm = crate::train::train(
+                        model.clone(),
+                        scored.iter().cloned(),
+                        scored.len(),
+                        LR_WARMUP,
+                        LR_HEAD,
+                        &indicatif::ProgressBar::hidden(),
+                        None,
+                    );
+                    (Baseline::MeanAbsGradient, warm.0)
+                }
+                Method::GpsRows(_) => (Baseline::Fisher, model.clone()),
+                _ => (Baseline::Random { seed }, model.clone()),
+            };
+            let selection = AdaPeftConfig::new()
+                .with_estimator(estimator)
+                .with_always(head())
+                .with_units(rules)
+                .select(&scored_model, scored, Budget::Fraction(*f))?;
+            selected(model, selection, seconds(start))
+        }
     })
 }
 
@@ -254,7 +351,7 @@ mod tests {
             Method::BitFit,
             Method::LayerNorm,
         ] {
-            let p = prepare(&method, model.clone(), &[], &HeldOut::last(1)).unwrap();
+            let p = prepare(&method, model.clone(), &[], &HeldOut::last(1), 0).unwrap();
             let trainable: u64 = adapeft::importance::discover(&p.model)
                 .iter()
                 .filter(|p| p.require_grad)
@@ -312,7 +409,7 @@ mod tests {
             Method::AdaPeftLora(0.1),
             Method::AdaPeftTransfer(0.1),
         ] {
-            let p = prepare(&method, model.clone(), &select, &held_out).unwrap();
+            let p = prepare(&method, model.clone(), &select, &held_out, 3).unwrap();
             let trains: Vec<_> = adapeft::importance::discover(&p.model)
                 .into_iter()
                 .filter(|p| p.require_grad)
@@ -348,6 +445,93 @@ mod tests {
                 assert_eq!(trials, 0, "{}", method.name());
                 assert!(p.recommended_rate().is_none());
             }
+        }
+    }
+
+    /// `--units`: every selection of units trains the new head and cells of the encoder's
+    /// linear layers within its budget, and the study's training moves exactly the chosen
+    /// cells of a partly trained tensor: every other entry stays bit-identical (checked on
+    /// the raw bytes against the cells' rectangles), and the chosen ones move.
+    #[test]
+    fn unit_selections_train_the_head_and_exactly_their_cells_within_the_budget() {
+        let dir = adapeft_testing::temp_dir("minilm-units");
+        let task = Task::load(&data_dir("wordnet"), "verb", 4, 0.0, 1).unwrap();
+        let files = data::write_tiny_bert(dir.path(), std::slice::from_ref(&task), 3).unwrap();
+        let tokenizer = BertTokenizer::from_file(&files.tokenizer, 24).unwrap();
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let bert = data::load_bert(&files, &device).unwrap();
+        let model = BertClassifier::new(bert, task.classes, &device);
+        let batches = Batches {
+            task: &task,
+            tokenizer: &tokenizer,
+            device: device.clone(),
+            batch_size: 8,
+        };
+        let select: Vec<_> = batches.stream(5).take(4).collect();
+        let held_out = HeldOut::last(1).with_rates(&[1e-2]).with_steps(2);
+        let total: u64 = adapeft::importance::discover(&model)
+            .iter()
+            .map(|p| p.numel)
+            .sum();
+        let before = adapeft_testing::snapshot(&model);
+        for method in [
+            Method::AdaPeftBlocks(0.1),
+            Method::AdaPeftRows(0.1),
+            Method::SmtBlocks(0.1),
+            Method::GpsRows(0.1),
+            Method::RandomNeurons(0.1),
+        ] {
+            let name = method.name();
+            let p = prepare(&method, model.clone(), &select, &held_out, 3).unwrap();
+            let selection = p.selection.as_ref().unwrap();
+            assert!(
+                selection.trainable_params() as f64 <= 0.1 * total as f64,
+                "{name}"
+            );
+            let paths = selection.chosen_paths();
+            for head in ["head.weight", "head.bias"] {
+                assert!(
+                    paths.iter().any(|p| p == head),
+                    "{name}: {head} does not train"
+                );
+            }
+            let partial = selection.partial();
+            assert!(!partial.is_empty(), "{name}: no unit chosen");
+            let (trained, _) = crate::train::train(
+                p.model.clone(),
+                batches.stream(1),
+                2,
+                1e-2,
+                LR_HEAD,
+                &indicatif::ProgressBar::hidden(),
+                Some(selection),
+            );
+            let after = adapeft_testing::snapshot(&trained);
+            let mut moved = 0;
+            for ((path, old, _), (_, new, _)) in before.iter().zip(&after) {
+                let Some(cells) = partial.get(path) else {
+                    continue;
+                };
+                let tiling = selection.tilings()[path];
+                let mut inside = vec![false; tiling.rows * tiling.cols];
+                for &cell in cells {
+                    let (rows, cols) = tiling.cell_rect(cell as usize);
+                    for r in rows {
+                        for c in cols.clone() {
+                            inside[r * tiling.cols + c] = true;
+                        }
+                    }
+                }
+                for (i, (a, b)) in old.chunks(4).zip(new.chunks(4)).enumerate() {
+                    if inside[i] {
+                        moved += usize::from(a != b);
+                    } else {
+                        assert_eq!(a, b, "{name}: {path} entry {i} is outside the chosen cells");
+                    }
+                }
+            }
+            assert!(moved > 0, "{name}: no chosen entry moved");
         }
     }
 

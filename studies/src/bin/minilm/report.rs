@@ -109,15 +109,29 @@ impl Row {
 pub fn describe(selection: &Selection) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut lora = [0usize; 2];
+    // Units below the tensor (`<module>.block[i,j]`, `.in[i]`, `.out[j]`), counted by kind:
+    // a selection at 1% holds hundreds of them.
+    let mut units: std::collections::BTreeMap<String, usize> = Default::default();
     for g in selection.chosen() {
+        let name = &g.score.name;
         match g.lora {
             Some(o) if o.rank == 4 => lora[0] += 1,
             Some(_) => lora[1] += 1,
-            None => parts.push(g.score.name.replace("bert.", "")),
+            None => match name
+                .rsplit('.')
+                .next()
+                .and_then(|leaf| leaf.split_once('['))
+            {
+                Some((kind, _)) => *units.entry(kind.to_string()).or_default() += 1,
+                None => parts.push(name.replace("bert.", "")),
+            },
         }
     }
     if lora[0] + lora[1] > 0 {
         parts.push(format!("LoRA r4 x{} r8 x{}", lora[0], lora[1]));
+    }
+    for (kind, count) in units {
+        parts.push(format!("{kind} x{count}"));
     }
     parts.join(" ")
 }
@@ -309,6 +323,8 @@ fn versus(ours: &Row, theirs: &Row) -> String {
 /// The references AdaPEFT is compared with.
 fn references() -> Vec<Method> {
     vec![
+        Method::Lora(1),
+        Method::Lora(2),
         Method::Lora(4),
         Method::Lora(8),
         Method::BitFit,

@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
+use adapeft::Selection;
 use adapeft::importance::Objective;
+use adapeft::optim::Masked;
 use adapeft_bert::{BertClassifier, BertTokenizer, TextBatch};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -15,6 +17,10 @@ use crate::data::Example;
 /// Trains the parameters of `model` that require gradients for `steps` Adam steps on `batches`:
 /// the head at `lr_head`, everything else at `lr` (`0`: the rest stays as it is). Returns the
 /// model and the seconds taken.
+///
+/// With a selection of units below the tensor (`cells`), the rest trains through `Masked`:
+/// the gradient outside the chosen cells is zeroed and every other entry of a partly trained
+/// tensor stays bit-identical. Whole-tensor selections train exactly as before.
 pub fn train(
     mut model: BertClassifier,
     batches: impl Iterator<Item = TextBatch>,
@@ -22,10 +28,12 @@ pub fn train(
     lr: f64,
     lr_head: f64,
     bar: &ProgressBar,
+    cells: Option<&Selection>,
 ) -> (BertClassifier, f64) {
     let start = Instant::now();
     let mut head_optim = AdamConfig::new().init();
     let mut optim = AdamConfig::new().init();
+    let mut masked = cells.map(|s| Masked::new(AdamConfig::new().build(), s));
     let mut head_ids = vec![model.head.weight.id];
     head_ids.extend(model.head.bias.as_ref().map(|b| b.id));
     for batch in batches.take(steps) {
@@ -36,7 +44,10 @@ pub fn train(
             model = head_optim.step(lr_head, model, head);
         }
         if !rest.is_empty() && lr > 0.0 {
-            model = optim.step(lr, model, rest);
+            model = match masked.as_mut() {
+                Some(masked) => masked.step(lr, model, rest),
+                None => optim.step(lr, model, rest),
+            };
         }
         bar.inc(1);
     }
