@@ -49,6 +49,9 @@ struct Args {
     check_only: bool,
     oracle: bool,
     units: bool,
+    /// `--oracle-subsets PATH`: with --units, the oracle benchmark's subsets file to compare
+    /// with (default: the committed `docs/digits/oracle-subsets.csv`).
+    oracle_subsets: Option<std::path::PathBuf>,
     mlp_only: bool,
     /// `--transformer-seeds N`: the transformer's seeds in the oracle benchmark.
     transformer_seeds: Option<usize>,
@@ -57,7 +60,7 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: cargo run -p adapeft-studies --bin digits -- [--quick] [--check] [--oracle]
+    "usage: cargo run -p adapeft-studies --bin digits -- [--quick] [--check] [--oracle] [--units [--oracle-subsets PATH]]
 
   --quick   the reduced study (1 seed, fewer steps, budgets and LoRA ranks; < 2 minutes)
   --check   only validate the outputs of a previous run (of the same mode)
@@ -67,6 +70,8 @@ const USAGE: &str =
   --units   units below the tensor instead: AdaPEFT over output neurons against its
             per-tensor selection, the oracle's best per-tensor subset at the same budget, random
             neurons (S2FT), SMT's blocks and GPS-like rows (see studies/src/bin/digits/units.rs)
+  --oracle-subsets PATH  with --units: the oracle benchmark's oracle-subsets.csv to compare
+            with (default: the committed docs/digits/oracle-subsets.csv)
   --mlp-only  with --oracle: the MLP's 63 subsets only (minutes instead of an hour)
   --transformer-seeds N  with --oracle: the transformer's seeds (default 3; its runs cost
             ten times the MLP's)
@@ -79,6 +84,7 @@ fn parse_args() -> Result<Args, String> {
         check_only: false,
         oracle: false,
         units: false,
+        oracle_subsets: None,
         mlp_only: false,
         transformer_seeds: None,
         transformer_subsets: None,
@@ -91,6 +97,12 @@ fn parse_args() -> Result<Args, String> {
                     format!("--transformer-seeds needs a number of seeds\n{USAGE}")
                 })?;
                 args.transformer_seeds = Some(n);
+            }
+            "--oracle-subsets" => {
+                let path = argv.next().ok_or_else(|| {
+                    format!("--oracle-subsets needs the path of an oracle-subsets.csv\n{USAGE}")
+                })?;
+                args.oracle_subsets = Some(path.into());
             }
             "--transformer-subsets" => {
                 let n = argv.next().and_then(|n| n.parse().ok()).ok_or_else(|| {
@@ -119,7 +131,7 @@ fn main() -> ExitCode {
         }
     };
     if args.units {
-        return run_units(args.quick);
+        return run_units(args.quick, args.oracle_subsets.as_deref());
     }
     if args.oracle {
         return run_oracle(
@@ -239,7 +251,7 @@ fn run_oracle(
 
 /// The units benchmark: runs it and writes `units.md` and `units-runs.csv`, then validates
 /// them (every run present, within its budget, every number finite).
-fn run_units(quick: bool) -> ExitCode {
+fn run_units(quick: bool, oracle_subsets: Option<&Path>) -> ExitCode {
     let config = if quick {
         units::UnitsConfig::quick()
     } else {
@@ -264,18 +276,26 @@ fn run_units(quick: bool) -> ExitCode {
         )?;
         std::fs::create_dir_all(&out)
             .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-        let oracle_csv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
             .join("docs")
             .join("digits")
             .join("oracle-subsets.csv");
-        let oracle = units::Oracle::read(&oracle_csv)?;
-        let command = if quick {
+        let oracle_csv = oracle_subsets.map_or(committed, Path::to_path_buf);
+        let mut oracle = units::Oracle::read(&oracle_csv)?;
+        if oracle_subsets.is_none() {
+            oracle.origin = "docs/digits/oracle-subsets.csv".into();
+        }
+        let mut command = if quick {
             "cargo run -p adapeft-studies --bin digits -- --units --quick"
         } else {
             "cargo run -p adapeft-studies --bin digits -- --units"
-        };
-        let md = units::markdown(&config, &outcome, Some(&oracle), command);
+        }
+        .to_string();
+        if let Some(path) = oracle_subsets {
+            command += &format!(" --oracle-subsets {}", path.display());
+        }
+        let md = units::markdown(&config, &outcome, Some(&oracle), &command);
         println!("\n{md}");
         std::fs::write(out.join("units.md"), &md)?;
         units::write_csv(&out.join("units-runs.csv"), &outcome)?;

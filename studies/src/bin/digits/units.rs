@@ -389,6 +389,8 @@ impl ModelVisitor for UnitsModel<'_> {
 /// (model, task, seed), from the oracle benchmark's subsets file.
 pub struct Oracle {
     rows: Vec<(String, String, u64, u64, f64)>,
+    /// Where the rows come from, as the report names it.
+    pub origin: String,
 }
 
 impl Oracle {
@@ -416,7 +418,10 @@ impl Oracle {
                 f[5].parse().map_err(|_| bad())?,
             ));
         }
-        Ok(Oracle { rows })
+        Ok(Oracle {
+            rows,
+            origin: origin.to_string(),
+        })
     }
 
     /// The best accuracy within `cap` parameters, `None` when the oracle did not run that
@@ -467,10 +472,11 @@ pub fn markdown(
         md,
         "{} Adam steps per run at the subset rate ({LR_SUBSET}); seeds {:?}; SMT's warm-up: {} steps of full fine-tuning at {LR_FULL}, blocks of {b} x {b}. \
          Test accuracy, mean ± 95% interval over seeds (no interval for one seed). \
-         `oracle`: the best per-tensor subset within the budget in the oracle benchmark (`docs/digits/oracle.md`), at the same seeds.\n",
+         `oracle`: the best per-tensor subset within the budget in the oracle benchmark's runs (`{}`), at the same seeds.\n",
         config.steps,
         config.seeds,
         config.warmup_steps,
+        oracle.map_or("none", |o| o.origin.as_str()),
         b = config.block
     );
     let comparable = config.steps == ORACLE_STEPS;
