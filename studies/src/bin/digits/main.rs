@@ -240,13 +240,7 @@ fn run_oracle(
         );
         Ok(())
     })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code(result)
 }
 
 /// The units benchmark: runs it and writes `units.md` and `units-runs.csv`, then validates
@@ -311,6 +305,11 @@ fn run_units(quick: bool, oracle_subsets: Option<&Path>) -> ExitCode {
         );
         Ok(())
     })();
+    exit_code(result)
+}
+
+/// The exit code of a benchmark's run, printing its error.
+fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -124,7 +124,7 @@ impl Sampler {
 /// (sampled from `seed`); only parameters that require gradients move. Returns the trained
 /// model and the wall time in seconds.
 pub fn train<M: Classifier>(
-    mut model: M,
+    model: M,
     objective: fn(&M, &Batch) -> Tensor<1>,
     data: &TaskData,
     steps: usize,
@@ -132,14 +132,30 @@ pub fn train<M: Classifier>(
     seed: u64,
     bar: &ProgressBar,
 ) -> (M, f64) {
-    let start = Instant::now();
     let mut optim = AdamConfig::new().init();
+    train_with(model, objective, data, steps, seed, bar, |model, grads| {
+        optim.step(lr, model, grads)
+    })
+}
+
+/// [`train`]'s loop with the optimizer step given: `step` takes the model and its gradients
+/// on each batch and returns the updated model.
+pub fn train_with<M: Classifier>(
+    mut model: M,
+    objective: fn(&M, &Batch) -> Tensor<1>,
+    data: &TaskData,
+    steps: usize,
+    seed: u64,
+    bar: &ProgressBar,
+    mut step: impl FnMut(M, GradientsParams) -> M,
+) -> (M, f64) {
+    let start = Instant::now();
     let mut sampler = Sampler::new(data.n_train, seed);
     for _ in 0..steps {
         let batch = data.batch(&sampler.next_batch(BATCH_SIZE));
         let loss = objective(&model, &batch);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr, model, grads);
+        model = step(model, grads);
         bar.inc(1);
     }
     (model, start.elapsed().as_secs_f64())

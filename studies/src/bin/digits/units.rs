@@ -33,7 +33,7 @@ use std::time::Instant;
 use adapeft::importance::{Estimator, Unit, UnitRules, discover};
 use adapeft::optim::Masked;
 use adapeft::{AdaPeftConfig, AnyEstimator, Baseline, Budget, Scored, Selection};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor};
 use indicatif::ProgressBar;
 
@@ -44,7 +44,7 @@ use crate::data::Split;
 use crate::methods::{LR_FULL, LR_SUBSET, Scorer, count_trainable};
 use crate::models::{Batch, Classifier, ModelKind, ModelVisitor};
 use crate::tasks::Task;
-use crate::train::{BATCH_SIZE, Sampler, TaskData, accuracy, pretrain, train};
+use crate::train::{TaskData, accuracy, pretrain, train, train_with};
 
 /// The oracle's fine-tuning steps: only runs of this length compare with it.
 pub const ORACLE_STEPS: usize = 300;
@@ -252,8 +252,7 @@ fn train_selection<M: Classifier>(
     steps: usize,
     seed: u64,
 ) -> (M, f64) {
-    let start = Instant::now();
-    let mut model = selection.apply(base.clone());
+    let model = selection.apply(base.clone());
     // An empty selection (nothing fits the budget) trains nothing: the frozen model, as in
     // the study.
     let steps = if selection.trainable_params() == 0 {
@@ -262,14 +261,15 @@ fn train_selection<M: Classifier>(
         steps
     };
     let mut optim = Masked::new(AdamConfig::new().build(), selection);
-    let mut sampler = Sampler::new(data.n_train(), seed);
-    for _ in 0..steps {
-        let batch = data.batch(&sampler.next_batch(BATCH_SIZE));
-        let loss = M::loss(&model, &batch);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(LR_SUBSET, model, grads);
-    }
-    (model, start.elapsed().as_secs_f64())
+    train_with(
+        model,
+        M::loss,
+        data,
+        steps,
+        seed,
+        &ProgressBar::hidden(),
+        |model, grads| optim.step(LR_SUBSET, model, grads),
+    )
 }
 
 impl ModelVisitor for UnitsModel<'_> {

@@ -376,20 +376,27 @@ mod tests {
         check_counts(&BertClassifier::new(bert, task.classes, &device), 32, 64);
     }
 
-    #[test]
-    fn every_selection_trains_the_new_head_within_its_budget_and_adapeft_recommends_a_rate() {
-        let dir = adapeft_testing::temp_dir("minilm-selections");
+    /// The verb task at 4 rows per class, a tiny BERT written for it under `dir`, its
+    /// tokenizer and a classifier on it (seeded), on the flex autodiff device.
+    fn tiny(dir: &std::path::Path) -> (Task, BertTokenizer, BertClassifier) {
         let task = Task::load(&data_dir("wordnet"), "verb", 4, 0.0, 1).unwrap();
-        let files = data::write_tiny_bert(dir.path(), std::slice::from_ref(&task), 3).unwrap();
+        let files = data::write_tiny_bert(dir, std::slice::from_ref(&task), 3).unwrap();
         let tokenizer = BertTokenizer::from_file(&files.tokenizer, 24).unwrap();
         let device = Device::flex().autodiff();
         device.seed(3);
         let bert = data::load_bert(&files, &device).unwrap();
         let model = BertClassifier::new(bert, task.classes, &device);
+        (task, tokenizer, model)
+    }
+
+    #[test]
+    fn every_selection_trains_the_new_head_within_its_budget_and_adapeft_recommends_a_rate() {
+        let dir = adapeft_testing::temp_dir("minilm-selections");
+        let (task, tokenizer, model) = tiny(dir.path());
         let batches = Batches {
             task: &task,
             tokenizer: &tokenizer,
-            device: device.clone(),
+            device: Device::flex().autodiff(),
             batch_size: 8,
         };
         let select: Vec<_> = batches.stream(5).take(4).collect();
@@ -455,17 +462,11 @@ mod tests {
     #[test]
     fn unit_selections_train_the_head_and_exactly_their_cells_within_the_budget() {
         let dir = adapeft_testing::temp_dir("minilm-units");
-        let task = Task::load(&data_dir("wordnet"), "verb", 4, 0.0, 1).unwrap();
-        let files = data::write_tiny_bert(dir.path(), std::slice::from_ref(&task), 3).unwrap();
-        let tokenizer = BertTokenizer::from_file(&files.tokenizer, 24).unwrap();
-        let device = Device::flex().autodiff();
-        device.seed(3);
-        let bert = data::load_bert(&files, &device).unwrap();
-        let model = BertClassifier::new(bert, task.classes, &device);
+        let (task, tokenizer, model) = tiny(dir.path());
         let batches = Batches {
             task: &task,
             tokenizer: &tokenizer,
-            device: device.clone(),
+            device: Device::flex().autodiff(),
             batch_size: 8,
         };
         let select: Vec<_> = batches.stream(5).take(4).collect();
