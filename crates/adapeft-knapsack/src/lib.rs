@@ -33,10 +33,13 @@
 //! extra prunings, which makes it a dynamic program with the pruning power of branch and bound:
 //! points heavier than the capacity are dropped, and so are points whose value plus the LP
 //! (Dantzig) bound of the classes still to come cannot beat the best value reached so far.
-//! Before merging, the exact solvers fix every group that Lagrangian reduction decides (a
-//! choice whose bound at the LP's price of capacity falls below the greedy fill is never
-//! optimal), so only a core of groups near the LP's break is merged: a few thousand of a
-//! million units. The order of the merges changes no result, only the work: the solvers merge the heaviest
+//! Before merging, the exact solvers solve a small core problem around the LP's break for a
+//! strong incumbent, and fix every group that Lagrangian reduction decides against it (a
+//! choice whose bound at the LP's price of capacity falls below the incumbent is never
+//! optimal), so only groups near the LP's break are merged: a few thousand of a million
+//! units. When thousands are left, the solvers branch on the heavy ones and reduce the light
+//! ones again in each branch, at that branch's own price (10^5 per-tensor-shaped groups in
+//! about 50 ms instead of 0.3 to 0.8 s). The order of the merges changes no result, only the work: the solvers merge the heaviest
 //! classes first (the bound over the light ones left is then nearly integral and prunes almost
 //! everything; 10,000 items take milliseconds), the fronts the lightest first. Approximate
 //! fronts trim the lists in value, relative to each point's value or to a lower bound on the
@@ -86,6 +89,7 @@
 mod arena;
 mod bound;
 mod class;
+mod core_problem;
 mod error;
 mod greedy;
 mod instance;

@@ -39,6 +39,13 @@ pub(crate) struct MergeOptions {
     /// drops it, the greedy fill is within the gap. So the better of the list's best point
     /// and the greedy fill is worth at least `(1 - gap)` times the optimum. 0: exact.
     pub gap: f64,
+    /// With `bound`: the value of a feasible selection the caller keeps (for example the
+    /// optimum of a core problem), pruned against like the greedy fill's; `NEG_INFINITY`
+    /// when there is none. Points that tie with it are kept, so an optimal point survives.
+    pub incumbent: f64,
+    /// Stop after merging this many groups (in the merge order: the heaviest first when
+    /// bounded) and return the list then; `usize::MAX`: merge all.
+    pub stop_after: usize,
 }
 
 /// How an approximate merge run trims (see [`crate::trim`]): against which lower bound, and
@@ -114,7 +121,7 @@ pub(crate) fn merge_all_with(
     });
     let mut prune = lp.as_ref().map(|_| Prune {
         capacity: opts.capacity.unwrap_or(0),
-        incumbent: greedy,
+        incumbent: greedy.max(opts.incumbent),
         greedy,
         slack: 1e-9 * (inst.base_value + total_value(inst)),
         price,
@@ -144,7 +151,7 @@ pub(crate) fn merge_all_with(
     };
     let mut gc_at = GC_MIN;
 
-    for (step, g) in order.into_iter().enumerate() {
+    for (step, g) in order.into_iter().enumerate().take(opts.stop_after) {
         let delta = schedule.delta(step, cur.w.len());
         let group = &inst.groups[g];
         if let Some(lp) = lp.as_mut() {

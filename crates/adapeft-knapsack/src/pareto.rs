@@ -274,6 +274,8 @@ impl<C> ParetoFront<C> {
                     epsilon: opts.epsilon,
                     bound: false,
                     gap: 0.0,
+                    incumbent: f64::NEG_INFINITY,
+                    stop_after: usize::MAX,
                 },
             )?
         };

@@ -14,15 +14,17 @@
 //! removed. A group left with exactly one choice is fixed (an option joins the base
 //! selection and its weight leaves the capacity; nothing drops the group).
 //!
-//! With a relative gap `g > 0` the floor is the greedy fill's value over `1 - g` instead: a
-//! selection making a removed choice is then worth less than that, so the greedy fill (which
+//! With a relative gap `g > 0` the floor is the incumbent's value over `1 - g` instead: a
+//! selection making a removed choice is then worth less than that, so the incumbent (which
 //! the solver keeps) is within the gap of it; when the LP bound itself is below the floor the
-//! greedy fill is returned at once.
+//! incumbent is returned at once.
 //!
 //! The price is the LP's break slope, which makes `U` the LP bound itself, and the incumbent
-//! is the greedy fill along the LP path; the gap `U - incumbent` is then about one group's
-//! value, so every group whose value per weight is clearly above or below the break is fixed
-//! and only a core of groups near the break is left to merge (Balas and Zemel's core, with
+//! is the better of the greedy fill along the LP path and the optimum of a small core problem
+//! around the LP's break ([`crate::core_problem`]); the gap `U - incumbent` is then at most
+//! about one group's value, and usually far less, so every group whose value per weight is
+//! clearly above or below the break is fixed and only a core of groups near the break is left
+//! to merge (Balas and Zemel's core, with
 //! Dembo and Hammer's fixing test). On a million model-shaped items the core is a few
 //! hundred of them. The test holds for any price, so rounding in `r` costs tightness, never
 //! correctness; rounding in `U` and the incumbent (sums of up to millions of terms, relative
@@ -44,36 +46,49 @@ pub(crate) struct Reduced {
     pub inst: Instance,
     /// The capacity left for the free groups.
     pub capacity: u64,
-    /// The greedy fill of the whole instance: its picks (base included) and value.
-    pub greedy: (Vec<u32>, f64),
-    /// With a gap: the greedy fill is already worth `(1 - gap)` times the LP bound, so
-    /// nothing is left to merge.
+    /// The incumbent: the best selection of the whole instance known before merging (the
+    /// greedy fill or better), its picks (base included) and value.
+    pub incumbent: (Vec<u32>, f64),
+    /// With a gap: the incumbent is already worth `(1 - gap)` times the LP bound, so nothing
+    /// is left to merge.
     pub certified: bool,
 }
 
 /// The greedy fill along the LP path of `inst` within `capacity`: its picks (the base's
 /// included) and value.
 pub(crate) fn greedy_fill(inst: &Instance, lp: &LpBound, capacity: u64) -> (Vec<u32>, f64) {
+    selection_of(inst, &lp.greedy(inst, capacity))
+}
+
+/// The picks (the base's included) and value of the selection that makes `choice[g]` in each
+/// group `g` of `inst` (an option index, or nothing).
+pub(crate) fn selection_of(inst: &Instance, choice: &[Option<usize>]) -> (Vec<u32>, f64) {
     let mut picks = inst.base_picks.clone();
     let mut value = inst.base_value;
-    for (g, pick) in inst.groups.iter().zip(lp.greedy(inst, capacity)) {
+    for (group, &pick) in inst.groups.iter().zip(choice) {
         if let Some(i) = pick {
-            picks.push(g.options[i].flat);
-            value += g.options[i].v;
+            picks.push(group.options[i].flat);
+            value += group.options[i].v;
         }
     }
     (picks, value)
 }
 
-/// Fixes what the Lagrangian test decides in `inst` at `capacity` (see the module docs).
+/// Fixes what the Lagrangian test decides in `inst` at `capacity` (see the module docs),
+/// given the LP bound `lp` of `inst` and the value of a feasible selection, `incumbent`
+/// (picks, base included, and value), which the result carries.
 ///
 /// With `gap > 0` a choice is also removed when every selection making it is worth less than
-/// the greedy fill divided by `1 - gap` (so the greedy fill is within the gap of any such
+/// the incumbent divided by `1 - gap` (so the incumbent is within the gap of any such
 /// selection).
-pub(crate) fn reduce(inst: &Instance, capacity: u64, gap: f64) -> Reduced {
-    let lp = LpBound::new(inst);
+pub(crate) fn reduce(
+    inst: &Instance,
+    lp: &LpBound,
+    capacity: u64,
+    gap: f64,
+    incumbent: (Vec<u32>, f64),
+) -> Reduced {
     let price = lp.break_slope(capacity);
-    let greedy = greedy_fill(inst, &lp, capacity);
     let slack = 1e-9 * (inst.base_value + total_value(inst));
     // Best contribution of each group at the price: nothing (0, when allowed) or an option.
     let contribution = |w: u64, v: f64| v - price * w as f64;
@@ -84,8 +99,8 @@ pub(crate) fn reduce(inst: &Instance, capacity: u64, gap: f64) -> Reduced {
         .collect();
     let upper = price * capacity as f64 + best.iter().sum::<f64>();
     // A choice stays when it may be part of a selection worth `floor - slack` or more, the
-    // floor being the greedy fill's total value (over `1 - gap`), base excluded.
-    let floor = greedy.1 / (1.0 - gap) - inst.base_value;
+    // floor being the incumbent's total value (over `1 - gap`), base excluded.
+    let floor = incumbent.1 / (1.0 - gap) - inst.base_value;
     let allowance = upper - floor + slack;
     let certified = gap > 0.0 && upper <= floor;
 
@@ -96,7 +111,7 @@ pub(crate) fn reduce(inst: &Instance, capacity: u64, gap: f64) -> Reduced {
             base_picks: inst.base_picks.clone(),
         },
         capacity,
-        greedy,
+        incumbent,
         certified,
     };
     if certified {

@@ -295,6 +295,8 @@ fn construct(
                 epsilon: e2,
                 bound: false,
                 gap: 0.0,
+                incumbent: f64::NEG_INFINITY,
+                stop_after: usize::MAX,
             },
             TrimOptions {
                 lower: Some(&lower),
