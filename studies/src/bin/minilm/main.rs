@@ -378,8 +378,10 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
             )
             .into());
         }
-        // Each task's own scratch folder: two `--task` processes can run side by side.
-        let scratch = out.join(format!("saved-{}", task.name));
+        // Each process's and task's own scratch folder, removed when the task is done: two
+        // processes can run side by side, on one task (`--units` beside the study's own
+        // methods) or on two, and neither removes the other's.
+        let scratch = out.join(format!("saved-{}-{}", task.name, std::process::id()));
         std::fs::create_dir_all(&scratch)?;
         let batches = Batches {
             task,
