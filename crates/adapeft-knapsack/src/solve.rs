@@ -17,13 +17,19 @@ use crate::solution::Solution;
 /// # Algorithm
 ///
 /// Dynamic programming over non-dominated states (Nemhauser-Ullmann list merging), pruned
-/// like branch and bound. Items are merged in order of decreasing value/weight; after each
-/// merge the list holds the non-dominated (weight, value) pairs of subsets of the merged
-/// items, and a pair is dropped when it is
+/// like branch and bound. After each merge the list holds the non-dominated (weight, value)
+/// pairs of subsets of the merged items, and a pair is dropped when it is
 /// - heavier than `capacity`, or
 /// - hopeless: its value plus the Dantzig (LP) bound of the items not merged yet, for the
-///   capacity it leaves, is below the best value already reached (the incumbent, which starts
-///   at the greedy fill).
+///   capacity it leaves, is below the best value already reached (the incumbent).
+///
+/// Before merging, the incumbent is set to the optimum of a small core problem (the items
+/// around the LP's break solved exactly, every other item as the greedy fill has it), and
+/// Lagrangian reduction fixes every item whose bound falls below it. The heaviest items left
+/// are merged first, which makes the LP bound over the light ones nearly integral; when
+/// thousands are left, each partial selection over the heavy ones is completed separately,
+/// after a reduction of the light items at its own capacity and price. Each step only
+/// removes what cannot beat the incumbent, so the result is still an optimum.
 ///
 /// Dominance makes this robust where depth-first branch and bound is not (many items of
 /// similar ratio, many equal weights), and the bound keeps the lists short: an item whose
