@@ -173,7 +173,9 @@ pub fn pareto_front(items: &[Item]) -> Result<ParetoFront, KnapsackError> {
 /// the source, `split.rs`). Below 20,000 items it is used only when the items are large in
 /// few ranges (at most 2 ranges per item on average), which is what makes it faster; from
 /// 20,000 on always (`docs/performance.md` has the times). Fronts built this way report
-/// [`ParetoFront::is_exact`] as `false`.
+/// [`ParetoFront::is_exact`] as `false`. Their ranges are independent and are built on
+/// scoped threads, as many as [`std::thread::available_parallelism`] reports (all joined
+/// before this returns); the front is the same whatever their number.
 ///
 /// # Errors
 ///
