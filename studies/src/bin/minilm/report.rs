@@ -526,8 +526,135 @@ pub fn targets(rows: &[Row], tasks: &[Task]) -> String {
                     .join(", ")
             );
         }
+        units_targets(&mut s, &of);
     }
     s
+}
+
+/// Issue 21's targets for units below the tensor on one task (nothing when the task has no
+/// unit-level rows): at each unit budget (0.1% and 1% in the study), unit-level AdaPEFT (blocks, rows) against LoRA at the
+/// same or a larger size and against the published baselines at its budget; and the unit
+/// front against LoRA's up to 1%. "Beats each baseline on at least one task" is read across
+/// the tasks' lines.
+fn units_targets(s: &mut String, of: &[&Row]) {
+    let tuned = |m: &Method| find(of, m, Variant::Tuned);
+    let ours_all: Vec<&Row> = of
+        .iter()
+        .filter(|r| {
+            r.variant == Variant::Tuned
+                && matches!(r.method, Method::AdaPeftBlocks(_) | Method::AdaPeftRows(_))
+        })
+        .copied()
+        .collect();
+    if ours_all.is_empty() {
+        return;
+    }
+    let met = |ok: bool| if ok { "met" } else { "**missed**" };
+    let mut loras: Vec<&Row> = of
+        .iter()
+        .filter(|r| r.variant == Variant::Tuned && matches!(r.method, Method::Lora(_)))
+        .copied()
+        .collect();
+    loras.sort_by(|a, b| a.trainable.total_cmp(&b.trainable));
+    // The study's unit budgets (0.1% and 1%; the quick form's own), in order.
+    let mut fractions: Vec<f64> = ours_all
+        .iter()
+        .filter_map(|r| match r.method {
+            Method::AdaPeftBlocks(f) | Method::AdaPeftRows(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    fractions.sort_by(f64::total_cmp);
+    fractions.dedup();
+    for fraction in fractions {
+        for method in [
+            Method::AdaPeftBlocks(fraction),
+            Method::AdaPeftRows(fraction),
+        ] {
+            let Some(ours) = tuned(&method) else { continue };
+            // LoRA of at least its size (1% slack: sizes are not exactly equal).
+            let larger: Vec<&&Row> = loras
+                .iter()
+                .filter(|l| l.trainable >= 0.99 * ours.trainable)
+                .collect();
+            let losses = larger
+                .iter()
+                .filter(|l| matches!(ours.against(l), Some((_, _, Verdict::Loss))))
+                .count();
+            let _ = writeln!(
+                s,
+                "- {} ({} trainable, {}) against LoRA of the same or a larger size: {} ({})",
+                ours.label(),
+                fmt_params(ours.trainable),
+                ours.accuracy_label(),
+                met(losses == 0 && !larger.is_empty()),
+                if larger.is_empty() {
+                    "no LoRA row that large".to_string()
+                } else {
+                    larger
+                        .iter()
+                        .map(|l| versus(ours, l))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+            );
+            let baselines: Vec<&Row> = [
+                Method::RandomNeurons(fraction),
+                Method::SmtBlocks(fraction),
+                Method::GpsRows(fraction),
+            ]
+            .iter()
+            .filter_map(&tuned)
+            .collect();
+            if !baselines.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "- {} against the published baselines at its budget: {}",
+                    ours.label(),
+                    baselines
+                        .iter()
+                        .map(|b| versus(ours, b))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
+        }
+    }
+    // The front: every LoRA point of at most 1% of the parameters against the best unit row
+    // no larger than it.
+    let mut points = Vec::new();
+    for lora in loras.iter().filter(|l| l.trainable <= 0.01 * l.total) {
+        let best = ours_all
+            .iter()
+            .filter(|r| r.trainable <= lora.trainable)
+            .max_by(|a, b| a.test_mean.total_cmp(&b.test_mean));
+        points.push((lora, best.copied()));
+    }
+    if !points.is_empty() {
+        let verdicts: Vec<Option<Verdict>> = points
+            .iter()
+            .map(|(l, b)| b.and_then(|b| b.against(l)).map(|(_, _, v)| v))
+            .collect();
+        let above = points.iter().zip(&verdicts).all(|((l, b), v)| {
+            b.is_some_and(|b| b.test_mean >= l.test_mean) && *v != Some(Verdict::Loss)
+        }) && verdicts.contains(&Some(Verdict::Win));
+        let _ = writeln!(
+            s,
+            "- The unit front above LoRA's up to 1% (each LoRA point matched by a no larger unit row with a higher mean and no loss, one win): {} ({})",
+            met(above),
+            points
+                .iter()
+                .map(|(l, b)| match b {
+                    Some(b) => format!("{} {}: {}", l.label(), fmt_params(l.trainable), {
+                        let v = versus(b, l);
+                        format!("{} {v}", b.label())
+                    }),
+                    None => format!("{}: no unit row that small", l.label()),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
 }
 
 fn tuning_rows(runs: &[Run], first_seed: u64) -> Vec<Vec<String>> {
@@ -721,4 +848,86 @@ pub fn validate(dir: &Path, config: &StudyConfig) -> Vec<String> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tuned row of `method` on "noun" with these per-seed test accuracies.
+    fn row(method: Method, tests: &[f64], trainable: f64) -> Row {
+        Row {
+            task: "noun".into(),
+            method,
+            variant: Variant::Tuned,
+            rates: vec![1e-3; tests.len()],
+            seeds: (1..=tests.len() as u64).collect(),
+            tests: tests.to_vec(),
+            test_mean: interval95(tests).0,
+            test_half: interval95(tests).1,
+            validation_mean: 0.0,
+            trainable,
+            total: 22.6e6,
+            select_seconds: 1.0,
+            train_seconds: 100.0,
+            seconds_per_step: 0.5,
+            peak_rss: 0.0,
+            saved_bytes: 0.0,
+            checkpoint_bytes: 0.0,
+            chosen: String::new(),
+        }
+    }
+
+    fn lines(rows: &[Row]) -> Vec<String> {
+        let of: Vec<&Row> = rows.iter().collect();
+        let mut s = String::new();
+        units_targets(&mut s, &of);
+        s.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_unit_targets_follow_the_intervals() {
+        let good = [0.70, 0.72, 0.71];
+        let bad = [0.60, 0.61, 0.62];
+        // Blocks at 0.1% beat LoRA r = 1 (larger) and every baseline: met, front above.
+        let rows = vec![
+            row(Method::AdaPeftBlocks(0.001), &good, 22_000.0),
+            row(Method::Lora(1), &bad, 47_000.0),
+            row(Method::RandomNeurons(0.001), &bad, 22_000.0),
+            row(Method::SmtBlocks(0.001), &bad, 22_000.0),
+        ];
+        let out = lines(&rows);
+        assert!(
+            out[0].contains("against LoRA of the same or a larger size: met"),
+            "{out:?}"
+        );
+        assert!(out[1].contains("wins random neurons 0.1%"), "{out:?}");
+        assert!(out[1].contains("wins SMT blocks 0.1%"), "{out:?}");
+        assert!(out.last().unwrap().contains("up to 1%") && out.last().unwrap().contains(": met"));
+        // The same with the accuracies swapped: a loss to LoRA, no front above it.
+        let rows = vec![
+            row(Method::AdaPeftBlocks(0.001), &bad, 22_000.0),
+            row(Method::Lora(1), &good, 47_000.0),
+        ];
+        let out = lines(&rows);
+        assert!(
+            out[0].contains("**missed**") && out[0].contains("loses LoRA r=1"),
+            "{out:?}"
+        );
+        assert!(out.last().unwrap().contains("**missed**"), "{out:?}");
+        // LoRA smaller than every unit row: not a comparison "at the same or a larger size",
+        // and the front has no unit row to put against it.
+        let rows = vec![
+            row(Method::AdaPeftRows(0.01), &good, 225_000.0),
+            row(Method::Lora(1), &bad, 47_000.0),
+        ];
+        let out = lines(&rows);
+        assert!(out[0].contains("no LoRA row that large"), "{out:?}");
+        assert!(
+            out.last().unwrap().contains("no unit row that small"),
+            "{out:?}"
+        );
+        // No unit-level row: nothing is written.
+        assert!(lines(&[row(Method::Lora(1), &bad, 47_000.0)]).is_empty());
+    }
 }
