@@ -35,6 +35,7 @@
 //! cargo run -p adapeft-studies --bin minilm -- --quick           # a tiny random BERT written to disk (CI)
 //! cargo run -p adapeft-studies --bin minilm -- --check [--quick] # only validate a past run's outputs
 //! cargo run -p adapeft-studies --bin minilm -- --units           # then units below the tensor and LoRA r = 1, 2 (issue 21)
+//! cargo run -p adapeft-studies --bin minilm -- --report [--units] # the report of the runs so far, training nothing
 //! ```
 //!
 //! Outputs (in `target/adapeft/minilm-study/`, or `minilm-study-quick/`; `target/adapeft/minilm/`
@@ -237,12 +238,15 @@ impl StudyConfig {
 }
 
 const USAGE: &str =
-    "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--units] [--check] [--task T] [--methods A,B] [--fresh]
+    "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--units] [--check] [--report] [--task T] [--methods A,B] [--fresh]
 
   --quick   a tiny random BERT written to disk, every method, a few steps (CI)
   --units   also LoRA r = 1 and 2 and the selections of units below the tensor (AdaPEFT over
             blocks and rows, SMT, GPS-like rows, random neurons) at 0.1% and 1%
   --check   only validate the outputs of a previous run (of the same mode)
+  --report  only rewrite the report, tables and pictures from the runs logged so far (trains
+            nothing, so it is safe beside a running study; the outputs are partial until the
+            study is done, and not validated)
   --task T  train only task T (noun or verb); the report covers every task with runs
   --methods A,B  train only the methods named (as in the tables: \"linear probe,full fine-tuning\");
             the outputs are then partial and not validated
@@ -250,6 +254,7 @@ const USAGE: &str =
 
 fn main() -> ExitCode {
     let (mut quick, mut check, mut fresh, mut units) = (false, false, false, false);
+    let mut report_only = false;
     let mut only = None;
     let mut methods = None;
     let mut args = std::env::args().skip(1);
@@ -259,6 +264,7 @@ fn main() -> ExitCode {
             "--check" => check = true,
             "--fresh" => fresh = true,
             "--units" => units = true,
+            "--report" => report_only = true,
             "--task" | "--methods" => {
                 let Some(value) = args.next() else {
                     eprintln!("{arg} needs a value\n\n{USAGE}");
@@ -301,6 +307,21 @@ fn main() -> ExitCode {
         config.only_methods = Some(names);
     }
     let out = target_dir().join("adapeft").join(config.dir_name());
+    if report_only {
+        return match write_report(&config, &out) {
+            Ok(runs) => {
+                println!(
+                    "report of the {runs} runs logged so far written to {} (not validated)",
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if !check {
         let start = Instant::now();
         if let Err(e) = run(&config, &out, fresh) {
@@ -329,6 +350,19 @@ fn main() -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// `--report`: the report, tables and pictures from the runs logged in `out`, training
+/// nothing. Returns the number of runs.
+fn write_report(config: &StudyConfig, out: &Path) -> Result<usize, Box<dyn std::error::Error>> {
+    let all_tasks = load_tasks(config)?;
+    let runs = runs::read_all(out, &all_tasks)?;
+    if runs.is_empty() {
+        return Err(format!("no runs logged in {}", out.display()).into());
+    }
+    report::write_all(out, config, &all_tasks, &runs)?;
+    plots::draw_all(out, config, &all_tasks, &runs)?;
+    Ok(runs.len())
 }
 
 /// Loads every task of the study (all of them, for the report), with its splits.
