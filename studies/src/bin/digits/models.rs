@@ -7,6 +7,7 @@
 //! parameters in 39 tensors: embedding, positional embedding, attention, feed-forward,
 //! LayerNorms, biases and a head, so the groups adapeft chooses from are realistic).
 use std::fmt;
+use std::path::Path;
 
 use burn::module::{Module, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -17,7 +18,9 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 
-use crate::data::{CLASSES, PIXELS, SIDE};
+use adapeft_studies::progress::Progress;
+
+use crate::data::{CLASSES, PIXELS, SIDE, Split};
 
 /// A batch: images `[n, 64]` in `[0, 1]` and labels `[n]`.
 #[derive(Debug, Clone)]
@@ -93,6 +96,19 @@ impl ModelKind {
     pub fn has_norms(self) -> bool {
         matches!(self, ModelKind::Transformer { .. })
     }
+}
+
+/// What a run over one model needs, for the study, the oracle benchmark and the units
+/// benchmark alike: their configuration `C`, the data, the pretraining cache, the device,
+/// the progress display and the outcome `O` the run adds to. Each names its own instance
+/// (`StudyModel`, `OracleModel`, `UnitsModel`) and implements [`ModelVisitor`] on it.
+pub struct ModelRun<'a, C, O> {
+    pub config: &'a C,
+    pub split: &'a Split,
+    pub cache_dir: &'a Path,
+    pub device: &'a Device,
+    pub progress: &'a Progress,
+    pub outcome: &'a mut O,
 }
 
 /// Code that runs on any of the study's models: [`ModelKind::visit`] calls

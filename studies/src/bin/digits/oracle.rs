@@ -71,7 +71,7 @@ use adapeft_studies::stats::mean_std;
 
 use crate::data::Split;
 use crate::methods::{LR_SUBSET, Method, count_trainable, with_trainable};
-use crate::models::{Batch, Classifier, ModelKind, ModelVisitor};
+use crate::models::{Batch, Classifier, ModelKind, ModelRun, ModelVisitor};
 use crate::tasks::Task;
 use crate::train::{TaskData, accuracy, pretrain, train};
 
@@ -555,14 +555,7 @@ pub fn run(
 }
 
 /// The benchmark on one model: pretrain it, then every task, seed and subset.
-struct OracleModel<'a> {
-    config: &'a OracleConfig,
-    split: &'a Split,
-    cache_dir: &'a Path,
-    device: &'a Device,
-    progress: &'a Progress,
-    outcome: &'a mut OracleOutcome,
-}
+type OracleModel<'a> = ModelRun<'a, OracleConfig, OracleOutcome>;
 
 impl ModelVisitor for OracleModel<'_> {
     type Output = Result<(), Box<dyn std::error::Error>>;

@@ -23,7 +23,7 @@ use adapeft_studies::progress::Progress;
 
 use crate::data::Split;
 use crate::methods::{Method, Scorer, SelectBudget, count_trainable, with_lora, with_trainable};
-use crate::models::{Batch, Classifier, ModelKind, ModelVisitor};
+use crate::models::{Batch, Classifier, ModelKind, ModelRun, ModelVisitor};
 use crate::tasks::Task;
 use crate::train::{TaskData, accuracy, pretrain, train};
 
@@ -194,14 +194,7 @@ pub fn run(
 }
 
 /// The study of one model: pretrain it, then every task, seed, scorer and method.
-struct StudyModel<'a> {
-    config: &'a StudyConfig,
-    split: &'a Split,
-    cache_dir: &'a Path,
-    device: &'a Device,
-    progress: &'a Progress,
-    outcome: &'a mut Outcome,
-}
+type StudyModel<'a> = ModelRun<'a, StudyConfig, Outcome>;
 
 /// Scores the groups of `model` with `scorer` once and selects at every budget the method
 /// list asks for. Returns `(method, selection, selection seconds)`.

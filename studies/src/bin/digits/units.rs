@@ -42,7 +42,7 @@ use adapeft_studies::stats::{Verdict, interval95, paired};
 
 use crate::data::Split;
 use crate::methods::{LR_FULL, LR_SUBSET, Scorer, count_trainable};
-use crate::models::{Batch, Classifier, ModelKind, ModelVisitor};
+use crate::models::{Batch, Classifier, ModelKind, ModelRun, ModelVisitor};
 use crate::tasks::Task;
 use crate::train::{TaskData, accuracy, pretrain, train, train_with};
 
@@ -216,14 +216,7 @@ pub fn run(
     Ok(outcome)
 }
 
-struct UnitsModel<'a> {
-    config: &'a UnitsConfig,
-    split: &'a Split,
-    cache_dir: &'a Path,
-    device: &'a Device,
-    progress: &'a Progress,
-    outcome: &'a mut UnitsOutcome,
-}
+type UnitsModel<'a> = ModelRun<'a, UnitsConfig, UnitsOutcome>;
 
 /// A regex that matches exactly the modules whose `weight` is 2-D (every `Linear` here).
 fn matrices_rule<M: Classifier>(model: &M) -> String {
