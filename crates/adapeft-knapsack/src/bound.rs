@@ -194,8 +194,15 @@ impl LpBound {
     /// The slope of the segment the LP takes fractionally at `residual` (the LP's dual price
     /// of capacity), or 0 when every remaining segment fits.
     pub fn break_slope(&self, residual: u64) -> f64 {
+        self.break_position(residual)
+            .map_or(0.0, |p| self.segments[p].slope)
+    }
+
+    /// The position, in slope order (as in [`LpBound::path`]), of the segment the LP takes
+    /// fractionally at `residual`, or `None` when every remaining segment fits.
+    pub fn break_position(&self, residual: u64) -> Option<usize> {
         let (pos, _, _) = self.prefix(residual);
-        self.segments.get(pos).map_or(0.0, |s| s.slope)
+        (pos < self.segments.len()).then_some(pos)
     }
 
     /// The maximal prefix of live segments (in slope order) that fits `residual`: its end
@@ -238,7 +245,7 @@ impl LpBound {
     /// decreasing slope, its weight and value increments, its group and the option (index
     /// into the group's options) the group moves to. Every prefix of the path, each group at
     /// the last option it reached (or at its hull start), is a feasible selection.
-    pub fn path(&self) -> impl Iterator<Item = (u64, f64, usize, usize)> + '_ {
+    pub fn path(&self) -> impl ExactSizeIterator<Item = (u64, f64, usize, usize)> + '_ {
         self.segments.iter().map(|s| {
             let g = s.group as usize;
             (s.w, s.v, g, self.vertices_of(g)[s.step as usize] as usize)

@@ -59,26 +59,15 @@ pub(crate) fn core_incumbent(
     capacity: u64,
     tuning: Tuning,
 ) -> Result<(Vec<u32>, f64), KnapsackError> {
+    let segments = core_width(tuning.core, inst.groups.len());
     // The break: the first segment of the LP path the greedy fill could not take (the path
     // visits each group's segments in its own order, so every segment before it was taken).
-    let mut taken = 0u64;
-    let mut at_break = None;
-    let path: Vec<(u64, usize)> = lp.path().map(|(w, _, g, _)| (w, g)).collect();
-    for (p, &(w, _)) in path.iter().enumerate() {
-        match taken.checked_add(w) {
-            Some(t) if t <= capacity => taken = t,
-            _ => {
-                at_break = Some(p);
-                break;
-            }
-        }
-    }
-    let segments = core_width(tuning.core, inst.groups.len());
-    let Some(at_break) = at_break.filter(|_| segments > 0) else {
+    let Some(at_break) = lp.break_position(capacity).filter(|_| segments > 0) else {
         // Every segment fits (the greedy fill is the LP optimum, so it is optimal), or there
         // is no core.
         return Ok(selection_of(inst, greedy));
     };
+    let path = lp.path();
     let lo = at_break.saturating_sub(segments);
     let hi = (at_break + segments).min(path.len());
     if hi - lo > path.len() / 4 {
@@ -87,7 +76,7 @@ pub(crate) fn core_incumbent(
         return Ok(selection_of(inst, greedy));
     }
     let mut in_core = vec![false; inst.groups.len()];
-    for &(_, g) in &path[lo..hi] {
+    for (_, _, g, _) in path.skip(lo).take(hi - lo) {
         in_core[g] = true;
     }
 

@@ -102,6 +102,8 @@ mod solution;
 mod solve;
 mod split;
 mod subset;
+#[cfg(test)]
+mod testing;
 mod trim;
 
 pub use class::{Class, Pick};

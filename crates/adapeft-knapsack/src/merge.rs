@@ -633,7 +633,7 @@ fn merge_many(
 ///
 /// Ties go to the better value per weight.
 fn merge_order(inst: &Instance, bounded: bool) -> Vec<usize> {
-    let heaviest = |g: usize| inst.groups[g].options.last().map_or(0, |o| o.w);
+    let heaviest = |g: usize| heaviest(&inst.groups[g]);
     let ratio = |g: usize| {
         let o = inst.groups[g].options[0];
         crate::item::ratio(o.w, o.v)
@@ -649,6 +649,12 @@ fn merge_order(inst: &Instance, bounded: bool) -> Vec<usize> {
         by_weight.then(ratio(b).total_cmp(&ratio(a)))
     });
     order
+}
+
+/// The weight of a group's heaviest option (0 for a group without options): the key of the
+/// merge order, whose bounded merges take the heaviest groups first.
+pub(crate) fn heaviest(group: &crate::instance::Group) -> u64 {
+    group.options.last().map_or(0, |o| o.w)
 }
 
 /// The best contribution `max_o v_o - price w_o` of a group's options, and 0 when it may take

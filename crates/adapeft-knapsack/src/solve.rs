@@ -6,7 +6,7 @@ use crate::core_problem::{CORE_SEGMENTS, core_incumbent};
 use crate::error::KnapsackError;
 use crate::instance::{Group, Instance};
 use crate::item::Item;
-use crate::merge::{MergeOptions, Merged, merge_all, total_value};
+use crate::merge::{MergeOptions, Merged, heaviest, merge_all, total_value};
 use crate::pareto::pick_table;
 use crate::reduce::{Reduced, greedy_fill, reduce, selection_of};
 use crate::solution::Solution;
@@ -273,18 +273,22 @@ fn solve_split(
     if !(price > 0.0 && allowance > 0.0) {
         return Ok(None);
     }
-    drop(lp);
     let threshold = split_weight * allowance / price;
-    let heaviest = |g: &Group| g.options.last().map_or(0, |o| o.w) as f64;
+    let is_heavy = |g: &Group| heaviest(g) as f64 > threshold;
     // The bounded merge takes the heaviest groups first, so the heavy ones are its first steps.
-    let heavy = inst
-        .groups
-        .iter()
-        .filter(|&g| heaviest(g) > threshold)
-        .count();
+    let heavy = inst.groups.iter().filter(|&g| is_heavy(g)).count();
     if heavy == 0 || heavy == inst.groups.len() {
         return Ok(None);
     }
+    let mut best = reduced.incumbent.clone();
+    if gap > 0.0 {
+        // The merge of the heavy groups prunes against this over `1 - gap`: keep it.
+        let fill = greedy_fill(inst, &lp, capacity);
+        if fill.1 > best.1 {
+            best = fill;
+        }
+    }
+    drop(lp);
     let branches = merge_all(
         inst,
         MergeOptions {
@@ -300,7 +304,7 @@ fn solve_split(
         groups: inst
             .groups
             .iter()
-            .filter(|&g| heaviest(g) <= threshold)
+            .filter(|&g| !is_heavy(g))
             .cloned()
             .collect(),
         base_value: 0.0,
@@ -313,14 +317,6 @@ fn solve_split(
     order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     // The merges' tie slack (`1e-9` of the total value): a branch that may tie is solved.
     let slack = 1e-9 * (inst.base_value + total_value(inst));
-    let mut best = reduced.incumbent.clone();
-    if gap > 0.0 {
-        // The merge of the heavy groups prunes against this over `1 - gap`: keep it.
-        let fill = greedy_fill(inst, &LpBound::new(inst), capacity);
-        if fill.1 > best.1 {
-            best = fill;
-        }
-    }
     for (bound, i) in order {
         if bound < best.1 / (1.0 - gap) - slack {
             break;
@@ -482,20 +478,8 @@ mod tests {
 
     /// All subsets' best value within `capacity` (at most one option per class).
     fn brute_force(classes: &[Class], capacity: u64) -> f64 {
-        let mut all = vec![(0u64, 0.0f64)];
-        for class in classes {
-            let mut next = all.clone();
-            for &(w, v) in &all {
-                for o in class.options() {
-                    next.push((w.saturating_add(o.weight), v + o.value));
-                }
-            }
-            all = next;
-        }
-        all.iter()
-            .filter(|&&(w, _)| w <= capacity)
-            .map(|&(_, v)| v)
-            .fold(0.0, f64::max)
+        let steps = crate::testing::brute_steps(classes);
+        steps[steps.partition_point(|s| s.0 <= capacity) - 1].1
     }
 
     /// The value of a selection given as flat ids of `classes`' options.

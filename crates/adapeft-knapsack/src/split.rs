@@ -512,27 +512,8 @@ mod tests {
     use super::*;
     use crate::class::Class;
     use crate::item::Item;
+    use crate::testing::brute_steps;
     use proptest::prelude::*;
-
-    /// The optimum at every capacity as a step function: (weight, best value up to it).
-    fn brute_steps(classes: &[Class]) -> Vec<(u64, f64)> {
-        let mut all = vec![(0u64, 0.0f64)];
-        for c in classes {
-            let mut next = all.clone();
-            for o in c.options() {
-                next.extend(all.iter().map(|&(w, v)| (w + o.weight, v + o.value)));
-            }
-            all = next;
-        }
-        all.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
-        let mut steps: Vec<(u64, f64)> = Vec::new();
-        for (w, v) in all {
-            if steps.last().is_none_or(|&(_, best)| v > best) {
-                steps.push((w, v));
-            }
-        }
-        steps
-    }
 
     fn item() -> impl Strategy<Value = Item> {
         let weight = prop_oneof![
