@@ -360,9 +360,21 @@ fn write_report(config: &StudyConfig, out: &Path) -> Result<usize, Box<dyn std::
     if runs.is_empty() {
         return Err(format!("no runs logged in {}", out.display()).into());
     }
-    report::write_all(out, config, &all_tasks, &runs)?;
-    plots::draw_all(out, config, &all_tasks, &runs)?;
+    write_outputs(config, out, &all_tasks, &runs)?;
     Ok(runs.len())
+}
+
+/// Writes the report, tables and pictures of `runs` (of `all_tasks`, the study's tasks) into
+/// `out`: after a study, and for `--report`.
+fn write_outputs(
+    config: &StudyConfig,
+    out: &Path,
+    all_tasks: &[Task],
+    runs: &[Run],
+) -> Result<(), Box<dyn std::error::Error>> {
+    report::write_all(out, config, all_tasks, runs)?;
+    plots::draw_all(out, config, all_tasks, runs)?;
+    Ok(())
 }
 
 /// Loads every task of the study (all of them, for the report), with its splits.
@@ -552,7 +564,5 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
         std::fs::remove_dir_all(&scratch).ok();
     }
     let runs = runs::read_all(out, &all_tasks)?;
-    report::write_all(out, config, &all_tasks, &runs)?;
-    plots::draw_all(out, config, &all_tasks, &runs)?;
-    Ok(())
+    write_outputs(config, out, &all_tasks, &runs)
 }

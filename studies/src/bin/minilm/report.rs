@@ -363,9 +363,13 @@ pub fn summary(rows: &[Row], tasks: &[Task]) -> String {
 }
 
 /// The targets, each with what the study shows.
+/// A target's verdict in words.
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
 pub fn targets(rows: &[Row], tasks: &[Task]) -> String {
     let mut s = String::new();
-    let met = |ok: bool| if ok { "met" } else { "**missed**" };
     for task in tasks {
         let of: Vec<&Row> = rows.iter().filter(|r| r.task == task.name).collect();
         if of.is_empty() {
@@ -549,7 +553,6 @@ fn units_targets(s: &mut String, of: &[&Row]) {
     if ours_all.is_empty() {
         return;
     }
-    let met = |ok: bool| if ok { "met" } else { "**missed**" };
     let mut loras: Vec<&Row> = of
         .iter()
         .filter(|r| r.variant == Variant::Tuned && matches!(r.method, Method::Lora(_)))
