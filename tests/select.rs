@@ -215,6 +215,34 @@ fn json_round_trip_and_unknown_version() {
     assert_eq!(old.settings().budget, Budget::Knee);
     assert_eq!(old.settings().estimator, selection.settings().estimator);
     assert_eq!(old.chosen_paths(), selection.chosen_paths());
+    // A version 4 file wrote every point of the front with its whole selection, every
+    // group's `paths` and a reliable score's `"unreliable": null`: it reads as the same
+    // selection, the front's selections included (`==` compares only its points).
+    let mut v4: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v4["version"] = 4.into();
+    v4["front"] = serde_json::to_value(selection.front().to_data()).unwrap();
+    for g in v4["groups"].as_array_mut().unwrap() {
+        g.as_object_mut()
+            .unwrap()
+            .entry("paths")
+            .or_insert(serde_json::json!([]));
+        g["score"]
+            .as_object_mut()
+            .unwrap()
+            .entry("unreliable")
+            .or_insert(serde_json::Value::Null);
+    }
+    let v4 = Selection::from_json(&v4.to_string()).unwrap();
+    assert_eq!(v4, selection);
+    assert_eq!(v4.front().to_data(), selection.front().to_data());
+    assert_eq!(back.front().to_data(), selection.front().to_data());
+    // The compact form, what adapter files and checkpoints store: one line, the same
+    // selection.
+    let compact = selection.to_json_compact();
+    assert!(!compact.contains('\n') && compact.len() < json.len());
+    let from_compact = Selection::from_json(&compact).unwrap();
+    assert_eq!(from_compact, selection);
+    assert_eq!(from_compact.to_json(), json);
     // Not JSON at all: the parser's error is kept as the source.
     let err = Selection::from_json("not json").unwrap_err();
     assert!(matches!(err, SelectionError::Json(_)), "{err}");
@@ -459,7 +487,7 @@ fn save_and_load_only_the_trained_parameters() {
     // The file holds the trained parameters and the manifest, not the model.
     let size = std::fs::metadata(&path).unwrap().len();
     let tensors = 4 * selection.trainable_params();
-    let manifest_len = selection.to_json().len() as u64;
+    let manifest_len = selection.to_json_compact().len() as u64;
     assert!(
         size >= tensors && size < tensors + 2 * manifest_len + 2048,
         "{size}"

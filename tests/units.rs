@@ -414,7 +414,7 @@ fn an_adapter_file_of_units_holds_the_trained_cells_and_loads_them_back_bit_exac
 
         // 4 bytes per trained entry, plus the header (manifest, layout, checksums).
         let size = std::fs::metadata(&file).unwrap().len() as usize;
-        let json = selection.to_json().len();
+        let json = selection.to_json_compact().len();
         assert!(
             size >= 4 * count + json && size < 4 * count + 2 * json + 4096,
             "{}: {size} bytes for {count} entries and a {json}-byte manifest",

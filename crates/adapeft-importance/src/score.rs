@@ -83,7 +83,8 @@ pub struct GroupScore {
     /// Predicted loss reduction `v_k = b_k^2 / (2 a_k)` (the knapsack value), or the baseline score.
     pub value: f64,
     /// Why the quadratic model is not trustworthy for this group; `None` when it is (see
-    /// [`GroupScore::is_reliable`]).
+    /// [`GroupScore::is_reliable`]). Left out of JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreliable: Option<Unreliable>,
     /// The estimate's quality figure.
     pub quality: Quality,

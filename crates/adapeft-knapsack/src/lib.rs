@@ -55,8 +55,9 @@
 //!
 //! Values must be finite and non-negative ([`KnapsackError`] names the offending item or
 //! option otherwise); weightless items with positive value are always taken, items without
-//! value never. With the `serde` feature, the public data types (and [`ParetoFront`], through
-//! [`FrontData`]) implement `Serialize` and `Deserialize`.
+//! value never. With the `serde` feature, the public data types implement `Serialize` and
+//! `Deserialize`; a [`ParetoFront`] is written with each point's selection as its change
+//! from the point before it, and reads that form or [`FrontData`]'s (every selection whole).
 //!
 //! # Example
 //!

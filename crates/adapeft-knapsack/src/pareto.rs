@@ -509,8 +509,10 @@ impl<'a, C: Copy + Ord> IntoIterator for &'a ParetoFront<C> {
 
 /// A [`ParetoFront`] as plain data: every point with its selection materialised.
 ///
-/// This is the serialisable form of a front (with the `serde` feature, `ParetoFront` itself
-/// serialises through it). Converting back checks that the points form a front.
+/// Converting back checks that the points form a front. With the `serde` feature it
+/// serialises as it is, every point with its whole selection; `ParetoFront` itself
+/// serialises more compactly, each point as its change from the point before it (see
+/// [`ParetoFront`]'s `Serialize`), and reads both forms.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FrontData<C = usize> {
@@ -588,18 +590,158 @@ impl<C: Copy + Ord> TryFrom<FrontData<C>> for ParetoFront<C> {
     }
 }
 
+/// One point of a serialised front as its change from the point before it: the choices its
+/// selection adds and removes (both ascending). The first point changes the empty selection.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Step<C> {
+    weight: u64,
+    value: f64,
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    added: Vec<C>,
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    removed: Vec<C>,
+}
+
+/// The serialised form of a [`ParetoFront`]: [`FrontData`]'s fields, with `steps` (each
+/// point as a [`Step`]) where `FrontData` has `points`. Neighbouring points of a front share
+/// most of their selection, so this is about as long as the choices that change along the
+/// front, where `points` repeats every selection whole (a front of 700 points over 18,000
+/// units below the tensor: 0.2 MB against 7.4 MB of JSON).
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FrontForm<C> {
+    epsilon: f64,
+    exact: bool,
+    max_weight: Option<u64>,
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    points: Option<Vec<Point<C>>>,
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    steps: Option<Vec<Step<C>>>,
+}
+
+/// The choices in `new` and not in `old`, and those in `old` and not in `new` (both sorted
+/// ascending, as the results are).
+#[cfg(feature = "serde")]
+fn difference<C: Copy + Ord>(old: &[C], new: &[C]) -> (Vec<C>, Vec<C>) {
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a == b => (i, j) = (i + 1, j + 1),
+            (Some(a), Some(b)) if a < b => {
+                removed.push(*a);
+                i += 1;
+            }
+            (Some(a), None) => {
+                removed.push(*a);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                added.push(*b);
+                j += 1;
+            }
+            (None, None) => unreachable!("the loop runs while one is left"),
+        }
+    }
+    (added, removed)
+}
+
+/// The points of `steps`, each selection rebuilt from the one before it.
+#[cfg(feature = "serde")]
+fn replay<C: Copy + Ord>(steps: Vec<Step<C>>) -> Result<Vec<Point<C>>, KnapsackError> {
+    let invalid = |reason: String| KnapsackError::InvalidFront { reason };
+    let mut chosen: Vec<C> = Vec::new();
+    let mut points = Vec::with_capacity(steps.len());
+    for (i, step) in steps.into_iter().enumerate() {
+        for list in [&step.added, &step.removed] {
+            if list.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(invalid(format!(
+                    "step {i}'s changes are not strictly ascending"
+                )));
+            }
+        }
+        if step
+            .removed
+            .iter()
+            .any(|c| chosen.binary_search(c).is_err())
+        {
+            return Err(invalid(format!(
+                "step {i} removes a choice the point before it does not hold"
+            )));
+        }
+        if step.added.iter().any(|c| chosen.binary_search(c).is_ok()) {
+            return Err(invalid(format!(
+                "step {i} adds a choice the point before it already holds"
+            )));
+        }
+        chosen.retain(|c| step.removed.binary_search(c).is_err());
+        chosen.extend_from_slice(&step.added);
+        chosen.sort_unstable();
+        points.push(Point {
+            weight: step.weight,
+            value: step.value,
+            chosen: chosen.clone(),
+        });
+    }
+    Ok(points)
+}
+
+/// A front serialises with its points as [`Step`]s: `{"epsilon", "exact", "max_weight",
+/// "steps": [{"weight", "value", "added": [..], "removed": [..]}, ..]}`, each point's
+/// selection as the choices it adds to and removes from the point before it (empty lists
+/// left out).
 #[cfg(feature = "serde")]
 impl<C: Copy + Ord + serde::Serialize> serde::Serialize for ParetoFront<C> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_data().serialize(serializer)
+        let mut before: Vec<C> = Vec::new();
+        let mut steps = Vec::with_capacity(self.len());
+        for (i, s) in self.summaries().enumerate() {
+            let chosen = self.chosen(i).unwrap_or_default();
+            let (added, removed) = difference(&before, &chosen);
+            steps.push(Step {
+                weight: s.weight,
+                value: s.value,
+                added,
+                removed,
+            });
+            before = chosen;
+        }
+        FrontForm {
+            epsilon: self.epsilon,
+            exact: self.exact,
+            max_weight: self.max_weight,
+            points: None,
+            steps: Some(steps),
+        }
+        .serialize(serializer)
     }
 }
 
+/// A front reads from either form: its own (`steps`, see its `Serialize`) or [`FrontData`]'s
+/// (`points`, every selection whole, as fronts were written before steps), and is checked as
+/// [`FrontData`] is converted.
 #[cfg(feature = "serde")]
 impl<'de, C: Copy + Ord + serde::Deserialize<'de>> serde::Deserialize<'de> for ParetoFront<C> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let data = FrontData::<C>::deserialize(deserializer)?;
-        ParetoFront::try_from(data).map_err(serde::de::Error::custom)
+        use serde::de::Error;
+        let form = FrontForm::<C>::deserialize(deserializer)?;
+        let points = match (form.points, form.steps) {
+            (Some(points), None) => points,
+            (None, Some(steps)) => replay(steps).map_err(D::Error::custom)?,
+            _ => {
+                return Err(D::Error::custom(
+                    "a front has either `points` or `steps`, exactly one of them",
+                ));
+            }
+        };
+        let data = FrontData {
+            epsilon: form.epsilon,
+            exact: form.exact,
+            max_weight: form.max_weight,
+            points,
+        };
+        ParetoFront::try_from(data).map_err(D::Error::custom)
     }
 }
 

@@ -285,7 +285,7 @@ pub fn save_checkpoint<M: Module, T: Resumable>(
                 record: file_entry(&record_name, &record_bytes),
             },
             state: state.clone(),
-            selection: selection.map(compact_json),
+            selection: selection.map(Selection::to_json_compact),
         };
         let text = manifest.to_text();
         let scratch = dir.join(format!("{MANIFEST_FILE}.{token}.tmp"));
@@ -595,13 +595,6 @@ fn read_checked(file: &Path, entry: &FileEntry) -> Result<Vec<u8>, CheckpointErr
     })?;
     integrity::verify_file(file, &bytes, entry.bytes, &entry.checksum)?;
     Ok(bytes)
-}
-
-/// The selection's JSON without its pretty-printing (a third of its size); numbers are
-/// written back exactly.
-fn compact_json(selection: &Selection) -> String {
-    let text = selection.to_json();
-    serde_json::from_str::<serde_json::Value>(&text).map_or(text, |value| value.to_string())
 }
 
 fn file_entry(name: &str, bytes: &[u8]) -> FileEntry {
