@@ -82,8 +82,8 @@ pub use adapeft_optim::checkpoint::{Resumed, load_checkpoint, save_checkpoint};
 pub use adapeft_optim::{Gen, GenConfig, GradientMask, Masked, Reselect};
 pub use adapeft_selection::{
     AdaPeft, AdaPeftConfig, AlwaysTrain, AutoCandidate, Budget, BudgetError, BudgetOutcome,
-    Candidates, Data, GroupChoice, HeldOut, LoraChoices, LoraChoicesError, LoraOption, Scored,
-    SelectError, Selection, Validation,
+    Candidates, Data, GroupChoice, HeldOut, LoraChoices, LoraChoicesError, LoraOption, RateRule,
+    Scored, SelectError, Selection, Validation,
 };
 pub use error::AdaPeftError;
 pub use store::{load_trained, save_trained};

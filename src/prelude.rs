@@ -12,6 +12,6 @@ pub use crate::{
     AdaPeft, AdaPeftConfig, AdaPeftError, AlwaysTrain, AnyEstimator, Baseline, Budget,
     BudgetOutcome, Candidates, Direction, Estimator, ForwardProbe, Gen, GenConfig, GradientMask,
     GradientProbe, Grouping, HeldOut, LoraChoices, Masked, Objective, ProbeMode, ProbeRun,
-    Reselect, Selection, ShortRun, ValueModel, load_checkpoint, load_trained, save_checkpoint,
-    save_trained,
+    RateRule, Reselect, Selection, ShortRun, ValueModel, load_checkpoint, load_trained,
+    save_checkpoint, save_trained,
 };

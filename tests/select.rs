@@ -1114,18 +1114,45 @@ fn held_out_trials_are_what_burns_adam_does_and_recommend_the_best_rate() {
             held_loss(&trained)
         );
     }
-    // The recommendation is the rate with the lowest held-out loss after its run.
+    // The recommendation (the default rule, `RateRule::StepBelow`) is the rate tried just
+    // below the one with the lowest held-out loss after its run, when that lower run
+    // lowered the held-out loss too.
+    let lowered = |t: &&adapeft::importance::Trial| t.after.unwrap() < t.before;
     let best = v
         .trials
         .iter()
-        .filter(|t| t.after.unwrap() < t.before)
+        .filter(lowered)
         .min_by(|a, b| a.after.unwrap().total_cmp(&b.after.unwrap()))
         .unwrap();
+    let below = v
+        .trials
+        .iter()
+        .filter(|t| t.learning_rate < best.learning_rate)
+        .max_by(|a, b| a.learning_rate.total_cmp(&b.learning_rate))
+        .filter(lowered)
+        .expect("the case has a lower rate that lowers the held-out loss");
     assert_eq!(
         selection.recommended_learning_rate(),
-        Some(best.learning_rate)
+        Some(below.learning_rate)
     );
-    assert!(selection.to_string().contains("recommended learning rate"));
+    let line = format!(
+        "recommended learning rate: {:e} (one step below the lowest held-out loss",
+        below.learning_rate
+    );
+    assert!(selection.to_string().contains(&line), "{selection}");
+    // `RateRule::LowestLoss`: the same trials, the lowest loss's rate.
+    let lowest = config
+        .clone()
+        .with_held_out(
+            HeldOut::last(2)
+                .with_rates(&rates)
+                .with_steps(6)
+                .with_rate_rule(adapeft::RateRule::LowestLoss),
+        )
+        .select(&model, &batches, Budget::Fraction(0.5))
+        .unwrap();
+    assert_eq!(lowest.validation().unwrap().trials, v.trials);
+    assert_eq!(lowest.recommended_learning_rate(), Some(best.learning_rate));
     assert_eq!(
         Selection::from_json(&selection.to_json()).unwrap(),
         selection

@@ -49,7 +49,7 @@ pub use budget::{Budget, BudgetError, BudgetOutcome, Candidates};
 pub use error::SelectionError;
 pub use select::{
     AdaPeft, AdaPeftConfig, AlwaysTrain, AutoCandidate, Data, HeldOut, LoraChoices,
-    LoraChoicesError, Scored, SelectError, Validation,
+    LoraChoicesError, RateRule, Scored, SelectError, Validation,
 };
 pub use selection::{
     CellChoice, GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings,

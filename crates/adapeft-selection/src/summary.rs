@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::select::RateRule;
 use crate::selection::Selection;
 
 /// `1234567` -> `"1,234,567"`.
@@ -58,7 +59,11 @@ impl fmt::Display for Selection {
                 }
                 Some(rate) => writeln!(
                     f,
-                    "recommended learning rate: {rate:e} (held-out loss {before:.4} -> after {} steps at each rate: {})",
+                    "recommended learning rate: {rate:e} ({}; held-out loss {before:.4} -> after {} steps at each rate: {})",
+                    self.settings()
+                        .held_out
+                        .as_ref()
+                        .map_or(RateRule::LowestLoss, |h| h.rate_rule),
                     v.steps,
                     tried.join(", ")
                 )?,

@@ -29,7 +29,7 @@ use crate::selection::Selection;
 
 pub use always::AlwaysTrain;
 pub use error::{LoraChoicesError, SelectError};
-pub use held_out::{AutoCandidate, HeldOut, Validation};
+pub use held_out::{AutoCandidate, HeldOut, RateRule, Validation};
 pub use lora::LoraChoices;
 
 /// The entry point: `AdaPeft::select(&model, &batch, budget)`.
