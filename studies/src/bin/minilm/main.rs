@@ -414,6 +414,7 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
         .filter(|t| trained.contains(&t.name.as_str()))
     {
         let mut log = RunLog::open(out, &task.name, fresh)?;
+        let mut recommendations = runs::Recommendations::open(out, &task.name, fresh)?;
         let steps = config.steps(task);
         if let Some(r) = log.runs().iter().find(|r| r.steps != steps) {
             return Err(format!(
@@ -462,10 +463,13 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                 .collect();
             for method in config.methods.iter().filter(|m| config.trains_method(m)) {
                 let grid = config.rates(method);
-                // The selection's own rate, once a run has recorded it.
+                // The selection's own rates, once recorded: by the older rule (a column of
+                // its runs) and by the library's default (the recommendations file).
                 let own = log.of(method, seed).first().and_then(|r| r.recommended);
-                let rates = log.to_run(method, seed, first_seed, &grid, own)?;
-                if rates.is_empty() {
+                let below = recommendations.get(&method.name(), seed);
+                let rates = log.to_run(method, seed, first_seed, &grid, &[own, below])?;
+                let unknown = method.recommends_rate() && (own.is_none() || below.is_none());
+                if rates.is_empty() && !unknown {
                     bar.inc(1);
                     continue;
                 }
@@ -482,8 +486,28 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                 let recommended = own.or(prepared
                     .selection
                     .as_ref()
-                    .map(|_| prepared.recommended_rate().unwrap_or(0.0)));
-                let rates = log.to_run(method, seed, first_seed, &grid, recommended)?;
+                    .map(|_| prepared.lowest_loss_rate().unwrap_or(0.0)));
+                // The same seed makes the same selection: its older rule's rate is the one
+                // its runs recorded.
+                if let (Some(logged), Some(now)) = (own, prepared.lowest_loss_rate())
+                    && logged != now
+                {
+                    progress.log(format!(
+                        "{} seed {seed} {}: the selection now recommends {now:e} by the lowest loss, its runs recorded {logged:e}",
+                        task.name,
+                        method.name()
+                    ));
+                }
+                let below = match below {
+                    Some(rate) => Some(rate),
+                    None if method.recommends_rate() => {
+                        let rate = prepared.recommended_rate().unwrap_or(0.0);
+                        recommendations.push(method, seed, rate)?;
+                        Some(rate)
+                    }
+                    None => None,
+                };
+                let rates = log.to_run(method, seed, first_seed, &grid, &[recommended, below])?;
                 // A partly trained tensor requires gradients as a whole: count its cells.
                 let trainable: u64 = match cells {
                     Some(selection) => selection.trainable_params(),
@@ -531,6 +555,7 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                         seed,
                         rate,
                         recommended: recommended.filter(|_| method.recommends_rate()),
+                        step_below: below,
                         validation,
                         test,
                         trainable,

@@ -182,12 +182,26 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The encoder rate the selection recommends (AdaPEFT with held-out batches), if it
-    /// recommends one.
+    /// The encoder rate the selection recommends (AdaPEFT with held-out batches, by the
+    /// library's default rule, `RateRule::StepBelow`), if it recommends one.
     pub fn recommended_rate(&self) -> Option<f64> {
         self.selection
             .as_ref()
             .and_then(Selection::recommended_learning_rate)
+    }
+
+    /// The rate the older rule, `RateRule::LowestLoss`, recommends from the same trials
+    /// (the rate of the study's `recommended_rate` column), if the selection recommends one.
+    pub fn lowest_loss_rate(&self) -> Option<f64> {
+        let validation = self.selection.as_ref()?.validation()?;
+        self.recommended_rate()?;
+        let trials = adapeft::importance::Trials {
+            trials: validation.trials.clone(),
+            cost: validation.cost,
+        };
+        adapeft::RateRule::LowestLoss
+            .pick(&trials)
+            .map(|t| t.learning_rate)
     }
 }
 

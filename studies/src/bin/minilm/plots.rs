@@ -10,7 +10,7 @@ use plotters::prelude::*;
 
 use crate::StudyConfig;
 use crate::data::Task;
-use crate::report::{Row, Variant, rows};
+use crate::report::{Row, rows};
 use crate::runs::Run;
 
 const FAMILIES: [(&str, RGBColor); 6] = [
@@ -88,7 +88,7 @@ fn accuracy_figure(path: &Path, task: &str, rows: &[&Row]) -> Result<(), Box<dyn
             .map_err(err)?;
         chart
             .draw_series(of.iter().map(|r| {
-                let style = if r.variant == Variant::Own {
+                let style = if r.variant.is_own() {
                     color.stroke_width(2)
                 } else {
                     color.filled()

@@ -20,8 +20,19 @@ use crate::runs::{Run, best_rate};
 pub enum Variant {
     /// The grid's rate with the best validation accuracy (first seed), for every seed.
     Tuned,
-    /// Each seed's selection's own recommended rate (AdaPEFT).
+    /// Each seed's selection's own recommended rate by the older rule, the lowest held-out
+    /// loss of its trials (AdaPEFT; the rule of the binaries before 7e69906).
     Own,
+    /// Each seed's selection's own recommended rate by the library's default, the rate
+    /// tried a step below the lowest held-out loss's (AdaPEFT).
+    OwnBelow,
+}
+
+impl Variant {
+    /// Whether the rows train at the selection's own rate.
+    pub fn is_own(self) -> bool {
+        self != Variant::Tuned
+    }
 }
 
 /// One (task, method, variant) over the seeds.
@@ -51,11 +62,13 @@ pub struct Row {
 }
 
 impl Row {
-    /// The row's label: the method's, with "(own rate)" for [`Variant::Own`].
+    /// The row's label: the method's, with "(own rate)" for [`Variant::OwnBelow`] and "(own rate,
+    /// lowest loss)" for [`Variant::Own`].
     pub fn label(&self) -> String {
         match self.variant {
             Variant::Tuned => self.method.name(),
-            Variant::Own => format!("{} (own rate)", self.method.name()),
+            Variant::Own => format!("{} (own rate, lowest loss)", self.method.name()),
+            Variant::OwnBelow => format!("{} (own rate)", self.method.name()),
         }
     }
 
@@ -201,6 +214,16 @@ pub fn rows(config: &StudyConfig, tasks: &[Task], runs: &[Run]) -> Vec<Row> {
                     })
                     .collect();
                 rows.extend(row_of(&task.name, method, Variant::Own, own));
+                let below: Vec<&Run> = config
+                    .seeds
+                    .iter()
+                    .filter_map(|s| {
+                        of.iter()
+                            .find(|r| r.seed == *s && r.step_below == Some(r.rate))
+                            .copied()
+                    })
+                    .collect();
+                rows.extend(row_of(&task.name, method, Variant::OwnBelow, below));
             }
         }
     }
@@ -448,7 +471,7 @@ pub fn targets(rows: &[Row], tasks: &[Task]) -> String {
         }
         // Auto: never below the probe on any seed; within the interval of the best method
         // whose size is within 2x of its own.
-        for variant in [Variant::Tuned, Variant::Own] {
+        for variant in [Variant::Tuned, Variant::Own, Variant::OwnBelow] {
             let Some(auto) = find(&of, &Method::AdaPeftAuto, variant) else {
                 continue;
             };
@@ -497,7 +520,7 @@ pub fn targets(rows: &[Row], tasks: &[Task]) -> String {
             }
         }
         // Own rate against the grid's best.
-        for ours in of.iter().filter(|r| r.variant == Variant::Own) {
+        for ours in of.iter().filter(|r| r.variant.is_own()) {
             if let Some(tuned) = find(&of, &ours.method, Variant::Tuned) {
                 let v = ours.against(tuned).map(|(_, _, v)| v);
                 let _ = writeln!(
@@ -826,7 +849,13 @@ pub fn validate(dir: &Path, config: &StudyConfig) -> Vec<String> {
         let fraction = config
             .methods
             .iter()
-            .find(|m| method.strip_suffix(" (own rate)").unwrap_or(method) == m.name())
+            .find(|m| {
+                let base = method
+                    .strip_suffix(" (own rate)")
+                    .or_else(|| method.strip_suffix(" (own rate, lowest loss)"))
+                    .unwrap_or(method);
+                base == m.name()
+            })
             .and_then(Method::fraction);
         if let Some(f) = fraction {
             let pct: f64 = record[8].parse().unwrap_or(f64::NAN);
@@ -840,7 +869,8 @@ pub fn validate(dir: &Path, config: &StudyConfig) -> Vec<String> {
         .iter()
         .filter(|m| m.recommends_rate())
         .count();
-    let expected = config.methods.len() + own;
+    // The tuned row of every method, and AdaPEFT's two own-rate rows (each rule).
+    let expected = config.methods.len() + 2 * own;
     for task in trained {
         let n = per_task.get(task).copied().unwrap_or(0);
         if n != expected {

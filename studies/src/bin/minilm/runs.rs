@@ -18,9 +18,13 @@ pub struct Run {
     pub seed: u64,
     /// The encoder's Adam rate (`0`: the encoder does not move, as in the linear probe).
     pub rate: f64,
-    /// The rate the method's selection recommends (AdaPEFT with held-out batches; `0` when
-    /// no trial lowered the held-out loss), `None` for the other methods.
+    /// The rate the method's selection recommends by `RateRule::LowestLoss`, the rule of
+    /// the binaries before 7e69906 (AdaPEFT with held-out batches; `0` when no trial lowered
+    /// the held-out loss), `None` for the other methods.
     pub recommended: Option<f64>,
+    /// The rate it recommends by the library's default, `RateRule::StepBelow`, from the
+    /// task's recommendations file (not a column of the runs file: [`read_all`] fills it in).
+    pub step_below: Option<f64>,
     /// Accuracy on the validation split.
     pub validation: f64,
     /// Accuracy on the test split.
@@ -116,6 +120,7 @@ impl Run {
             saved_bytes: num(record, 13)?,
             checkpoint_bytes: num(record, 14)?,
             chosen: record[15].to_string(),
+            step_below: None,
         })
     }
 }
@@ -150,13 +155,104 @@ fn read(path: &Path) -> Result<Vec<Run>, Error> {
         .collect()
 }
 
-/// Every run of every task in `tasks` recorded in `dir`.
+/// Every run of every task in `tasks` recorded in `dir`, each with its selection's
+/// step-below recommendation when the task's recommendations file has it.
 pub fn read_all(dir: &Path, tasks: &[Task]) -> Result<Vec<Run>, Error> {
     let mut runs = Vec::new();
     for task in tasks {
-        runs.extend(read(&path(dir, &task.name))?);
+        let recommendations = Recommendations::open(dir, &task.name, false)?;
+        runs.extend(read(&path(dir, &task.name))?.into_iter().map(|mut r| {
+            r.step_below = recommendations.get(&r.method, r.seed);
+            r
+        }));
     }
     Ok(runs)
+}
+
+/// The recommendations file of `task` in `dir`.
+pub fn recommendations_path(dir: &Path, task: &str) -> PathBuf {
+    dir.join(format!("recommended-{task}.csv"))
+}
+
+const RECOMMENDATIONS_HEADER: [&str; 4] = ["task", "method", "seed", "step_below_rate"];
+
+/// What each AdaPEFT selection recommends by the library's default rule
+/// (`RateRule::StepBelow`), one row per (method, seed), appended when the selection is
+/// made (`recommended-<task>.csv`). A file of its own, so that the runs file keeps its
+/// columns (its `recommended_rate` is the older rule's) and a selection whose step-below
+/// rate already has a run (a grid rate) needs no second run to record it.
+pub struct Recommendations {
+    path: PathBuf,
+    task: String,
+    /// (method, seed, rate; `0` for none).
+    rows: Vec<(String, u64, f64)>,
+}
+
+impl Recommendations {
+    /// Opens the file of `task` in `dir` and reads it; `fresh` deletes it first.
+    pub fn open(dir: &Path, task: &str, fresh: bool) -> Result<Self, Error> {
+        let path = recommendations_path(dir, task);
+        if fresh && path.exists() {
+            std::fs::remove_file(&path)
+                .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        }
+        let mut rows = Vec::new();
+        if path.exists() {
+            let mut reader = csv::Reader::from_path(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if reader.headers()?.iter().ne(RECOMMENDATIONS_HEADER) {
+                return Err(format!("{}: the columns are not this study's", path.display()).into());
+            }
+            for (i, record) in reader.records().enumerate() {
+                let bad = |what: &str| format!("{}: row {}: {what}", path.display(), i + 1);
+                let record = record.map_err(|e| bad(&e.to_string()))?;
+                if record.len() != 4 || record[0] != *task {
+                    return Err(bad("not a row of this task").into());
+                }
+                let seed = record[2].parse().map_err(|_| bad("seed is not a number"))?;
+                let rate = record[3].parse().map_err(|_| bad("rate is not a number"))?;
+                rows.push((record[1].to_string(), seed, rate));
+            }
+        }
+        Ok(Recommendations {
+            path,
+            task: task.to_string(),
+            rows,
+        })
+    }
+
+    /// The step-below rate recorded for the selection of `method` (its row label) with
+    /// `seed`.
+    pub fn get(&self, method: &str, seed: u64) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|(m, s, _)| m == method && *s == seed)
+            .map(|&(_, _, rate)| rate)
+    }
+
+    /// Records the step-below rate of `method`'s selection with `seed` (`0`: none).
+    pub fn push(&mut self, method: &Method, seed: u64, rate: f64) -> Result<(), Error> {
+        let new = !self.path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+        let mut w = csv::Writer::from_writer(file);
+        if new {
+            w.write_record(RECOMMENDATIONS_HEADER)?;
+        }
+        let rate_text = format!("{rate:e}");
+        w.write_record([
+            self.task.as_str(),
+            &method.name(),
+            &seed.to_string(),
+            &rate_text,
+        ])?;
+        w.flush()?;
+        self.rows.push((method.name(), seed, rate_text.parse()?));
+        Ok(())
+    }
 }
 
 /// `values` without repeats, in first-seen order.
@@ -226,22 +322,22 @@ impl RunLog {
 
     /// The encoder rates still to train for `method` with `seed`: on `first_seed` the whole
     /// `grid`, on the other seeds the grid's rate that was best on `first_seed`'s validation;
-    /// and, for a method whose selection recommends a rate, that rate (`own`, once known);
-    /// less the rates already recorded.
+    /// and, for a method whose selection recommends a rate, the rates it recommends (`own`,
+    /// by each rule, once known); less the rates already recorded.
     pub fn to_run(
         &self,
         method: &Method,
         seed: u64,
         first_seed: u64,
         grid: &[f64],
-        own: Option<f64>,
+        own: &[Option<f64>],
     ) -> Result<Vec<f64>, Error> {
         let mut rates = if seed == first_seed {
             grid.to_vec()
         } else {
             vec![self.best_rate(method, first_seed, grid)?]
         };
-        rates.extend(own.filter(|_| method.recommends_rate()));
+        rates.extend(own.iter().flatten().filter(|_| method.recommends_rate()));
         let done = self.of(method, seed);
         let mut rates = unique(rates);
         rates.retain(|r| !done.iter().any(|d| d.rate == *r));
@@ -307,6 +403,7 @@ mod tests {
             saved_bytes: 4096,
             checkpoint_bytes: 1 << 20,
             chosen: "head.weight, \"quoted\" layers.0.ffn.output.bias".into(),
+            step_below: None,
         }
     }
 
@@ -355,32 +452,84 @@ mod tests {
         let grid = [3e-4, 1e-3, 3e-3];
         let mut log = RunLog::open(dir.path(), "verb", false).unwrap();
         // Nothing yet: the grid (the own rate is not known before the selection).
-        assert_eq!(log.to_run(&ada, 1, 1, &grid, None).unwrap(), grid);
+        assert_eq!(log.to_run(&ada, 1, 1, &grid, &[None]).unwrap(), grid);
         // Known: appended once, even when it is a grid rate; other methods have none.
         assert_eq!(
-            log.to_run(&ada, 1, 1, &grid, Some(1e-2)).unwrap(),
+            log.to_run(&ada, 1, 1, &grid, &[Some(1e-2)]).unwrap(),
             [3e-4, 1e-3, 3e-3, 1e-2]
         );
-        assert_eq!(log.to_run(&ada, 1, 1, &grid, Some(1e-3)).unwrap(), grid);
-        assert_eq!(log.to_run(&lora, 1, 1, &grid, Some(1e-2)).unwrap(), grid);
+        assert_eq!(log.to_run(&ada, 1, 1, &grid, &[Some(1e-3)]).unwrap(), grid);
+        assert_eq!(log.to_run(&lora, 1, 1, &grid, &[Some(1e-2)]).unwrap(), grid);
         // The second seed needs the first seed's validation.
-        assert!(log.to_run(&ada, 2, 1, &grid, None).is_err());
+        assert!(log.to_run(&ada, 2, 1, &grid, &[None]).is_err());
         for (rate, acc) in [(3e-4, 0.5), (1e-3, 0.6), (3e-3, 0.55), (1e-2, 0.58)] {
             log.push(run(&ada, 1, rate, acc)).unwrap();
         }
         assert!(
-            log.to_run(&ada, 1, 1, &grid, Some(1e-2))
+            log.to_run(&ada, 1, 1, &grid, &[Some(1e-2)])
                 .unwrap()
                 .is_empty()
         );
-        assert_eq!(log.to_run(&ada, 2, 1, &grid, None).unwrap(), [1e-3]);
+        assert_eq!(log.to_run(&ada, 2, 1, &grid, &[None]).unwrap(), [1e-3]);
         assert_eq!(
-            log.to_run(&ada, 2, 1, &grid, Some(3e-4)).unwrap(),
+            log.to_run(&ada, 2, 1, &grid, &[Some(3e-4)]).unwrap(),
             [1e-3, 3e-4]
         );
         // A run recorded on the second seed is not repeated; the own rate's neither.
         log.push(run(&ada, 2, 3e-4, 0.5)).unwrap();
-        assert_eq!(log.to_run(&ada, 2, 1, &grid, Some(3e-4)).unwrap(), [1e-3]);
+        assert_eq!(
+            log.to_run(&ada, 2, 1, &grid, &[Some(3e-4)]).unwrap(),
+            [1e-3]
+        );
+        // Both rules' rates, each once.
+        assert_eq!(
+            log.to_run(&ada, 2, 1, &grid, &[Some(3e-3), Some(1e-4), Some(3e-3)])
+                .unwrap(),
+            [1e-3, 3e-3, 1e-4]
+        );
+    }
+
+    #[test]
+    fn recommendations_round_trip_and_join_the_runs_they_belong_to() {
+        let dir = adapeft_testing::temp_dir("minilm-recommended");
+        let (ada, auto) = (Method::AdaPeft(0.01), Method::AdaPeftAuto);
+        let mut recs = Recommendations::open(dir.path(), "verb", false).unwrap();
+        assert_eq!(recs.get(&ada.name(), 1), None);
+        recs.push(&ada, 1, 1e-3).unwrap();
+        recs.push(&auto, 2, 0.0).unwrap();
+        let reopened = Recommendations::open(dir.path(), "verb", false).unwrap();
+        assert_eq!(reopened.get(&ada.name(), 1), Some(1e-3));
+        assert_eq!(reopened.get(&auto.name(), 2), Some(0.0));
+        assert_eq!(reopened.get(&ada.name(), 2), None);
+        let mut log = RunLog::open(dir.path(), "verb", false).unwrap();
+        log.push(run(&ada, 1, 1e-3, 0.6)).unwrap();
+        log.push(run(&ada, 2, 1e-3, 0.6)).unwrap();
+        let task = Task::load(
+            &adapeft_studies::paths::data_dir("wordnet"),
+            "verb",
+            2,
+            0.0,
+            1,
+        )
+        .unwrap();
+        let runs = read_all(dir.path(), std::slice::from_ref(&task)).unwrap();
+        assert_eq!(
+            runs.iter().map(|r| r.step_below).collect::<Vec<_>>(),
+            [Some(1e-3), None]
+        );
+        // Another task's file is refused.
+        std::fs::copy(
+            recommendations_path(dir.path(), "verb"),
+            recommendations_path(dir.path(), "noun"),
+        )
+        .unwrap();
+        assert!(Recommendations::open(dir.path(), "noun", false).is_err());
+        assert!(
+            Recommendations::open(dir.path(), "verb", true)
+                .unwrap()
+                .get(&ada.name(), 1)
+                .is_none()
+        );
     }
 
     #[test]
