@@ -687,7 +687,7 @@ fn replay<C: Copy + Ord>(steps: Vec<Step<C>>) -> Result<Vec<Point<C>>, KnapsackE
     Ok(points)
 }
 
-/// A front serialises with its points as [`Step`]s: `{"epsilon", "exact", "max_weight",
+/// A front serialises with its points as steps: `{"epsilon", "exact", "max_weight",
 /// "steps": [{"weight", "value", "added": [..], "removed": [..]}, ..]}`, each point's
 /// selection as the choices it adds to and removes from the point before it (empty lists
 /// left out).

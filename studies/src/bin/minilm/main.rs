@@ -12,7 +12,9 @@
 //! - **Rates**: each method's encoder rate is the best on validation (first seed) of a grid:
 //!   full fine-tuning `{1e-5, 3e-5, 1e-4}`, every other method `{3e-4, 1e-3, 3e-3}`. AdaPEFT
 //!   is also trained at the rate its own selection recommends (held-out batches of the
-//!   training split), each seed at its own.
+//!   training split), each seed at its own: by the library's default rule (a step below the
+//!   trials' best) and by the older one (the trials' best), the "(own rate)" and "(own rate,
+//!   lowest loss)" rows.
 //! - **Seeds**: three (the head's initial weights, the batch order, the selection batches);
 //!   means with 95% Student-t intervals, and wins or losses only where the 95% interval of
 //!   the paired (same seed) difference excludes zero.
@@ -25,7 +27,9 @@
 //! - **Costs** per run: seconds per training step, the peak resident memory of training, the
 //!   selection's seconds, the saved adapter's size.
 //!
-//! Every finished training run is appended to `runs-<task>.csv` at once, and a run of the
+//! Every finished training run is appended to `runs-<task>.csv` at once (its
+//! `recommended_rate` is the older rule's; the default rule's rate of each selection goes to
+//! `recommended-<task>.csv` when the selection is made), and a run of the
 //! study skips the runs already there: stopped, it resumes where it was (`--fresh` starts
 //! over). `--task noun` (or `verb`) runs one task, so that two processes can share the work, and
 //! `--methods` some of the methods (a partial run: its outputs are not validated).
