@@ -192,10 +192,7 @@ impl Recommendations {
     /// Opens the file of `task` in `dir` and reads it; `fresh` deletes it first.
     pub fn open(dir: &Path, task: &str, fresh: bool) -> Result<Self, Error> {
         let path = recommendations_path(dir, task);
-        if fresh && path.exists() {
-            std::fs::remove_file(&path)
-                .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-        }
+        forget(&path, fresh)?;
         let mut rows = Vec::new();
         if path.exists() {
             let mut reader = csv::Reader::from_path(&path)
@@ -232,27 +229,46 @@ impl Recommendations {
 
     /// Records the step-below rate of `method`'s selection with `seed` (`0`: none).
     pub fn push(&mut self, method: &Method, seed: u64, rate: f64) -> Result<(), Error> {
-        let new = !self.path.exists();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
-        let mut w = csv::Writer::from_writer(file);
-        if new {
-            w.write_record(RECOMMENDATIONS_HEADER)?;
-        }
         let rate_text = format!("{rate:e}");
-        w.write_record([
-            self.task.as_str(),
-            &method.name(),
-            &seed.to_string(),
-            &rate_text,
-        ])?;
-        w.flush()?;
+        append(
+            &self.path,
+            &RECOMMENDATIONS_HEADER,
+            &[
+                self.task.clone(),
+                method.name(),
+                seed.to_string(),
+                rate_text.clone(),
+            ],
+        )?;
         self.rows.push((method.name(), seed, rate_text.parse()?));
         Ok(())
     }
+}
+
+/// Deletes the file at `path`, if there is one, when `fresh` (a study started over).
+fn forget(path: &Path, fresh: bool) -> Result<(), Error> {
+    if fresh && path.exists() {
+        std::fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Appends `record` to the CSV file at `path` at once (flushed), writing `header` first when
+/// the file is new.
+fn append(path: &Path, header: &[&str], record: &[String]) -> Result<(), Error> {
+    let new = !path.exists();
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut w = csv::Writer::from_writer(file);
+    if new {
+        w.write_record(header)?;
+    }
+    w.write_record(record)?;
+    w.flush()?;
+    Ok(())
 }
 
 /// `values` without repeats, in first-seen order.
@@ -277,10 +293,7 @@ impl RunLog {
     /// Opens the runs file of `task` in `dir` and reads it; `fresh` deletes it first.
     pub fn open(dir: &Path, task: &str, fresh: bool) -> Result<Self, Error> {
         let path = path(dir, task);
-        if fresh && path.exists() {
-            std::fs::remove_file(&path)
-                .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-        }
+        forget(&path, fresh)?;
         let runs = read(&path)?;
         if let Some(r) = runs.iter().find(|r| r.task != task) {
             return Err(format!("{}: a run of task {:?}", path.display(), r.task).into());
@@ -346,19 +359,8 @@ impl RunLog {
 
     /// Appends `run` to the file (creating it with its header) and to the record.
     pub fn push(&mut self, run: Run) -> Result<(), Error> {
-        let new = !self.path.exists();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
-        let mut w = csv::Writer::from_writer(file);
-        if new {
-            w.write_record(HEADER)?;
-        }
         let record = run.record();
-        w.write_record(&record)?;
-        w.flush()?;
+        append(&self.path, &HEADER, &record)?;
         // What the file holds (accuracies to 6 digits), so that a resumed study, which reads
         // the file, chooses the same rates as this one.
         let stored = Run::parse(&csv::StringRecord::from(record))
