@@ -31,6 +31,12 @@ impl Trial {
     pub fn reduction(&self) -> Option<f64> {
         self.after.map(|after| self.before - after)
     }
+
+    /// Whether the run lowered the held-out loss (it did not diverge, and its reduction is
+    /// positive).
+    pub fn lowered(&self) -> bool {
+        self.reduction().is_some_and(|r| r > 0.0)
+    }
 }
 
 /// The trials of one set of groups at several rates, and what they cost.
@@ -48,7 +54,7 @@ impl Trials {
     pub fn best(&self) -> Option<Trial> {
         self.trials
             .iter()
-            .filter(|t| t.reduction().is_some_and(|r| r > 0.0))
+            .filter(|t| t.lowered())
             .min_by(|a, b| {
                 a.after
                     .expect("a reduction has an after")

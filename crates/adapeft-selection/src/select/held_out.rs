@@ -89,7 +89,6 @@ impl RateRule {
     /// run lowered the held-out loss.
     pub fn pick(self, trials: &Trials) -> Option<Trial> {
         let best = trials.best()?;
-        let lowered = |t: &&Trial| t.reduction().is_some_and(|r| r > 0.0);
         match self {
             RateRule::LowestLoss => Some(best),
             RateRule::StepBelow => Some(
@@ -98,7 +97,7 @@ impl RateRule {
                     .iter()
                     .filter(|t| t.learning_rate < best.learning_rate)
                     .max_by(|a, b| a.learning_rate.total_cmp(&b.learning_rate))
-                    .filter(lowered)
+                    .filter(|t| t.lowered())
                     .copied()
                     .unwrap_or(best),
             ),
