@@ -13,7 +13,9 @@ use crate::error::AdaPeftError;
 /// Writes the chosen parameters of `model` (and nothing else) to `path` as safetensors, with
 /// `selection` as the file's JSON manifest ([`Selection::to_json_compact`]: every scored
 /// group with its score, so a selection over many units below the tensor carries a few
-/// hundred bytes of manifest per unit, scored or not). The file's size follows the trained parameters,
+/// hundred bytes of JSON per unit, scored or not; a manifest over
+/// [`COMPRESS_ABOVE`](adapeft_selection::COMPRESS_ABOVE) bytes is stored deflated, about eight
+/// times smaller, and reads back the same). The file's size follows the trained parameters,
 /// not the model's: a tensor the selection trains only in part (units below the tensor:
 /// output neurons, rows, blocks, heads) is written as its chosen cells' values alone, with
 /// their tiling and cell numbers, checksummed like the values

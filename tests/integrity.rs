@@ -9,6 +9,9 @@
 //!   unverified, so damage to the record's key turned the checks off. Now only a file
 //!   recognised as older than checksums loads unverified; a damaged key, or a format version
 //!   that records checksums without them, is refused;
+//! - a manifest stored compressed (long ones are): damage to it never loads another
+//!   selection, and a compressed manifest where the format version says plain, a plain one
+//!   where it says compressed, both, or a cell layout removed from such a file, are refused;
 //! - files written by earlier builds, with or without checksums, still load.
 //!
 //! The checkpoint side (`adapeft_optim::checkpoint`) has the same test in
@@ -24,8 +27,8 @@ use adapeft::{
 };
 use adapeft_selection::integrity::IntegrityError;
 use adapeft_selection::{
-    CELLS_SUFFIX, INTEGRITY_KEY, MANIFEST_KEY, STORE_VERSION, StoreError, VERSION_KEY,
-    load_tensors, read_manifest, save_tensors,
+    CELLS_SUFFIX, COMPRESS_ABOVE, INTEGRITY_KEY, MANIFEST_DEFLATE_KEY, MANIFEST_KEY, STORE_VERSION,
+    StoreError, VERSION_KEY, load_tensors, read_manifest, save_tensors,
 };
 use adapeft_testing::damage::{Damage, damage};
 use adapeft_testing::{Mlp, per_tensor, regression_batch, snapshot_base, temp_dir};
@@ -88,17 +91,39 @@ struct Saved {
     original: Vec<u8>,
 }
 
-/// With `units`, the selection is of units below the tensor (the hidden layer's output
-/// neurons, 2 x 2 blocks of the output weight), so the file stores cells.
-fn saved(dir: &Path, units: bool) -> Saved {
+/// What the saved file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Whole tensors, a selection of half the model.
+    Whole,
+    /// Cells: the selection is of units below the tensor (the hidden layer's output neurons,
+    /// 2 x 2 blocks of the output weight).
+    Cells,
+    /// Cells, and a manifest long enough to be stored compressed: units below the tensor of
+    /// a wider model (2 x 2 blocks of the hidden layer too), hundreds of them.
+    Compressed,
+}
+
+fn saved(dir: &Path, kind: Kind) -> Saved {
     let device = Device::flex().autodiff();
     device.seed(7);
-    let trained = Mlp::new(6, 8, 3, &device);
-    let base = Mlp::new(6, 8, 3, &device);
-    let batch = regression_batch(16, 6, 3, 1, &device);
+    let (d_in, hidden) = if kind == Kind::Compressed {
+        (32, 64)
+    } else {
+        (6, 8)
+    };
+    let trained = Mlp::new(d_in, hidden, 3, &device);
+    let base = Mlp::new(d_in, hidden, 3, &device);
+    let batch = regression_batch(16, d_in, 3, 1, &device);
+    let units = kind != Kind::Whole;
     let selection = if units {
+        let neurons = if kind == Kind::Compressed {
+            Unit::Blocks { rows: 2, cols: 2 }
+        } else {
+            Unit::Outputs
+        };
         let rules = UnitRules::new()
-            .with("^hidden$", Unit::Outputs)
+            .with("^hidden$", neurons)
             .unwrap()
             .with("^out$", Unit::Blocks { rows: 2, cols: 2 })
             .unwrap();
@@ -118,6 +143,12 @@ fn saved(dir: &Path, units: bool) -> Saved {
     let file = dir.join("written.safetensors");
     save_trained(&trained, &selection, &file).unwrap();
     let written = std::fs::read(&file).unwrap();
+    let compressed = header(&written).0.contains_key(MANIFEST_DEFLATE_KEY);
+    assert_eq!(compressed, kind == Kind::Compressed);
+    assert_eq!(
+        selection.to_json_compact().len() > COMPRESS_ABOVE,
+        compressed
+    );
     let original = with_header(&written, header(&written));
     Saved {
         trained,
@@ -143,19 +174,26 @@ enum Region {
 /// selection than were saved, and the damage that must be noticed is.
 #[test]
 fn thousands_of_damaged_copies_never_panic_or_load_other_weights() {
-    damaged_copies(false);
+    damaged_copies(Kind::Whole);
 }
 
 /// The same with a file of units below the tensor: the cells' values and their layout (tiling
 /// and cell numbers) are checked like whole tensors.
 #[test]
 fn thousands_of_damaged_copies_of_a_file_of_cells_never_panic_or_load_other_weights() {
-    damaged_copies(true);
+    damaged_copies(Kind::Cells);
 }
 
-fn damaged_copies(units: bool) {
+/// The same with a manifest stored compressed: damage to its base64 text, or to the stream
+/// it encodes, is refused or reads back the manifest that was saved.
+#[test]
+fn thousands_of_damaged_copies_of_a_file_with_a_compressed_manifest_never_load_other_weights() {
+    damaged_copies(Kind::Compressed);
+}
+
+fn damaged_copies(kind: Kind) {
     let dir = temp_dir("integrity");
-    let saved = saved(dir.path(), units);
+    let saved = saved(dir.path(), kind);
     let original = &saved.original;
     let (want, base_bytes) = (bytes(&saved.trained), bytes(&saved.base));
     let chosen = saved.selection.chosen_paths();
@@ -322,7 +360,7 @@ fn damaged_copies(units: bool) {
 #[test]
 fn a_damaged_record_key_is_refused_not_loaded_unverified() {
     let dir = temp_dir("integrity");
-    let saved = saved(dir.path(), false);
+    let saved = saved(dir.path(), Kind::Whole);
     let file = dir.path().join("damaged.safetensors");
     let expect_missing = |bytes: &[u8], what: &str| {
         std::fs::write(&file, bytes).unwrap();
@@ -371,19 +409,109 @@ fn a_damaged_record_key_is_refused_not_loaded_unverified() {
         "no record at version 2",
     );
 
-    // A version this build does not know, one that is no version, and the version of files
-    // with cells on a file without them.
-    assert_eq!(STORE_VERSION, 3);
-    for (version, newer) in [("4", true), ("2x", false), ("3", false)] {
+    // A version this build does not know, one that is no version, the version of files
+    // with cells on a file without them, and that of compressed manifests on a plain one.
+    assert_eq!(STORE_VERSION, 4);
+    for (version, newer) in [("5", true), ("2x", false), ("3", false), ("4", false)] {
         let (mut metadata, entries) = header(&saved.original);
         metadata.insert(VERSION_KEY.into(), version.into());
         std::fs::write(&file, with_header(&saved.original, (metadata, entries))).unwrap();
         match (load_tensors(saved.base.clone(), &file), newer) {
-            (Err(StoreError::UnsupportedVersion { found: 4, .. }), true) => {}
+            (Err(StoreError::UnsupportedVersion { found: 5, .. }), true) => {}
             (Err(StoreError::Integrity(IntegrityError::Corrupt { .. })), false) => {}
             (other, _) => panic!("version `{version}`: got {other:?}"),
         }
     }
+}
+
+/// The entries of a file with a compressed manifest, moved: each way the version, the two
+/// manifest keys and the cell layout can disagree is refused as corrupt, never read as
+/// another manifest or loaded without its cells.
+#[test]
+fn a_compressed_manifest_where_the_version_says_otherwise_is_refused() {
+    let dir = temp_dir("integrity");
+    let compressed = saved(dir.path(), Kind::Compressed);
+    let plain = saved(dir.path(), Kind::Cells);
+    let file = dir.path().join("moved.safetensors");
+    let (packed_meta, _) = header(&compressed.original);
+    assert_eq!(packed_meta[VERSION_KEY], "4");
+    let packed = packed_meta[MANIFEST_DEFLATE_KEY].clone();
+    let text = compressed.selection.to_json_compact();
+    let corrupt = |bytes: Vec<u8>, base: &Mlp, words: &str, what: &str| {
+        std::fs::write(&file, bytes).unwrap();
+        match load_tensors(base.clone(), &file) {
+            Err(StoreError::Integrity(IntegrityError::Corrupt { reason, .. })) => {
+                assert!(reason.contains(words), "{what}: {reason}");
+            }
+            other => panic!("{what}: got {other:?}"),
+        }
+        assert!(read_manifest(&file).is_err(), "{what}: read_manifest");
+    };
+    let edit = |saved: &Saved, change: &dyn Fn(&mut BTreeMap<String, String>)| {
+        let (mut metadata, entries) = header(&saved.original);
+        change(&mut metadata);
+        with_header(&saved.original, (metadata, entries))
+    };
+    // Version 4, the manifest put back plain (its checksum would match).
+    let bytes = edit(&compressed, &|m| {
+        m.remove(MANIFEST_DEFLATE_KEY);
+        m.insert(MANIFEST_KEY.into(), text.clone());
+    });
+    corrupt(
+        bytes,
+        &compressed.base,
+        "plain",
+        "plain manifest at version 4",
+    );
+    // Both entries.
+    let bytes = edit(&compressed, &|m| {
+        m.insert(MANIFEST_KEY.into(), text.clone());
+    });
+    corrupt(bytes, &compressed.base, "both", "both manifests");
+    // Version 3, the manifest compressed.
+    let bytes = edit(&compressed, &|m| {
+        m.insert(VERSION_KEY.into(), "3".into());
+    });
+    corrupt(
+        bytes,
+        &compressed.base,
+        "does not store",
+        "compressed at version 3",
+    );
+    // A plain file's manifest compressed in place: its version (3) does not store it.
+    let plain_text = plain.selection.to_json_compact();
+    let bytes = edit(&plain, &|m| {
+        let text = m.remove(MANIFEST_KEY).unwrap();
+        assert_eq!(text, plain_text);
+        m.insert(MANIFEST_DEFLATE_KEY.into(), packed.clone());
+    });
+    corrupt(
+        bytes,
+        &plain.base,
+        "does not store",
+        "compressed at version 3 (cells)",
+    );
+    // Version 4 without its cell layout: the checksum record lists it.
+    let bytes = edit(&compressed, &|m| {
+        assert!(m.remove(adapeft_selection::CELLS_KEY).is_some());
+    });
+    corrupt(
+        bytes,
+        &compressed.base,
+        "stores cells",
+        "no cell layout at version 4",
+    );
+    // The compressed text cut short by whole base64 quanta: it still decodes, but the
+    // stream is incomplete.
+    let bytes = edit(&compressed, &|m| {
+        let cut = packed[..packed.len() / 8 * 4].to_string();
+        m.insert(MANIFEST_DEFLATE_KEY.into(), cut);
+    });
+    corrupt(bytes, &compressed.base, "inflate", "stream cut short");
+    // And the undamaged file loads the selection and the trained cells.
+    std::fs::write(&file, &compressed.original).unwrap();
+    let (_, selection) = load_trained(compressed.base.clone(), &file).unwrap();
+    assert_eq!(selection.to_json_compact(), text);
 }
 
 /// A file written before checksums existed: the manifest and burn-store's own metadata, no

@@ -55,6 +55,7 @@ pub use selection::{
     CellChoice, GroupChoice, LoraOption, SCHEMA_VERSION, Selection, SelectionSettings,
 };
 pub use store::{
-    CELLS_KEY, CELLS_SUFFIX, INTEGRITY_KEY, MANIFEST_KEY, STORE_VERSION, StoreError, StoredCells,
-    VERSION_KEY, load_tensors, read_manifest, save_tensors, save_tensors_and_cells,
+    CELLS_KEY, CELLS_SUFFIX, COMPRESS_ABOVE, INTEGRITY_KEY, MANIFEST_DEFLATE_KEY, MANIFEST_KEY,
+    STORE_VERSION, StoreError, StoredCells, VERSION_KEY, load_tensors, read_manifest, save_tensors,
+    save_tensors_and_cells,
 };

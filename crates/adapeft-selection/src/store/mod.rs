@@ -32,6 +32,14 @@
 //! those cells' values alone, with their tiling and cell numbers in the header metadata
 //! ([`save_tensors_and_cells`], [`StoredCells`]); [`load_tensors`] puts them back in place and
 //! leaves the tensor's other entries as the receiving model has them.
+//!
+//! # Large manifests
+//!
+//! A manifest longer than [`COMPRESS_ABOVE`] bytes (a selection of units below the tensor
+//! records every scored unit: megabytes of JSON) is stored zlib-deflated and base64-encoded
+//! under [`MANIFEST_DEFLATE_KEY`] instead of [`MANIFEST_KEY`], about eight times smaller.
+//! [`read_manifest`] and [`load_tensors`] give back the same text either way; its checksum is
+//! the uncompressed text's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -50,12 +58,21 @@ use serde::Deserialize;
 use crate::integrity::{self, Checksums, IntegrityError};
 
 mod cells;
+mod compress;
 
 pub use cells::{CELLS_KEY, CELLS_SUFFIX, StoredCells};
 use cells::{GatherCells, layout_json};
+pub use compress::COMPRESS_ABOVE;
+use compress::{MAX_INFLATED_LEN, deflate, inflate};
 
-/// Key under which the manifest JSON is stored in the safetensors header metadata.
+/// Key under which the manifest JSON is stored in the safetensors header metadata (a
+/// manifest of at most [`COMPRESS_ABOVE`] bytes; a longer one goes under
+/// [`MANIFEST_DEFLATE_KEY`]).
 pub const MANIFEST_KEY: &str = "adapeft.selection";
+
+/// Key under which a manifest longer than [`COMPRESS_ABOVE`] bytes is stored instead of
+/// [`MANIFEST_KEY`]: zlib-deflated, then base64-encoded (format version 4).
+pub const MANIFEST_DEFLATE_KEY: &str = "adapeft.selection.deflate";
 
 /// Key under which the checksums of the manifest and of every stored tensor are kept in the
 /// safetensors header metadata (see [`load_tensors`]).
@@ -65,15 +82,22 @@ pub const INTEGRITY_KEY: &str = "adapeft.integrity";
 /// header metadata.
 pub const VERSION_KEY: &str = "adapeft.version";
 
-/// The newest format version this build reads and writes: 3, a file that stores cells of
-/// partially trained tensors ([`save_tensors_and_cells`]). A file without cells is written
-/// as version 2 (checksums recorded and required), which builds before cells read too.
-/// Version 1 files carry no [`VERSION_KEY`]; they were written with or (by the first builds)
-/// without checksums, see [`load_tensors`].
-pub const STORE_VERSION: u32 = 3;
+/// The newest format version this build reads and writes: 4, a file whose manifest is
+/// stored compressed (longer than [`COMPRESS_ABOVE`] bytes), with or without cells.
+///
+/// Each file is written at the oldest version that can hold it, so that older builds read
+/// what they can: version 2 for whole tensors and a plain manifest (checksums recorded and
+/// required), version 3 when it stores cells of partially trained tensors
+/// ([`save_tensors_and_cells`]), version 4 when its manifest is compressed. Version 1 files
+/// carry no [`VERSION_KEY`]; they were written with or (by the first builds) without
+/// checksums, see [`load_tensors`].
+pub const STORE_VERSION: u32 = 4;
 
-/// The format version of a file without cells.
+/// The format version of a file without cells and with a plain manifest.
 const VERSION_WITHOUT_CELLS: u32 = 2;
+
+/// The format version of a file with cells and a plain manifest.
+const VERSION_WITH_CELLS: u32 = 3;
 
 /// The metadata entries burn-store writes into every file by default. A file without
 /// checksums is recognised as older than them only when its metadata holds these and the
@@ -115,10 +139,10 @@ pub enum StoreError {
         reason: String,
     },
 
-    /// The file is a SafeTensors file, but its header metadata has no [`MANIFEST_KEY`] entry,
-    /// so it was not written by [`save_tensors`].
+    /// The file is a SafeTensors file, but its header metadata has neither a [`MANIFEST_KEY`]
+    /// nor a [`MANIFEST_DEFLATE_KEY`] entry, so it was not written by [`save_tensors`].
     #[error(
-        "`{}` has no adapeft manifest (no `{MANIFEST_KEY}` entry in its metadata)",
+        "`{}` has no adapeft manifest (no `{MANIFEST_KEY}` or `{MANIFEST_DEFLATE_KEY}` entry in its metadata)",
         file.display()
     )]
     NoManifest {
@@ -192,7 +216,9 @@ pub enum StoreError {
 }
 
 /// Writes the tensors of `model` named by `paths`, and only those, to the SafeTensors file
-/// `file`, with `manifest_json` stored verbatim in the header metadata under [`MANIFEST_KEY`].
+/// `file`, with `manifest_json` stored in the header metadata: verbatim under [`MANIFEST_KEY`],
+/// or, when longer than [`COMPRESS_ABOVE`] bytes, compressed under [`MANIFEST_DEFLATE_KEY`]
+/// (it reads back the same text).
 ///
 /// Tensors are identified by their dotted module path, exactly as a [`ModuleVisitor`](burn::module::ModuleVisitor) sees them
 /// when it joins the names given to `enter_module` (`layers.0.mha.query.weight`); these are the
@@ -266,8 +292,9 @@ pub fn save_tensors<M: Module>(
 /// columns costs 3 columns.
 ///
 /// Each stored tensor's values keep their dtype; the cells are gathered from its bytes, so a
-/// round trip is exact bit for bit. A file with cells is format version [`STORE_VERSION`] (3),
-/// which builds before cells refuse as newer; a file without them is version 2.
+/// round trip is exact bit for bit. A file with cells is format version 3, which builds
+/// before cells refuse as newer; a file without them is version 2; either is version 4
+/// ([`STORE_VERSION`]) when its manifest is long enough to be stored compressed.
 ///
 /// # Example
 ///
@@ -349,19 +376,27 @@ pub fn save_tensors_and_cells<M: Module>(
         // filter non-empty without adding any tensor (the filter's terms are OR-ed).
         .with_predicate(match_nothing)
         .with_full_paths(entries)
-        .metadata(MANIFEST_KEY, manifest_json)
         .metadata(INTEGRITY_KEY, checksums.to_json())
         .overwrite(true);
-    store = if cells.is_empty() {
-        store.metadata(VERSION_KEY, VERSION_WITHOUT_CELLS.to_string())
+    let compressed = manifest_json.len() > COMPRESS_ABOVE;
+    store = if compressed {
+        store.metadata(MANIFEST_DEFLATE_KEY, deflate(manifest_json))
     } else {
+        store.metadata(MANIFEST_KEY, manifest_json)
+    };
+    let version = match (compressed, cells.is_empty()) {
+        (true, _) => STORE_VERSION,
+        (false, false) => VERSION_WITH_CELLS,
+        (false, true) => VERSION_WITHOUT_CELLS,
+    };
+    store = store.metadata(VERSION_KEY, version.to_string());
+    if !cells.is_empty() {
         // The adapter renames each partially trained tensor to its `#cells` entry (the filter
         // sees the new name) and gathers the cells when the writer draws the bytes.
-        store
-            .metadata(VERSION_KEY, STORE_VERSION.to_string())
+        store = store
             .metadata(CELLS_KEY, layout_json(cells))
-            .with_to_adapter(GatherCells(Arc::new(cells.clone())))
-    };
+            .with_to_adapter(GatherCells(Arc::new(cells.clone())));
+    }
     model
         .save_into(&mut store)
         .map_err(|e| store_error(file, e))
@@ -377,9 +412,9 @@ pub fn save_tensors_and_cells<M: Module>(
 ///
 /// - [`StoreError::Io`] if `file` cannot be opened or read (for instance, it does not exist);
 /// - [`StoreError::InvalidHeader`] if it does not start with a well-formed SafeTensors header;
-/// - [`StoreError::NoManifest`] if its metadata has no [`MANIFEST_KEY`] entry;
+/// - [`StoreError::NoManifest`] if its metadata has no manifest entry;
 /// - [`StoreError::Integrity`] if the manifest or its checksum record was damaged (see
-///   [`load_tensors`]);
+///   [`load_tensors`]), or a compressed manifest does not inflate;
 /// - [`StoreError::UnsupportedVersion`] if a newer build wrote the file.
 pub fn read_manifest(file: impl AsRef<Path>) -> Result<String, StoreError> {
     let file = file.as_ref();
@@ -407,11 +442,13 @@ fn manifest_and_checksums(
 > {
     let mut header = read_header(file)?;
     let mut metadata = header.metadata.take().unwrap_or_default();
-    let manifest = metadata
-        .remove(MANIFEST_KEY)
-        .ok_or_else(|| StoreError::NoManifest {
+    let plain = metadata.remove(MANIFEST_KEY);
+    let packed = metadata.remove(MANIFEST_DEFLATE_KEY);
+    if plain.is_none() && packed.is_none() {
+        return Err(StoreError::NoManifest {
             file: file.to_path_buf(),
-        })?;
+        });
+    }
     let format = metadata.remove(VERSION_KEY);
     let record = metadata.remove(INTEGRITY_KEY);
     let layout = metadata.remove(CELLS_KEY);
@@ -426,7 +463,7 @@ fn manifest_and_checksums(
     let mut version = None;
     if let Some(format) = &format {
         match format.parse::<u64>() {
-            Ok(v) if v == u64::from(VERSION_WITHOUT_CELLS) || v == u64::from(STORE_VERSION) => {
+            Ok(v) if (u64::from(VERSION_WITHOUT_CELLS)..=u64::from(STORE_VERSION)).contains(&v) => {
                 version = Some(v);
             }
             Ok(found) if found > u64::from(STORE_VERSION) => {
@@ -457,6 +494,9 @@ fn manifest_and_checksums(
             if layout.is_some() {
                 keys.push(CELLS_KEY.to_string());
             }
+            if packed.is_some() {
+                keys.push(MANIFEST_DEFLATE_KEY.to_string());
+            }
             keys.sort();
             if let Some(key) = keys.iter().find(|k| !BURN_METADATA.contains(&k.as_str())) {
                 return Err(missing(format!(
@@ -467,8 +507,42 @@ fn manifest_and_checksums(
             None
         }
     };
-    // Cells: in a version 3 file, and there with their layout and its checksum.
-    let with_cells = version == Some(u64::from(STORE_VERSION));
+    // The manifest: compressed in a version 4 file, plain in every other.
+    let compressed = version == Some(u64::from(STORE_VERSION));
+    let manifest = match (plain, packed) {
+        (Some(text), None) if !compressed => text,
+        (None, Some(packed)) if compressed => {
+            inflate(&packed, MAX_INFLATED_LEN).map_err(corrupt)?
+        }
+        (Some(_), Some(_)) => {
+            return Err(corrupt(format!(
+                "it has both a `{MANIFEST_KEY}` and a `{MANIFEST_DEFLATE_KEY}` entry"
+            ))
+            .into());
+        }
+        (Some(_), _) => {
+            return Err(corrupt(format!(
+                "its format version {STORE_VERSION} stores the manifest compressed, under \
+                 `{MANIFEST_DEFLATE_KEY}`, but it has a plain `{MANIFEST_KEY}` entry"
+            ))
+            .into());
+        }
+        _ => {
+            return Err(corrupt(format!(
+                "it has a `{MANIFEST_DEFLATE_KEY}` entry, which its format version does not store"
+            ))
+            .into());
+        }
+    };
+    // Cells: in a version 3 file, and there with their layout and its checksum; in a version
+    // 4 file when its layout or its checksum record says so (each requires the other).
+    let with_cells = match version {
+        Some(v) if v == u64::from(VERSION_WITH_CELLS) => true,
+        Some(v) if v == u64::from(STORE_VERSION) => {
+            layout.is_some() || checksums.as_ref().is_some_and(|c| c.cells.is_some())
+        }
+        _ => false,
+    };
     let cells = match (&checksums, layout) {
         (Some(checksums), Some(text)) if with_cells => {
             let Some(sum) = &checksums.cells else {
@@ -483,7 +557,8 @@ fn manifest_and_checksums(
         }
         (_, None) if with_cells => {
             return Err(corrupt(format!(
-                "its format version {STORE_VERSION} stores cells, but it has no `{CELLS_KEY}` entry"
+                "its format version and checksum record say it stores cells, but it has no \
+                 `{CELLS_KEY}` entry"
             ))
             .into());
         }
@@ -539,9 +614,10 @@ fn manifest_and_checksums(
 /// its metadata has no [`VERSION_KEY`] and no [`INTEGRITY_KEY`] entry, and no entry besides
 /// the manifest and burn-store's own `format`, `producer` and `version`, exactly what those
 /// builds wrote. Any other entry (a record key damaged into another name, say) means a later
-/// build wrote the file, and a file whose [`VERSION_KEY`] says [`STORE_VERSION`] must have a
-/// readable record: both are refused with a [`StoreError::Integrity`]
-/// (`IntegrityError::Missing` / `IntegrityError::Corrupt`), never loaded unverified.
+/// build wrote the file, and a file with a [`VERSION_KEY`] must have a readable record: both
+/// are refused with a [`StoreError::Integrity`] (`IntegrityError::Missing` /
+/// `IntegrityError::Corrupt`), never loaded unverified. So is a file whose format version and
+/// entries disagree (a compressed manifest where its version says plain, or the reverse).
 ///
 /// # Errors
 ///
@@ -1402,6 +1478,102 @@ mod tests {
         // Onto a model whose fc1.weight has another shape.
         let wider = Small::new(&device, 6);
         refused(load_tensors(wider, &file).map(|_| ()), "4 x 5 view");
+    }
+
+    /// The header metadata of `file`, as written.
+    fn metadata(file: &Path) -> HashMap<String, String> {
+        read_header(file).unwrap().metadata.unwrap_or_default()
+    }
+
+    /// A manifest longer than [`COMPRESS_ABOVE`] is stored compressed (version 4, with or
+    /// without cells) and reads back as the same text; one of exactly that length stays plain
+    /// (version 2, or 3 with cells). The file holds the compressed text, so it is smaller.
+    #[test]
+    fn a_long_manifest_is_stored_compressed_and_reads_back_exactly() {
+        let device = Device::flex();
+        let trained = Small::new(&device, 5);
+        let base = Small::new(&device, 5);
+        let dir = adapeft_testing::temp_dir("store");
+        let file = dir.path().join("long.safetensors");
+        let tiling = Tiling::new(&[4, 5], 2, 2).unwrap();
+        let cells = BTreeMap::from([(
+            "fc1.weight".to_string(),
+            StoredCells {
+                tiling,
+                cells: vec![1, 4],
+            },
+        )]);
+        // JSON that repeats keys and paths, as a unit selection's does.
+        let manifest = |len: usize| {
+            let mut text = String::from("[");
+            let mut k = 0u64;
+            while text.len() < len - 2 {
+                k += 1;
+                text.push_str(&format!(
+                    r#"{{"name":"fc1.weight[{}]","b":{}}},"#,
+                    k % 20,
+                    (k * 2_654_435_761 % 1_000_003) as f64 / 7.0
+                ));
+            }
+            text.truncate(len - 1);
+            text.push(']');
+            assert_eq!(text.len(), len);
+            text
+        };
+        for (len, with_cells, version) in [
+            (COMPRESS_ABOVE, false, "2"),
+            (COMPRESS_ABOVE, true, "3"),
+            (COMPRESS_ABOVE + 1, false, "4"),
+            (COMPRESS_ABOVE + 1, true, "4"),
+            (2_000_000, true, "4"),
+        ] {
+            let text = manifest(len);
+            let stored_cells = if with_cells {
+                cells.clone()
+            } else {
+                BTreeMap::new()
+            };
+            save_tensors_and_cells(
+                &trained,
+                &strings(&["fc2.bias"]),
+                &stored_cells,
+                &text,
+                &file,
+            )
+            .unwrap();
+            let what = format!("{len} bytes, cells {with_cells}");
+            let meta = metadata(&file);
+            assert_eq!(meta[VERSION_KEY], version, "{what}");
+            let compressed = len > COMPRESS_ABOVE;
+            assert_eq!(meta.contains_key(MANIFEST_KEY), !compressed, "{what}");
+            assert_eq!(
+                meta.contains_key(MANIFEST_DEFLATE_KEY),
+                compressed,
+                "{what}"
+            );
+            assert_eq!(meta.contains_key(CELLS_KEY), with_cells, "{what}");
+            let size = std::fs::metadata(&file).unwrap().len() as usize;
+            if compressed {
+                assert!(size < len / 2, "{what}: a file of {size} bytes");
+            } else {
+                assert!(size > len, "{what}: a file of {size} bytes");
+            }
+            assert_eq!(read_manifest(&file).unwrap(), text, "{what}");
+            let (loaded, back) = load_tensors(base.clone(), &file).unwrap();
+            assert_eq!(back, text, "{what}");
+            let (t, b, l) = (bytes(&trained), bytes(&base), bytes(&loaded));
+            assert_eq!(l["fc2.bias"], t["fc2.bias"], "{what}");
+            assert_eq!(l["fc1.bias"], b["fc1.bias"], "{what}");
+            // Cells 1 and 4 of the 2 x 3 grid hold rows 0..2, columns 2..4 and rows 2..4,
+            // columns 2..4: column 2 of every row was trained when cells were stored.
+            let column_two = |m: &BTreeMap<String, Vec<u8>>| -> Vec<u8> {
+                (0..4)
+                    .flat_map(|i| m["fc1.weight"][(i * 5 + 2) * 4..(i * 5 + 3) * 4].to_vec())
+                    .collect()
+            };
+            let want = if with_cells { &t } else { &b };
+            assert_eq!(column_two(&l), column_two(want), "{what}");
+        }
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //! cargo run -p adapeft-studies --bin minilm -- --check [--quick] # only validate a past run's outputs
 //! cargo run -p adapeft-studies --bin minilm -- --units           # then units below the tensor and LoRA r = 1, 2 (issue 21)
 //! cargo run -p adapeft-studies --bin minilm -- --report [--units] # the report of the runs so far, training nothing
+//! cargo run -p adapeft-studies --bin minilm -- --units --task verb --adapter-sizes  # each selection's adapter file size
 //! ```
 //!
 //! Outputs (in `target/adapeft/minilm-study/`, or `minilm-study-quick/`; `target/adapeft/minilm/`
@@ -254,11 +255,13 @@ const USAGE: &str =
   --task T  train only task T (noun or verb); the report covers every task with runs
   --methods A,B  train only the methods named (as in the tables: \"linear probe,full fine-tuning\");
             the outputs are then partial and not validated
-  --fresh   forget the runs of a previous study in the same folder and start over";
+  --fresh   forget the runs of a previous study in the same folder and start over
+  --adapter-sizes  train nothing: make each method's selection (first task, first seed) and
+            print its adapter file's size, the manifest's JSON and how the file stores it";
 
 fn main() -> ExitCode {
     let (mut quick, mut check, mut fresh, mut units) = (false, false, false, false);
-    let mut report_only = false;
+    let (mut report_only, mut sizes_only) = (false, false);
     let mut only = None;
     let mut methods = None;
     let mut args = std::env::args().skip(1);
@@ -269,6 +272,7 @@ fn main() -> ExitCode {
             "--fresh" => fresh = true,
             "--units" => units = true,
             "--report" => report_only = true,
+            "--adapter-sizes" => sizes_only = true,
             "--task" | "--methods" => {
                 let Some(value) = args.next() else {
                     eprintln!("{arg} needs a value\n\n{USAGE}");
@@ -320,6 +324,15 @@ fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if sizes_only {
+        return match adapter_sizes(&config, &out) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
@@ -378,6 +391,69 @@ fn write_outputs(
 ) -> Result<(), Box<dyn std::error::Error>> {
     report::write_all(out, config, all_tasks, runs)?;
     plots::draw_all(out, config, all_tasks, runs)?;
+    Ok(())
+}
+
+/// `--adapter-sizes`: each selection method's selection on the first task and seed, saved by
+/// `save_trained` (the model untrained: the size does not depend on the values), with the
+/// length of its compact JSON and of the header entry that stores it. Trains nothing and
+/// logs no run.
+fn adapter_sizes(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let tasks = load_tasks(config)?;
+    let task = tasks
+        .iter()
+        .find(|t| config.trained_tasks().contains(&t.name.as_str()))
+        .ok_or("no task to size")?;
+    let files: ModelFiles = if config.quick {
+        data::write_tiny_bert(&out.join("tiny-bert"), &tasks, 5)?
+    } else {
+        data::minilm_files(&target_dir())?
+    };
+    let tokenizer = BertTokenizer::from_file(&files.tokenizer, config.max_len)?;
+    let device = Device::flex().autodiff();
+    let seed = config.seeds[0];
+    let batches = Batches {
+        task,
+        tokenizer: &tokenizer,
+        device: device.clone(),
+        batch_size: config.batch_size,
+    };
+    device.seed(seed);
+    let base = BertClassifier::new(data::load_bert(&files, &device)?, task.classes, &device);
+    let select: Vec<_> = batches
+        .stream(seed + 1000)
+        .take(config.select_batches + config.held_out.batches)
+        .collect();
+    let scratch = out.join(format!("sizes-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    println!(
+        "{} seed {seed}: method, groups scored, front points, manifest JSON bytes, stored as, file bytes, trained value bytes",
+        task.name
+    );
+    for method in config.methods.iter().filter(|m| config.trains_method(m)) {
+        device.seed(seed + 7);
+        let prepared = methods::prepare(method, base.clone(), &select, &config.held_out, seed)?;
+        let Some(selection) = &prepared.selection else {
+            continue;
+        };
+        let file = scratch.join("sized.safetensors");
+        adapeft::save_trained(&prepared.model, selection, &file)?;
+        let file_bytes = std::fs::metadata(&file)?.len();
+        let json = selection.to_json_compact().len();
+        let stored = if json > adapeft::selection::COMPRESS_ABOVE {
+            "compressed"
+        } else {
+            "plain"
+        };
+        println!(
+            "{}, {}, {}, {json}, {stored}, {file_bytes}, {}",
+            method.name(),
+            selection.groups().len(),
+            selection.front().len(),
+            4 * selection.trainable_params()
+        );
+    }
+    std::fs::remove_dir_all(&scratch)?;
     Ok(())
 }
 
