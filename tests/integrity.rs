@@ -248,6 +248,7 @@ fn damaged_copies(kind: Kind) {
     let mut rng = StdRng::seed_from_u64(2026);
     // (variant, outcome) -> copies.
     let mut outcomes: BTreeMap<(Damage, Region, String), usize> = BTreeMap::new();
+    let mut reached_manifest = 0usize;
     for i in 0..PER_VARIANT * variants.len() {
         let (kind, region) = variants[i % variants.len()];
         let range = match region {
@@ -271,6 +272,21 @@ fn damaged_copies(kind: Kind) {
         }
         let loaded = catch_unwind(AssertUnwindSafe(|| load_trained(saved.base.clone(), &file)))
             .unwrap_or_else(|_| panic!("load_trained panicked on damaged copy {i}"));
+        // Damage that reached the compressed manifest itself: it did not inflate, or inflated
+        // to another text than its checksum's.
+        if let Err(AdaPeftError::Store(StoreError::Integrity(e))) = &loaded {
+            match e {
+                IntegrityError::Corrupt { reason, .. }
+                    if reason.contains("compressed manifest") =>
+                {
+                    reached_manifest += 1;
+                }
+                IntegrityError::Mismatch { item, .. } if item == "(manifest)" => {
+                    reached_manifest += 1;
+                }
+                _ => {}
+            }
+        }
         let outcome = match loaded {
             Ok((model, selection)) => {
                 // Loaded, so verified: the copy still holds its checksum record. (The first
@@ -314,6 +330,13 @@ fn damaged_copies(kind: Kind) {
             }
         };
         *outcomes.entry((kind, region, outcome)).or_default() += 1;
+    }
+    eprintln!("copies refused at the manifest's own checks: {reached_manifest}");
+    if kind == Kind::Compressed {
+        assert!(
+            reached_manifest > 50,
+            "only {reached_manifest} damaged copies reached the compressed manifest"
+        );
     }
     for ((kind, region, outcome), n) in &outcomes {
         eprintln!("{kind:?} in {region:?}: {outcome}: {n}");
@@ -478,7 +501,8 @@ fn a_compressed_manifest_where_the_version_says_otherwise_is_refused() {
         "does not store",
         "compressed at version 3",
     );
-    // A plain file's manifest compressed in place: its version (3) does not store it.
+    // A plain file (version 3) given a compressed manifest (another file's: its own text,
+    // deflated, is `store`'s unit test): its version does not store one.
     let plain_text = plain.selection.to_json_compact();
     let bytes = edit(&plain, &|m| {
         let text = m.remove(MANIFEST_KEY).unwrap();
@@ -498,7 +522,7 @@ fn a_compressed_manifest_where_the_version_says_otherwise_is_refused() {
     corrupt(
         bytes,
         &compressed.base,
-        "stores cells",
+        "lists a cell layout",
         "no cell layout at version 4",
     );
     // The compressed text cut short by whole base64 quanta: it still decodes, but the

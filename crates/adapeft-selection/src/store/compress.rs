@@ -20,7 +20,8 @@ use flate2::write::ZlibEncoder;
 pub const COMPRESS_ABOVE: usize = 64 * 1024;
 
 /// The largest manifest a compressed entry may inflate to, in bytes: a damaged or hostile
-/// entry cannot make a reader allocate more. A million scored units take about 230 MB.
+/// entry cannot make a reader inflate more (its buffer may grow to about twice this while
+/// reading). A million scored units take about 230 MB; the writer refuses a longer manifest.
 pub(crate) const MAX_INFLATED_LEN: u64 = 1 << 30;
 
 /// `text`, zlib-deflated (level 6) and base64-encoded.

@@ -2,9 +2,10 @@
 //!
 //! After fine-tuning only a selection of a model's tensors, there is no reason to write the
 //! whole model back to disk: [`save_tensors`] writes just the selected tensors to a
-//! [SafeTensors](https://github.com/huggingface/safetensors) file, together with a small
+//! [SafeTensors](https://github.com/huggingface/safetensors) file, together with a
 //! *manifest* (a JSON string describing the selection) kept in the file's header metadata
-//! under [`MANIFEST_KEY`]. This is the same idea as a PEFT adapter file: its size follows the
+//! under [`MANIFEST_KEY`] (compressed under [`MANIFEST_DEFLATE_KEY`] when it is long, see
+//! [Large manifests](#large-manifests)). This is the same idea as a PEFT adapter file: its size follows the
 //! number of trained elements, not the size of the model.
 //!
 //! Later, [`load_tensors`] puts the stored tensors back onto a freshly built base model of the
@@ -39,7 +40,9 @@
 //! records every scored unit: megabytes of JSON) is stored zlib-deflated and base64-encoded
 //! under [`MANIFEST_DEFLATE_KEY`] instead of [`MANIFEST_KEY`], about eight times smaller.
 //! [`read_manifest`] and [`load_tensors`] give back the same text either way; its checksum is
-//! the uncompressed text's.
+//! the uncompressed text's. Such a file is format version 4: builds before it find no
+//! [`MANIFEST_KEY`] there and refuse it with [`StoreError::NoManifest`]; this build and later
+//! ones read the version first, so a newer file is [`StoreError::UnsupportedVersion`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -98,6 +101,9 @@ const VERSION_WITHOUT_CELLS: u32 = 2;
 
 /// The format version of a file with cells and a plain manifest.
 const VERSION_WITH_CELLS: u32 = 3;
+
+/// The format version of a file with a compressed manifest, with or without cells.
+const VERSION_COMPRESSED: u32 = 4;
 
 /// The metadata entries burn-store writes into every file by default. A file without
 /// checksums is recognised as older than them only when its metadata holds these and the
@@ -202,6 +208,21 @@ pub enum StoreError {
         path: String,
         /// What does not fit.
         reason: String,
+    },
+
+    /// The manifest is too long to be read back: stored (compressed, if over
+    /// [`COMPRESS_ABOVE`] bytes) it alone exceeds the largest header a reader accepts, or it
+    /// is longer than the most a compressed manifest may inflate to. Nothing is written.
+    #[error(
+        "the manifest ({json} bytes of JSON, {stored} bytes as stored) is too long for an adapter file: \
+         readers accept a header of at most {MAX_HEADER_LEN} bytes and a manifest of at most \
+         {MAX_INFLATED_LEN} bytes"
+    )]
+    ManifestTooLong {
+        /// The manifest's length.
+        json: usize,
+        /// Its length as it would be stored.
+        stored: usize,
     },
 
     /// A stored tensor is not a floating-point tensor, so it cannot be a trained float
@@ -379,13 +400,24 @@ pub fn save_tensors_and_cells<M: Module>(
         .metadata(INTEGRITY_KEY, checksums.to_json())
         .overwrite(true);
     let compressed = manifest_json.len() > COMPRESS_ABOVE;
-    store = if compressed {
-        store.metadata(MANIFEST_DEFLATE_KEY, deflate(manifest_json))
+    let stored = if compressed {
+        deflate(manifest_json)
     } else {
-        store.metadata(MANIFEST_KEY, manifest_json)
+        manifest_json.to_string()
+    };
+    if !manifest_fits(manifest_json.len(), stored.len()) {
+        return Err(StoreError::ManifestTooLong {
+            json: manifest_json.len(),
+            stored: stored.len(),
+        });
+    }
+    store = if compressed {
+        store.metadata(MANIFEST_DEFLATE_KEY, stored)
+    } else {
+        store.metadata(MANIFEST_KEY, stored)
     };
     let version = match (compressed, cells.is_empty()) {
-        (true, _) => STORE_VERSION,
+        (true, _) => VERSION_COMPRESSED,
         (false, false) => VERSION_WITH_CELLS,
         (false, true) => VERSION_WITHOUT_CELLS,
     };
@@ -400,6 +432,13 @@ pub fn save_tensors_and_cells<M: Module>(
     model
         .save_into(&mut store)
         .map_err(|e| store_error(file, e))
+}
+
+/// Whether a manifest of `json` bytes, `stored` bytes as stored, can be read back: the stored
+/// form alone within the header limit, the JSON within what a compressed entry may inflate
+/// to. (The rest of the header is small beside a manifest this long.)
+fn manifest_fits(json: usize, stored: usize) -> bool {
+    stored as u64 <= MAX_HEADER_LEN && json as u64 <= MAX_INFLATED_LEN
 }
 
 /// Reads the manifest that [`save_tensors`] stored in `file`.
@@ -444,11 +483,6 @@ fn manifest_and_checksums(
     let mut metadata = header.metadata.take().unwrap_or_default();
     let plain = metadata.remove(MANIFEST_KEY);
     let packed = metadata.remove(MANIFEST_DEFLATE_KEY);
-    if plain.is_none() && packed.is_none() {
-        return Err(StoreError::NoManifest {
-            file: file.to_path_buf(),
-        });
-    }
     let format = metadata.remove(VERSION_KEY);
     let record = metadata.remove(INTEGRITY_KEY);
     let layout = metadata.remove(CELLS_KEY);
@@ -480,6 +514,12 @@ fn manifest_and_checksums(
             }
         }
     }
+    // After the version, so that a newer build's file, whatever its keys, is named as such.
+    if plain.is_none() && packed.is_none() {
+        return Err(StoreError::NoManifest {
+            file: file.to_path_buf(),
+        });
+    }
     let checksums = match (record, &format) {
         (Some(text), _) => Some(Checksums::parse(file, &text)?),
         (None, Some(format)) => {
@@ -508,7 +548,11 @@ fn manifest_and_checksums(
         }
     };
     // The manifest: compressed in a version 4 file, plain in every other.
-    let compressed = version == Some(u64::from(STORE_VERSION));
+    let compressed = version == Some(u64::from(VERSION_COMPRESSED));
+    let version_words = || match version {
+        Some(v) => format!("its format version {v}"),
+        None => "a file without a format version".to_string(),
+    };
     let manifest = match (plain, packed) {
         (Some(text), None) if !compressed => text,
         (None, Some(packed)) if compressed => {
@@ -522,14 +566,15 @@ fn manifest_and_checksums(
         }
         (Some(_), _) => {
             return Err(corrupt(format!(
-                "its format version {STORE_VERSION} stores the manifest compressed, under \
+                "its format version {VERSION_COMPRESSED} stores the manifest compressed, under \
                  `{MANIFEST_DEFLATE_KEY}`, but it has a plain `{MANIFEST_KEY}` entry"
             ))
             .into());
         }
         _ => {
             return Err(corrupt(format!(
-                "it has a `{MANIFEST_DEFLATE_KEY}` entry, which its format version does not store"
+                "it has a `{MANIFEST_DEFLATE_KEY}` entry, which {} does not store",
+                version_words()
             ))
             .into());
         }
@@ -538,7 +583,7 @@ fn manifest_and_checksums(
     // 4 file when its layout or its checksum record says so (each requires the other).
     let with_cells = match version {
         Some(v) if v == u64::from(VERSION_WITH_CELLS) => true,
-        Some(v) if v == u64::from(STORE_VERSION) => {
+        Some(v) if v == u64::from(VERSION_COMPRESSED) => {
             layout.is_some() || checksums.as_ref().is_some_and(|c| c.cells.is_some())
         }
         _ => false,
@@ -546,35 +591,34 @@ fn manifest_and_checksums(
     let cells = match (&checksums, layout) {
         (Some(checksums), Some(text)) if with_cells => {
             let Some(sum) = &checksums.cells else {
-                return Err(missing(
-                    "for its cell layout, although its format version stores cells".into(),
-                )
-                .into());
+                return Err(missing("for its cell layout".into()).into());
             };
             integrity::verify(file, "(cells)", text.as_bytes(), sum)?;
             serde_json::from_str(&text)
                 .map_err(|e| corrupt(format!("its cell layout is unreadable: {e}")))?
         }
         (_, None) if with_cells => {
-            return Err(corrupt(format!(
-                "its format version and checksum record say it stores cells, but it has no \
-                 `{CELLS_KEY}` entry"
-            ))
-            .into());
+            let why = if compressed {
+                "its checksum record lists a cell layout"
+            } else {
+                "its format version stores cells"
+            };
+            return Err(corrupt(format!("{why}, but it has no `{CELLS_KEY}` entry")).into());
         }
         (_, Some(_)) => {
             return Err(corrupt(format!(
-                "it has a `{CELLS_KEY}` entry, which its format version does not store"
+                "it has a `{CELLS_KEY}` entry, which {} does not store",
+                version_words()
             ))
             .into());
         }
         _ => BTreeMap::new(),
     };
     if !with_cells && checksums.as_ref().is_some_and(|c| c.cells.is_some()) {
-        return Err(corrupt(
-            "its checksum record lists a cell layout, which its format version does not store"
-                .into(),
-        )
+        return Err(corrupt(format!(
+            "its checksum record lists a cell layout, which {} does not store",
+            version_words()
+        ))
         .into());
     }
     Ok((manifest, checksums, cells, header))
@@ -1574,6 +1618,106 @@ mod tests {
             let want = if with_cells { &t } else { &b };
             assert_eq!(column_two(&l), column_two(want), "{what}");
         }
+    }
+
+    /// `file` with its header metadata changed by `change` (the tensor data kept: its offsets
+    /// are relative to the end of the header).
+    fn rewrite(file: &Path, change: impl Fn(&mut serde_json::Map<String, serde_json::Value>)) {
+        let bytes = std::fs::read(file).unwrap();
+        let start = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let mut header: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes[8..start]).unwrap();
+        let metadata = header["__metadata__"].as_object_mut().unwrap();
+        change(metadata);
+        let mut text = serde_json::to_vec(&header).unwrap();
+        text.resize(text.len().next_multiple_of(8), b' ');
+        let len = (text.len() as u64).to_le_bytes();
+        std::fs::write(file, [&len[..], &text, &bytes[start..]].concat()).unwrap();
+    }
+
+    /// The version decides how the manifest is read: a plain file's own manifest, deflated in
+    /// place (its checksum still matches), reads back as the same text once the file says
+    /// version 4, and is refused while it says 2; a version 4 file without cells relabelled 2,
+    /// or given a cell layout its record does not list, is refused.
+    #[test]
+    fn the_format_version_decides_how_the_manifest_is_read() {
+        let device = Device::flex();
+        let model = Small::new(&device, 5);
+        let dir = adapeft_testing::temp_dir("store");
+        let file = dir.path().join("moved.safetensors");
+        let corrupt = |what: &str, words: &str| match load_tensors(model.clone(), &file) {
+            Err(StoreError::Integrity(IntegrityError::Corrupt { reason, .. })) => {
+                assert!(reason.contains(words), "{what}: {reason}");
+            }
+            other => panic!("{what}: got {other:?}"),
+        };
+        let save = || {
+            save_tensors(&model, &strings(&["fc2.bias"]), MANIFEST, &file).unwrap();
+            assert_eq!(metadata(&file)[VERSION_KEY], "2");
+        };
+        let pack = |m: &mut serde_json::Map<String, serde_json::Value>| {
+            let text = m.remove(MANIFEST_KEY).unwrap();
+            m.insert(
+                MANIFEST_DEFLATE_KEY.into(),
+                deflate(text.as_str().unwrap()).into(),
+            );
+        };
+        save();
+        rewrite(&file, pack);
+        corrupt("deflated at version 2", "version 2 does not store");
+        rewrite(&file, |m| {
+            m.insert(VERSION_KEY.into(), "4".into());
+        });
+        assert_eq!(read_manifest(&file).unwrap(), MANIFEST);
+        let (_, back) = load_tensors(model.clone(), &file).unwrap();
+        assert_eq!(back, MANIFEST);
+        // Version 4 without cells, relabelled 2.
+        rewrite(&file, |m| {
+            m.insert(VERSION_KEY.into(), "2".into());
+        });
+        corrupt("version 4 relabelled 2", "version 2 does not store");
+        // Version 4 without cells, given a cell layout.
+        rewrite(&file, |m| {
+            m.insert(VERSION_KEY.into(), "4".into());
+            m.insert(CELLS_KEY.into(), "{}".into());
+        });
+        match load_tensors(model.clone(), &file) {
+            Err(StoreError::Integrity(IntegrityError::Missing { reason, .. })) => {
+                assert!(reason.contains("cell layout"), "{reason}");
+            }
+            other => panic!("a layout without its checksum: got {other:?}"),
+        }
+        // A file of a newer build: named as such even when it has no manifest this build
+        // knows of.
+        save();
+        rewrite(&file, |m| {
+            m.remove(MANIFEST_KEY);
+            m.insert(VERSION_KEY.into(), "5".into());
+        });
+        assert!(matches!(
+            read_manifest(&file),
+            Err(StoreError::UnsupportedVersion { found: 5, .. })
+        ));
+    }
+
+    /// The writer refuses what the reader would refuse as too long, and accepts up to it.
+    #[test]
+    fn manifests_too_long_to_read_back_are_refused_on_save() {
+        let (header, inflated) = (MAX_HEADER_LEN as usize, MAX_INFLATED_LEN as usize);
+        assert!(manifest_fits(header, header));
+        assert!(manifest_fits(inflated, header));
+        assert!(
+            !manifest_fits(header + 1, header + 1),
+            "a plain manifest over the header"
+        );
+        assert!(
+            !manifest_fits(inflated, header + 1),
+            "compressed, still over the header"
+        );
+        assert!(
+            !manifest_fits(inflated + 1, 1000),
+            "compressed, over the inflate limit"
+        );
     }
 
     #[test]

@@ -243,7 +243,7 @@ impl StudyConfig {
 }
 
 const USAGE: &str =
-    "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--units] [--check] [--report] [--task T] [--methods A,B] [--fresh]
+    "usage: cargo run -p adapeft-studies --bin minilm -- [--quick] [--units] [--check] [--report] [--task T] [--methods A,B] [--fresh] [--adapter-sizes]
 
   --quick   a tiny random BERT written to disk, every method, a few steps (CI)
   --units   also LoRA r = 1 and 2 and the selections of units below the tensor (AdaPEFT over
@@ -289,6 +289,12 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if sizes_only && (report_only || check || fresh) {
+        eprintln!(
+            "--adapter-sizes trains nothing and writes no report: not with --report, --check or --fresh\n\n{USAGE}"
+        );
+        return ExitCode::from(2);
     }
     let mut config = if quick {
         StudyConfig::quick()
@@ -396,8 +402,9 @@ fn write_outputs(
 
 /// `--adapter-sizes`: each selection method's selection on the first task and seed, saved by
 /// `save_trained` (the model untrained: the size does not depend on the values), with the
-/// length of its compact JSON and of the header entry that stores it. Trains nothing and
-/// logs no run.
+/// length of its compact JSON and how the store keeps it (compressed above
+/// `COMPRESS_ABOVE` bytes, the store's rule), after checking that the file reads back as the
+/// same selection. Trains nothing and logs no run.
 fn adapter_sizes(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let tasks = load_tasks(config)?;
     let task = tasks
@@ -427,7 +434,7 @@ fn adapter_sizes(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::er
     let scratch = out.join(format!("sizes-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     println!(
-        "{} seed {seed}: method, groups scored, front points, manifest JSON bytes, stored as, file bytes, trained value bytes",
+        "{} seed {seed}: method, groups scored, front points, manifest JSON bytes, stored as, file bytes, trained values x 4 bytes (f32)",
         task.name
     );
     for method in config.methods.iter().filter(|m| config.trains_method(m)) {
@@ -440,6 +447,13 @@ fn adapter_sizes(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::er
         adapeft::save_trained(&prepared.model, selection, &file)?;
         let file_bytes = std::fs::metadata(&file)?.len();
         let json = selection.to_json_compact().len();
+        // What was saved reads back: the same selection, whichever way the manifest is stored.
+        let (_, back) = adapeft::load_trained(prepared.model.clone(), &file)?;
+        if back.to_json_compact() != selection.to_json_compact() {
+            return Err(
+                format!("{}: the saved selection reads back changed", method.name()).into(),
+            );
+        }
         let stored = if json > adapeft::selection::COMPRESS_ABOVE {
             "compressed"
         } else {
