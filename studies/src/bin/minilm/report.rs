@@ -732,9 +732,18 @@ pub fn write_all(
         tuning_rows(runs, config.seeds[0]),
     )?;
     let mut md = String::from("# MiniLM study results\n\n");
+    let units = config
+        .methods
+        .iter()
+        .any(|m| matches!(m, crate::methods::Method::RandomNeurons(_)));
+    let flags: Vec<&str> = [(config.quick, "--quick"), (units, "--units")]
+        .into_iter()
+        .filter_map(|(on, flag)| on.then_some(flag))
+        .collect();
     let mut command = "cargo run -p adapeft-studies --bin minilm".to_string();
-    if config.quick {
-        command.push_str(" -- --quick");
+    if !flags.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&flags.join(" "));
     }
     let train_seconds: f64 = runs.iter().map(|r| r.train_seconds).sum();
     let _ = writeln!(
