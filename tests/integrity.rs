@@ -30,7 +30,7 @@ use adapeft_selection::{
     CELLS_SUFFIX, COMPRESS_ABOVE, INTEGRITY_KEY, MANIFEST_DEFLATE_KEY, MANIFEST_KEY, STORE_VERSION,
     StoreError, VERSION_KEY, load_tensors, read_manifest, save_tensors,
 };
-use adapeft_testing::damage::{Damage, damage};
+use adapeft_testing::damage::{Damage, damage, data_start, header, with_header};
 use adapeft_testing::{Mlp, per_tensor, regression_batch, snapshot_base, temp_dir};
 use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -44,40 +44,6 @@ fn bytes<M: Module>(model: &M) -> BTreeMap<String, Vec<u8>> {
         .into_iter()
         .map(|(path, bytes, _)| (path, bytes))
         .collect()
-}
-
-/// The start of the tensor data (after the 8-byte length and the JSON header).
-fn data_start(file: &[u8]) -> usize {
-    8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize
-}
-
-/// The header of a SafeTensors file: its metadata and its tensor entries.
-type Header = (
-    BTreeMap<String, String>,
-    BTreeMap<String, serde_json::Value>,
-);
-
-fn header(file: &[u8]) -> Header {
-    let mut entries: BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(&file[8..data_start(file)]).unwrap();
-    let metadata = entries
-        .remove("__metadata__")
-        .map(|m| serde_json::from_value(m).unwrap())
-        .unwrap_or_default();
-    (metadata, entries)
-}
-
-/// `file` with its header replaced by `header`, keys in sorted order (the tensor data is
-/// kept: its offsets are relative to the end of the header).
-fn with_header(file: &[u8], (metadata, mut entries): Header) -> Vec<u8> {
-    entries.insert(
-        "__metadata__".into(),
-        serde_json::to_value(metadata).unwrap(),
-    );
-    let mut text = serde_json::to_string(&entries).unwrap().into_bytes();
-    text.resize(text.len().next_multiple_of(8), b' ');
-    let len = (text.len() as u64).to_le_bytes();
-    [&len[..], &text, &file[data_start(file)..]].concat()
 }
 
 /// A small model, the selection of half of it, and that selection's `save_trained` file.

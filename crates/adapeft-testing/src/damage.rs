@@ -1,6 +1,7 @@
 //! Seeded damage to a file's bytes, for the integrity tests of adapter files and checkpoints:
 //! the kinds of damage a disk, a copy or a transfer does to a file.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use rand::Rng;
@@ -77,6 +78,42 @@ pub fn damage(original: &[u8], region: Range<usize>, kind: Damage, rng: &mut Std
         }
     }
     out
+}
+
+/// The start of a SafeTensors file's tensor data (after the 8-byte length and the JSON
+/// header).
+pub fn data_start(file: &[u8]) -> usize {
+    8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize
+}
+
+/// The header of a SafeTensors file: its metadata and its tensor entries.
+pub type Header = (
+    BTreeMap<String, String>,
+    BTreeMap<String, serde_json::Value>,
+);
+
+/// The header of the SafeTensors file `file` (its bytes).
+pub fn header(file: &[u8]) -> Header {
+    let mut entries: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&file[8..data_start(file)]).unwrap();
+    let metadata = entries
+        .remove("__metadata__")
+        .map(|m| serde_json::from_value(m).unwrap())
+        .unwrap_or_default();
+    (metadata, entries)
+}
+
+/// `file` with its header replaced by `header`, keys in sorted order (the tensor data is
+/// kept: its offsets are relative to the end of the header).
+pub fn with_header(file: &[u8], (metadata, mut entries): Header) -> Vec<u8> {
+    entries.insert(
+        "__metadata__".into(),
+        serde_json::to_value(metadata).unwrap(),
+    );
+    let mut text = serde_json::to_string(&entries).unwrap().into_bytes();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let len = (text.len() as u64).to_le_bytes();
+    [&len[..], &text, &file[data_start(file)..]].concat()
 }
 
 #[cfg(test)]

@@ -1045,6 +1045,7 @@ fn float_params<M: Module>(model: &M) -> HashMap<String, Vec<usize>> {
 mod tests {
     use super::*;
     use adapeft_importance::Tiling;
+    use adapeft_testing::damage::{header, with_header};
     use burn::module::Lora;
     use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
     use burn::tensor::Device;
@@ -1620,19 +1621,12 @@ mod tests {
         }
     }
 
-    /// `file` with its header metadata changed by `change` (the tensor data kept: its offsets
-    /// are relative to the end of the header).
-    fn rewrite(file: &Path, change: impl Fn(&mut serde_json::Map<String, serde_json::Value>)) {
+    /// `file` with its header metadata changed by `change`.
+    fn rewrite(file: &Path, change: impl Fn(&mut BTreeMap<String, String>)) {
         let bytes = std::fs::read(file).unwrap();
-        let start = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let mut header: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&bytes[8..start]).unwrap();
-        let metadata = header["__metadata__"].as_object_mut().unwrap();
-        change(metadata);
-        let mut text = serde_json::to_vec(&header).unwrap();
-        text.resize(text.len().next_multiple_of(8), b' ');
-        let len = (text.len() as u64).to_le_bytes();
-        std::fs::write(file, [&len[..], &text, &bytes[start..]].concat()).unwrap();
+        let (mut metadata, entries) = header(&bytes);
+        change(&mut metadata);
+        std::fs::write(file, with_header(&bytes, (metadata, entries))).unwrap();
     }
 
     /// The version decides how the manifest is read: a plain file's own manifest, deflated in
@@ -1655,12 +1649,9 @@ mod tests {
             save_tensors(&model, &strings(&["fc2.bias"]), MANIFEST, &file).unwrap();
             assert_eq!(metadata(&file)[VERSION_KEY], "2");
         };
-        let pack = |m: &mut serde_json::Map<String, serde_json::Value>| {
+        let pack = |m: &mut BTreeMap<String, String>| {
             let text = m.remove(MANIFEST_KEY).unwrap();
-            m.insert(
-                MANIFEST_DEFLATE_KEY.into(),
-                deflate(text.as_str().unwrap()).into(),
-            );
+            m.insert(MANIFEST_DEFLATE_KEY.into(), deflate(&text));
         };
         save();
         rewrite(&file, pack);
