@@ -62,7 +62,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use adapeft::HeldOut;
-use adapeft_bert::{BertClassifier, BertTokenizer};
+use adapeft_bert::{BertClassifier, BertTokenizer, TextBatch};
 use burn::tensor::Device;
 
 use adapeft_studies::memory;
@@ -400,6 +400,53 @@ fn write_outputs(
     Ok(())
 }
 
+/// The model's files: the tiny random BERT written into `out` for `--quick`, the cached
+/// all-MiniLM-L6-v2 otherwise.
+fn model_files(
+    config: &StudyConfig,
+    out: &Path,
+    tasks: &[Task],
+) -> Result<ModelFiles, Box<dyn std::error::Error>> {
+    Ok(if config.quick {
+        data::write_tiny_bert(&out.join("tiny-bert"), tasks, 5)?
+    } else {
+        data::minilm_files(&target_dir())?
+    })
+}
+
+/// What every method of `seed` starts from: the pretrained encoder with the seed's new head,
+/// and the seed's selection batches (scored and held-out, from the training split).
+fn seed_start(
+    config: &StudyConfig,
+    files: &ModelFiles,
+    batches: &Batches,
+    device: &Device,
+    seed: u64,
+) -> Result<(BertClassifier, Vec<TextBatch>), Box<dyn std::error::Error>> {
+    device.seed(seed);
+    let bert = data::load_bert(files, device)?;
+    let base = BertClassifier::new(bert, batches.task.classes, device);
+    let select = batches
+        .stream(seed + 1000)
+        .take(config.select_batches + config.held_out.batches)
+        .collect();
+    Ok((base, select))
+}
+
+/// `method`'s selection (or rule) on `base`, from the device's seed for it: the same seed
+/// makes the same selection.
+fn prepare(
+    config: &StudyConfig,
+    method: &Method,
+    base: &BertClassifier,
+    select: &[TextBatch],
+    seed: u64,
+    device: &Device,
+) -> Result<methods::Prepared, adapeft::AdaPeftError> {
+    device.seed(seed + 7);
+    methods::prepare(method, base.clone(), select, &config.held_out, seed)
+}
+
 /// `--adapter-sizes`: each selection method's selection on the first task and seed, saved by
 /// `save_trained` (the model untrained: the size does not depend on the values), with the
 /// length of its compact JSON and how the store keeps it (compressed above
@@ -411,11 +458,7 @@ fn adapter_sizes(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::er
         .iter()
         .find(|t| config.trained_tasks().contains(&t.name.as_str()))
         .ok_or("no task to size")?;
-    let files: ModelFiles = if config.quick {
-        data::write_tiny_bert(&out.join("tiny-bert"), &tasks, 5)?
-    } else {
-        data::minilm_files(&target_dir())?
-    };
+    let files = model_files(config, out, &tasks)?;
     let tokenizer = BertTokenizer::from_file(&files.tokenizer, config.max_len)?;
     let device = Device::flex().autodiff();
     let seed = config.seeds[0];
@@ -425,12 +468,7 @@ fn adapter_sizes(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::er
         device: device.clone(),
         batch_size: config.batch_size,
     };
-    device.seed(seed);
-    let base = BertClassifier::new(data::load_bert(&files, &device)?, task.classes, &device);
-    let select: Vec<_> = batches
-        .stream(seed + 1000)
-        .take(config.select_batches + config.held_out.batches)
-        .collect();
+    let (base, select) = seed_start(config, &files, &batches, &device, seed)?;
     let scratch = out.join(format!("sizes-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     println!(
@@ -438,8 +476,7 @@ fn adapter_sizes(config: &StudyConfig, out: &Path) -> Result<(), Box<dyn std::er
         task.name
     );
     for method in config.methods.iter().filter(|m| config.trains_method(m)) {
-        device.seed(seed + 7);
-        let prepared = methods::prepare(method, base.clone(), &select, &config.held_out, seed)?;
+        let prepared = prepare(config, method, &base, &select, seed, &device)?;
         let Some(selection) = &prepared.selection else {
             continue;
         };
@@ -492,11 +529,7 @@ fn load_tasks(config: &StudyConfig) -> Result<Vec<Task>, Box<dyn std::error::Err
 fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(out)?;
     let all_tasks = load_tasks(config)?;
-    let files: ModelFiles = if config.quick {
-        data::write_tiny_bert(&out.join("tiny-bert"), &all_tasks, 5)?
-    } else {
-        data::minilm_files(&target_dir())?
-    };
+    let files = model_files(config, out, &all_tasks)?;
     let checkpoint_bytes = std::fs::metadata(&files.safetensors)?.len();
     let tokenizer = BertTokenizer::from_file(&files.tokenizer, config.max_len)?;
     let device = Device::flex().autodiff();
@@ -544,17 +577,11 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                 &format!("{} seed {seed}", task.name),
             );
             // Every method starts from the same pretrained encoder and the same new head.
-            device.seed(seed);
-            let bert = data::load_bert(&files, &device)?;
-            let base = BertClassifier::new(bert, task.classes, &device);
+            let (base, select) = seed_start(config, &files, &batches, &device, seed)?;
             let total: u64 = adapeft::importance::discover(&base)
                 .iter()
                 .map(|p| p.numel)
                 .sum();
-            let select: Vec<_> = batches
-                .stream(seed + 1000)
-                .take(config.select_batches + config.held_out.batches)
-                .collect();
             for method in config.methods.iter().filter(|m| config.trains_method(m)) {
                 let grid = config.rates(method);
                 // The selection's own rates, once recorded: by the older rule (a column of
@@ -567,9 +594,7 @@ fn run(config: &StudyConfig, out: &Path, fresh: bool) -> Result<(), Box<dyn std:
                     bar.inc(1);
                     continue;
                 }
-                device.seed(seed + 7);
-                let prepared =
-                    methods::prepare(method, base.clone(), &select, &config.held_out, seed)?;
+                let prepared = prepare(config, method, &base, &select, seed, &device)?;
                 // Units below the tensor train through `Masked` (see `train.rs`).
                 let cells = prepared
                     .selection

@@ -732,10 +732,7 @@ pub fn write_all(
         tuning_rows(runs, config.seeds[0]),
     )?;
     let mut md = String::from("# MiniLM study results\n\n");
-    let units = config
-        .methods
-        .iter()
-        .any(|m| matches!(m, crate::methods::Method::RandomNeurons(_)));
+    let units = config.methods.iter().any(|m| m.units().is_some());
     let flags: Vec<&str> = [(config.quick, "--quick"), (units, "--units")]
         .into_iter()
         .filter_map(|(on, flag)| on.then_some(flag))
